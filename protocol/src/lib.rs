@@ -1,0 +1,19 @@
+//! The Kubernetes remote-command protocol (`pods/exec`, `pods/attach` over WebSocket), as pure
+//! functions and types with no IO, shared by the devcluster (the server end) and the gateway
+//! (which relays it). See `PROTOCOL.md` in the shared folder for the byte-level description.
+//!
+//! Keeping this free of sockets is deliberate, as kube-core is for kube-client: every rule of the
+//! wire format is unit-tested here, and the IO crates only move bytes.
+#![forbid(unsafe_code)]
+
+pub mod frame;
+pub mod query;
+pub mod status;
+pub mod subprotocol;
+
+pub use frame::{
+    CLOSE_SIGNAL, ChannelFrame, FrameError, STDERR, STDIN, STDOUT, STATUS, RESIZE, TerminalSize,
+};
+pub use query::{ExecOptions, QueryError, Subresource};
+pub use status::Status;
+pub use subprotocol::{Negotiation, Protocol};
