@@ -91,7 +91,8 @@ pub struct Encoded {
 pub fn encode(protocol: Protocol, stream: u8, data: &[u8]) -> Encoded {
     if protocol.is_base64() {
         let engine = &base64::engine::general_purpose::STANDARD;
-        let mut payload = Vec::with_capacity(1 + base64::encoded_len(data.len(), true).unwrap_or(0));
+        let mut payload =
+            Vec::with_capacity(1 + base64::encoded_len(data.len(), true).unwrap_or(0));
         payload.push(b'0' + stream);
         let mut text = String::new();
         engine.encode_string(data, &mut text);
@@ -146,16 +147,31 @@ mod tests {
     #[test]
     fn binary_round_trip() {
         let e = encode(Protocol::V5, STDOUT, &[0, 255, 10]);
-        assert_eq!(e, Encoded { text: false, payload: vec![1, 0, 255, 10] });
+        assert_eq!(
+            e,
+            Encoded {
+                text: false,
+                payload: vec![1, 0, 255, 10]
+            }
+        );
         let d = decode(Protocol::V5, false, &e.payload).unwrap();
-        assert_eq!(d, ChannelFrame::Data { stream: 1, data: Cow::Borrowed(&[0, 255, 10][..]) });
+        assert_eq!(
+            d,
+            ChannelFrame::Data {
+                stream: 1,
+                data: Cow::Borrowed(&[0, 255, 10][..])
+            }
+        );
     }
 
     #[test]
     fn empty_ready_frame() {
         assert_eq!(
             decode(Protocol::V4, false, &[1]).unwrap(),
-            ChannelFrame::Data { stream: 1, data: Cow::Borrowed(&[][..]) }
+            ChannelFrame::Data {
+                stream: 1,
+                data: Cow::Borrowed(&[][..])
+            }
         );
         assert_eq!(encode(Protocol::Base64, STDOUT, b"").payload, b"1");
         assert_eq!(decode(Protocol::V4, false, &[]), Err(FrameError::Empty));
@@ -167,22 +183,49 @@ mod tests {
         assert!(e.text);
         assert_eq!(e.payload, b"2aMOpbGxv");
         let d = decode(Protocol::V4Base64, true, &e.payload).unwrap();
-        assert_eq!(d, ChannelFrame::Data { stream: 2, data: Cow::Owned("héllo".as_bytes().to_vec()) });
+        assert_eq!(
+            d,
+            ChannelFrame::Data {
+                stream: 2,
+                data: Cow::Owned("héllo".as_bytes().to_vec())
+            }
+        );
     }
 
     #[test]
     fn base64_rejections() {
-        assert_eq!(decode(Protocol::Base64, true, b"x"), Err(FrameError::BadDigit(b'x', Protocol::Base64)));
-        assert_eq!(decode(Protocol::Base64, true, b"0%%%"), Err(FrameError::BadBase64(Protocol::Base64)));
-        assert!(matches!(decode(Protocol::Base64, false, b"0"), Err(FrameError::WrongFrameType(..))));
-        assert!(matches!(decode(Protocol::V5, true, b"0"), Err(FrameError::WrongFrameType(..))));
+        assert_eq!(
+            decode(Protocol::Base64, true, b"x"),
+            Err(FrameError::BadDigit(b'x', Protocol::Base64))
+        );
+        assert_eq!(
+            decode(Protocol::Base64, true, b"0%%%"),
+            Err(FrameError::BadBase64(Protocol::Base64))
+        );
+        assert!(matches!(
+            decode(Protocol::Base64, false, b"0"),
+            Err(FrameError::WrongFrameType(..))
+        ));
+        assert!(matches!(
+            decode(Protocol::V5, true, b"0"),
+            Err(FrameError::WrongFrameType(..))
+        ));
     }
 
     #[test]
     fn close_signal_only_in_v5() {
-        assert_eq!(decode(Protocol::V5, false, &[255, 0]), Ok(ChannelFrame::Close { stream: 0 }));
-        assert_eq!(decode(Protocol::V5, false, &[255]), Err(FrameError::BadCloseSignal(1)));
-        assert_eq!(decode(Protocol::V5, false, &[255, 0, 0]), Err(FrameError::BadCloseSignal(3)));
+        assert_eq!(
+            decode(Protocol::V5, false, &[255, 0]),
+            Ok(ChannelFrame::Close { stream: 0 })
+        );
+        assert_eq!(
+            decode(Protocol::V5, false, &[255]),
+            Err(FrameError::BadCloseSignal(1))
+        );
+        assert_eq!(
+            decode(Protocol::V5, false, &[255, 0, 0]),
+            Err(FrameError::BadCloseSignal(3))
+        );
         assert_eq!(
             decode(Protocol::V4, false, &[255, 0]),
             Err(FrameError::CloseSignalNotSupported(Protocol::V4))
@@ -194,7 +237,13 @@ mod tests {
     #[test]
     fn resize_json() {
         let s = TerminalSize::parse(br#"{"Width":132,"Height":43}"#).unwrap();
-        assert_eq!(s, TerminalSize { width: 132, height: 43 });
+        assert_eq!(
+            s,
+            TerminalSize {
+                width: 132,
+                height: 43
+            }
+        );
         assert_eq!(TerminalSize::parse(&s.to_json()).unwrap(), s);
         assert!(TerminalSize::parse(b"{\"Width\":-1,\"Height\":2}").is_err());
         assert!(TerminalSize::parse(b"nope").is_err());

@@ -12,7 +12,7 @@ pub mod status;
 pub mod subprotocol;
 
 pub use frame::{
-    CLOSE_SIGNAL, ChannelFrame, FrameError, STDERR, STDIN, STDOUT, STATUS, RESIZE, TerminalSize,
+    CLOSE_SIGNAL, ChannelFrame, FrameError, RESIZE, STATUS, STDERR, STDIN, STDOUT, TerminalSize,
 };
 pub use query::{ExecOptions, QueryError, Subresource};
 pub use status::Status;

@@ -104,7 +104,11 @@ mod tests {
 
     #[test]
     fn repeated_command_and_defaults() {
-        let o = parse("command=sh&command=-c&command=echo%20hi%3B%20exit%203&container=main", Subresource::Exec).unwrap();
+        let o = parse(
+            "command=sh&command=-c&command=echo%20hi%3B%20exit%203&container=main",
+            Subresource::Exec,
+        )
+        .unwrap();
         assert_eq!(o.command, ["sh", "-c", "echo hi; exit 3"]);
         assert_eq!(o.container.as_deref(), Some("main"));
         assert!(o.stdout && o.stderr && !o.stdin && !o.tty);
@@ -112,18 +116,28 @@ mod tests {
 
     #[test]
     fn explicit_flags() {
-        let o = parse("command=cat&stdin=true&stdout=true&stderr=false&tty=1", Subresource::Exec).unwrap();
+        let o = parse(
+            "command=cat&stdin=true&stdout=true&stderr=false&tty=1",
+            Subresource::Exec,
+        )
+        .unwrap();
         assert!(o.stdin && o.stdout && !o.stderr && o.tty);
     }
 
     #[test]
     fn rejections() {
-        assert_eq!(parse("stdin=true", Subresource::Exec), Err(QueryError::NoCommand));
+        assert_eq!(
+            parse("stdin=true", Subresource::Exec),
+            Err(QueryError::NoCommand)
+        );
         assert_eq!(
             parse("command=x&stdout=false&stderr=false", Subresource::Exec),
             Err(QueryError::NoStreams)
         );
-        assert!(matches!(parse("command=x&tty=maybe", Subresource::Exec), Err(QueryError::NotBool { .. })));
+        assert!(matches!(
+            parse("command=x&tty=maybe", Subresource::Exec),
+            Err(QueryError::NotBool { .. })
+        ));
     }
 
     #[test]

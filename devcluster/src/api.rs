@@ -1,0 +1,301 @@
+//! The read side of the API: version, discovery, namespaces and pods (JSON or `Table`), watch.
+
+use crate::http::{Body, json, status};
+use crate::store::{PodEntry, Store};
+use bytes::Bytes;
+use hyper::{Response, StatusCode};
+use k8s_openapi::api::core::v1 as core;
+use podgate_protocol::Status;
+use serde_json::{Value, json};
+
+pub fn version(git_version: &str) -> Response<Body> {
+    let trimmed = git_version.trim_start_matches('v');
+    let mut parts = trimmed.split('.');
+    let major = parts.next().unwrap_or("1");
+    let minor = parts.next().unwrap_or("0");
+    json(
+        StatusCode::OK,
+        &json!({
+            "major": major, "minor": minor, "gitVersion": git_version,
+            "gitCommit": "devcluster", "gitTreeState": "clean",
+            "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.23.0",
+            "compiler": "gc", "platform": "linux/amd64",
+        }),
+    )
+}
+
+pub fn api_versions() -> Response<Body> {
+    json(
+        StatusCode::OK,
+        &json!({"kind": "APIVersions", "versions": ["v1"],
+                "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1:6443"}]}),
+    )
+}
+
+pub fn api_groups() -> Response<Body> {
+    json(
+        StatusCode::OK,
+        &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []}),
+    )
+}
+
+pub fn core_resources() -> Response<Body> {
+    let sub = |name: &str, kind: &str, verbs: &[&str]| json!({"name": name, "singularName": "", "namespaced": true, "kind": kind, "verbs": verbs});
+    json(
+        StatusCode::OK,
+        &json!({"kind": "APIResourceList", "groupVersion": "v1", "resources": [
+            {"name": "namespaces", "singularName": "namespace", "namespaced": false, "kind": "Namespace",
+             "verbs": ["get", "list", "watch"], "shortNames": ["ns"]},
+            {"name": "pods", "singularName": "pod", "namespaced": true, "kind": "Pod",
+             "verbs": ["get", "list", "watch"], "shortNames": ["po"], "categories": ["all"]},
+            sub("pods/attach", "PodAttachOptions", &["create", "get"]),
+            sub("pods/exec", "PodExecOptions", &["create", "get"]),
+            sub("pods/log", "Pod", &["get"]),
+        ]}),
+    )
+}
+
+/// How the client wants a list: kubectl asks for server-side `Table`s.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    Object,
+    Table,
+}
+
+impl Shape {
+    pub fn from_accept(accept: Option<&str>) -> Shape {
+        match accept {
+            Some(a) if a.contains("as=Table") => Shape::Table,
+            _ => Shape::Object,
+        }
+    }
+}
+
+fn age(created: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>) -> String {
+    let secs = created
+        .map(|t| (crate::store::unix_seconds() - t.0.as_second()).max(0))
+        .unwrap_or(0);
+    human_duration(secs)
+}
+
+/// kubectl's `HumanDuration`, so ages look as they do against a real cluster.
+pub fn human_duration(secs: i64) -> String {
+    let (m, h, d) = (secs / 60, secs / 3600, secs / 86400);
+    match () {
+        _ if secs < 120 => format!("{secs}s"),
+        _ if m < 10 && secs % 60 != 0 => format!("{m}m{}s", secs % 60),
+        _ if m < 180 => format!("{m}m"),
+        _ if h < 8 && m % 60 != 0 => format!("{h}h{}m", m % 60),
+        _ if h < 48 => format!("{h}h"),
+        _ if h < 24 * 8 && h % 24 != 0 => format!("{d}d{}h", h % 24),
+        _ => format!("{d}d"),
+    }
+}
+
+fn column(name: &str, ty: &str, priority: u8) -> Value {
+    let format = if name == "Name" { "name" } else { "" };
+    json!({"name": name, "type": ty, "format": format, "description": name, "priority": priority})
+}
+
+fn row_object(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Value {
+    json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": meta})
+}
+
+fn table(columns: Vec<Value>, rows: Vec<Value>, rv: &str) -> Value {
+    json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": rv},
+           "columnDefinitions": columns, "rows": rows})
+}
+
+fn pod_row(e: &PodEntry) -> Value {
+    let p = &e.pod;
+    let st = p.status.clone().unwrap_or_default();
+    let statuses = st.container_statuses.unwrap_or_default();
+    let ready = statuses.iter().filter(|c| c.ready).count();
+    json!({
+        "cells": [
+            p.metadata.name, format!("{ready}/{}", statuses.len()), st.phase, 0,
+            age(p.metadata.creation_timestamp.as_ref()), st.pod_ip,
+            p.spec.as_ref().and_then(|s| s.node_name.clone()), "<none>", "<none>",
+        ],
+        "object": row_object(&p.metadata),
+    })
+}
+
+fn pod_columns() -> Vec<Value> {
+    vec![
+        column("Name", "string", 0),
+        column("Ready", "string", 0),
+        column("Status", "string", 0),
+        column("Restarts", "string", 0),
+        column("Age", "string", 0),
+        column("IP", "string", 1),
+        column("Node", "string", 1),
+        column("Nominated Node", "string", 1),
+        column("Readiness Gates", "string", 1),
+    ]
+}
+
+fn namespace_row(n: &core::Namespace) -> Value {
+    json!({
+        "cells": [n.metadata.name, n.status.as_ref().and_then(|s| s.phase.clone()),
+                  age(n.metadata.creation_timestamp.as_ref())],
+        "object": row_object(&n.metadata),
+    })
+}
+
+fn namespace_columns() -> Vec<Value> {
+    vec![
+        column("Name", "string", 0),
+        column("Status", "string", 0),
+        column("Age", "string", 0),
+    ]
+}
+
+pub fn list_pods(store: &Store, namespace: Option<&str>, shape: Shape) -> Value {
+    let pods: Vec<&PodEntry> = store.pods(namespace).collect();
+    match shape {
+        Shape::Table => table(
+            pod_columns(),
+            pods.iter().map(|e| pod_row(e)).collect(),
+            &store.resource_version,
+        ),
+        Shape::Object => json!({
+            "kind": "PodList", "apiVersion": "v1",
+            "metadata": {"resourceVersion": store.resource_version},
+            "items": pods.iter().map(|e| &e.pod).collect::<Vec<_>>(),
+        }),
+    }
+}
+
+pub fn list_namespaces(store: &Store, shape: Shape) -> Value {
+    match shape {
+        Shape::Table => table(
+            namespace_columns(),
+            store.namespaces().map(namespace_row).collect(),
+            &store.resource_version,
+        ),
+        Shape::Object => json!({
+            "kind": "NamespaceList", "apiVersion": "v1",
+            "metadata": {"resourceVersion": store.resource_version},
+            "items": store.namespaces().collect::<Vec<_>>(),
+        }),
+    }
+}
+
+pub fn get_pod(store: &Store, namespace: &str, name: &str, shape: Shape) -> Response<Body> {
+    if store.namespace(namespace).is_none() {
+        return status(&Status::not_found("namespaces", namespace));
+    }
+    match (store.pod(namespace, name), shape) {
+        (None, _) => status(&Status::not_found("pods", name)),
+        (Some(e), Shape::Table) => json(
+            StatusCode::OK,
+            &table(pod_columns(), vec![pod_row(e)], &store.resource_version),
+        ),
+        (Some(e), Shape::Object) => json(StatusCode::OK, &e.pod),
+    }
+}
+
+pub fn get_namespace(store: &Store, name: &str, shape: Shape) -> Response<Body> {
+    match (store.namespace(name), shape) {
+        (None, _) => status(&Status::not_found("namespaces", name)),
+        (Some(n), Shape::Table) => json(
+            StatusCode::OK,
+            &table(
+                namespace_columns(),
+                vec![namespace_row(n)],
+                &store.resource_version,
+            ),
+        ),
+        (Some(n), Shape::Object) => json(StatusCode::OK, n),
+    }
+}
+
+/// A watch: ADDED events for what exists (unless the client resumes from a resourceVersion),
+/// then an open stream until `timeoutSeconds` or the client leaves. The topology is static,
+/// so nothing changes after that.
+pub fn watch(
+    initial: Vec<Value>,
+    timeout: std::time::Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Response<Body> {
+    use futures_util::StreamExt as _;
+    let events = initial.into_iter().map(|object| {
+        let mut line =
+            serde_json::to_vec(&json!({"type": "ADDED", "object": object})).unwrap_or_default();
+        line.push(b'\n');
+        Ok::<_, std::io::Error>(hyper::body::Frame::data(Bytes::from(line)))
+    });
+    let hold = futures_util::stream::once(async move {
+        tokio::select! {
+            _ = tokio::time::sleep(timeout) => {}
+            _ = shutdown.cancelled() => {}
+        }
+        Ok(hyper::body::Frame::data(Bytes::new()))
+    });
+    let stream = futures_util::stream::iter(events).chain(hold);
+    let body = http_body_util::StreamBody::new(stream);
+    crate::http::with_type(
+        StatusCode::OK,
+        "application/json",
+        http_body_util::BodyExt::boxed(body),
+    )
+}
+
+/// Watch events carry each object; in Table form, a one-row table each.
+pub fn watch_items_pods(store: &Store, namespace: Option<&str>, shape: Shape) -> Vec<Value> {
+    store
+        .pods(namespace)
+        .map(|e| match shape {
+            Shape::Table => table(pod_columns(), vec![pod_row(e)], &store.resource_version),
+            Shape::Object => serde_json::to_value(&e.pod).unwrap_or(Value::Null),
+        })
+        .collect()
+}
+
+pub fn watch_items_namespaces(store: &Store, shape: Shape) -> Vec<Value> {
+    store
+        .namespaces()
+        .map(|n| match shape {
+            Shape::Table => table(
+                namespace_columns(),
+                vec![namespace_row(n)],
+                &store.resource_version,
+            ),
+            Shape::Object => serde_json::to_value(n).unwrap_or(Value::Null),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_durations_match_kubectl() {
+        assert_eq!(human_duration(5), "5s");
+        assert_eq!(human_duration(119), "119s");
+        assert_eq!(human_duration(125), "2m5s");
+        assert_eq!(human_duration(600), "10m");
+        assert_eq!(human_duration(3 * 3600 + 60), "3h1m");
+        assert_eq!(human_duration(30 * 3600), "30h");
+        assert_eq!(human_duration(3 * 86400 + 3600), "3d1h");
+        assert_eq!(human_duration(10 * 86400), "10d");
+    }
+
+    #[test]
+    fn tables_have_a_row_per_pod_with_metadata() {
+        let store = Store::new(&crate::topology::Topology::builtin());
+        let t = list_pods(&store, Some("default"), Shape::Table);
+        let rows = t["rows"].as_array().unwrap();
+        assert_eq!(rows.len(), store.pods(Some("default")).count());
+        assert_eq!(rows[0]["object"]["metadata"]["namespace"], "default");
+        assert_eq!(t["columnDefinitions"][0]["name"], "Name");
+        let l = list_pods(&store, None, Shape::Object);
+        assert_eq!(l["kind"], "PodList");
+        assert_eq!(
+            l["items"].as_array().unwrap().len(),
+            store.pods(None).count()
+        );
+    }
+}

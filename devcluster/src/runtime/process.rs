@@ -1,0 +1,215 @@
+//! Real child processes, on a pseudo-terminal (tty) or on pipes with stdout and stderr apart.
+//!
+//! Each child leads its own process group; when the session ends for any reason, the whole
+//! group is killed and the child reaped, so no shell, background job or fd outlives it.
+
+use super::{Exit, Input, Launch, Output};
+use bytes::Bytes;
+use podgate_protocol::{STDERR, STDOUT};
+use std::os::unix::process::ExitStatusExt as _;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use tokio::sync::mpsc;
+
+const READ_CHUNK: usize = 32 * 1024;
+
+/// Kills the child's process group when dropped, unless disarmed after the group was killed
+/// on a normal exit.
+struct GroupKiller(Option<rustix::process::Pid>);
+
+impl GroupKiller {
+    fn kill(&mut self) {
+        if let Some(pid) = self.0.take() {
+            // ESRCH (already gone) is fine.
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+        }
+    }
+}
+
+impl Drop for GroupKiller {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub async fn run(launch: Launch, input: mpsc::Receiver<Input>, out: Output) -> Exit {
+    let Some((program, args)) = launch.command.split_first() else {
+        return Exit::Failed("no command given".into());
+    };
+    if let Err(e) = std::fs::create_dir_all(&launch.workdir) {
+        return Exit::Failed(format!(
+            "cannot create the container's working directory {}: {e}",
+            launch.workdir.display()
+        ));
+    }
+    let result = if launch.tty {
+        run_tty(program, args, &launch, input, out).await
+    } else {
+        run_pipes(program, args, &launch, input, out).await
+    };
+    match result {
+        Ok(status) => exit_of(&launch.command, status),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Exit::Failed(format!(
+            "OCI runtime exec failed: exec failed: unable to start container process: exec: {program:?}: executable file not found in $PATH: unknown"
+        )),
+        Err(e) => Exit::Failed(format!("cannot start {program:?}: {e}")),
+    }
+}
+
+fn exit_of(command: &[String], status: std::process::ExitStatus) -> Exit {
+    let code = status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(1);
+    Exit::Code(
+        code,
+        format!("error executing command {command:?}, exit code {code}"),
+    )
+}
+
+async fn run_tty(
+    program: &str,
+    args: &[String],
+    launch: &Launch,
+    input: mpsc::Receiver<Input>,
+    out: Output,
+) -> std::io::Result<std::process::ExitStatus> {
+    let (pty, pts) = pty_process::open().map_err(std::io::Error::other)?;
+    let mut child = pty_process::Command::new(program)
+        .args(args)
+        .current_dir(&launch.workdir)
+        .env("HOSTNAME", &launch.hostname)
+        .env("TERM", "xterm-256color")
+        .kill_on_drop(true)
+        .spawn(pts)
+        .map_err(|e| match e {
+            pty_process::Error::Io(io) => io,
+            other => std::io::Error::other(other),
+        })?;
+    let mut killer = GroupKiller(
+        child
+            .id()
+            .and_then(|p| rustix::process::Pid::from_raw(p as i32)),
+    );
+    let (mut reader, writer) = pty.into_split();
+    // A terminal has no half-close: stdin EOF on a tty session is ignored, as runtimes do.
+    let stdin = pump_input(input, Some(writer), false, |w, size| {
+        let _ = w.resize(pty_process::Size::new(size.height, size.width));
+    });
+    let main = async {
+        let (status, ()) = tokio::join!(
+            async {
+                let status = child.wait().await;
+                // The shell is gone: end its jobs too, which closes the pty so the reader ends.
+                killer.kill();
+                status
+            },
+            pump_output(&mut reader, STDOUT, &out),
+        );
+        status
+    };
+    tokio::select! {
+        status = main => status,
+        never = stdin => match never {},
+    }
+}
+
+async fn run_pipes(
+    program: &str,
+    args: &[String],
+    launch: &Launch,
+    input: mpsc::Receiver<Input>,
+    out: Output,
+) -> std::io::Result<std::process::ExitStatus> {
+    use std::process::Stdio;
+    let piped = |on: bool| if on { Stdio::piped() } else { Stdio::null() };
+    let mut child = tokio::process::Command::new(program)
+        .args(args)
+        .current_dir(&launch.workdir)
+        .env("HOSTNAME", &launch.hostname)
+        .stdin(piped(launch.stdin))
+        .stdout(piped(launch.stdout))
+        .stderr(piped(launch.stderr))
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()?;
+    let mut killer = GroupKiller(
+        child
+            .id()
+            .and_then(|p| rustix::process::Pid::from_raw(p as i32)),
+    );
+    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+    let stdin = pump_input(input, child.stdin.take(), true, |_, _| {});
+    let main = async {
+        let (status, (), ()) = tokio::join!(
+            async {
+                let status = child.wait().await;
+                killer.kill();
+                status
+            },
+            async {
+                if let Some(mut s) = stdout {
+                    pump_output(&mut s, STDOUT, &out).await
+                }
+            },
+            async {
+                if let Some(mut s) = stderr {
+                    pump_output(&mut s, STDERR, &out).await
+                }
+            },
+        );
+        status
+    };
+    tokio::select! {
+        status = main => status,
+        never = stdin => match never {},
+    }
+}
+
+/// Copies one output stream of the process to the client until EOF (EIO on a pty whose
+/// other side closed) or until the client is gone.
+async fn pump_output(reader: &mut (impl AsyncRead + Unpin), stream: u8, out: &Output) {
+    loop {
+        let mut buf = Vec::with_capacity(READ_CHUNK);
+        match reader.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                if out.send(stream, Bytes::from(buf)).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Feeds client input to the process forever (never returns, so it can sit in a `select!`
+/// next to the process's lifetime): stdin bytes, half-close, and resizes through `resize`.
+async fn pump_input<W: AsyncWrite + Unpin>(
+    mut input: mpsc::Receiver<Input>,
+    mut stdin: Option<W>,
+    honour_close: bool,
+    resize: impl Fn(&W, podgate_protocol::TerminalSize),
+) -> std::convert::Infallible {
+    while let Some(msg) = input.recv().await {
+        match msg {
+            Input::Stdin(data) => {
+                if let Some(w) = stdin.as_mut()
+                    && w.write_all(&data).await.is_err()
+                {
+                    stdin = None;
+                }
+            }
+            Input::StdinClosed if honour_close => {
+                if let Some(mut w) = stdin.take() {
+                    let _ = w.shutdown().await;
+                }
+            }
+            Input::StdinClosed => {}
+            Input::Resize(size) => {
+                if let Some(w) = stdin.as_ref() {
+                    resize(w, size);
+                }
+            }
+        }
+    }
+    std::future::pending().await
+}

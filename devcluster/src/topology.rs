@@ -1,0 +1,290 @@
+//! The cluster's shape (namespaces, pods, containers, users, rules) as read from YAML.
+
+use serde::Deserialize;
+use std::path::Path;
+
+/// The topology used when no `--config` is given (see `default.yaml`).
+pub const DEFAULT_YAML: &str = include_str!("../default.yaml");
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Topology {
+    /// The `gitVersion` `/version` reports; the kubectl dispatcher picks its binary by it.
+    #[serde(default = "default_version")]
+    pub version: String,
+    #[serde(default)]
+    pub namespaces: Vec<Namespace>,
+    #[serde(default)]
+    pub users: Vec<User>,
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+    /// Serve these PEM files instead of a generated CA and certificate.
+    #[serde(default)]
+    pub tls: Option<TlsFiles>,
+}
+
+fn default_version() -> String {
+    "v1.32.0".into()
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TlsFiles {
+    pub cert_file: std::path::PathBuf,
+    pub key_file: std::path::PathBuf,
+    /// The CA to put in written kubeconfigs; defaults to the certificate chain itself.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Namespace {
+    pub name: String,
+    #[serde(default)]
+    pub pods: Vec<PodSpec>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PodSpec {
+    pub name: String,
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub annotations: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub init_containers: Vec<ContainerSpec>,
+    pub containers: Vec<ContainerSpec>,
+    #[serde(default)]
+    pub ephemeral_containers: Vec<ContainerSpec>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ContainerSpec {
+    pub name: String,
+    #[serde(default = "default_image")]
+    pub image: String,
+    #[serde(default)]
+    pub runtime: Runtime,
+    /// What `attach` runs for a process container (there is no long-lived main process).
+    #[serde(default = "default_command")]
+    pub command: Vec<String>,
+    /// For `builtin:flood`: bytes written before exiting (0 = until the reader goes away).
+    #[serde(default)]
+    pub flood_bytes: u64,
+}
+
+fn default_image() -> String {
+    "devcluster/shell:latest".into()
+}
+
+fn default_command() -> Vec<String> {
+    vec!["sh".into()]
+}
+
+/// How a container runs commands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+pub enum Runtime {
+    /// A real child process (in a pseudo-terminal when tty is asked for).
+    #[default]
+    #[serde(rename = "process")]
+    Process,
+    /// In-process: stdin echoed to stdout. Costs no process, so tens of thousands fit.
+    #[serde(rename = "builtin:echo")]
+    Echo,
+    /// In-process: writes output as fast as the reader takes it.
+    #[serde(rename = "builtin:flood")]
+    Flood,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct User {
+    pub name: String,
+    pub token: String,
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+/// Grants `verbs` on `resources` (`pods/exec` style for subresources) in `namespaces`
+/// (empty or `*` = all, including cluster scope) to `users` and `groups`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Rule {
+    #[serde(default)]
+    pub users: Vec<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    pub verbs: Vec<String>,
+    pub resources: Vec<String>,
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TopologyError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parse {
+        path: String,
+        source: serde_norway::Error,
+    },
+    #[error("{path}: {problem}")]
+    Invalid { path: String, problem: String },
+}
+
+impl Topology {
+    pub fn builtin() -> Topology {
+        // The embedded default is checked by a unit test, so this cannot fail at run time.
+        Topology::parse("<built-in default>", DEFAULT_YAML)
+            .unwrap_or_else(|e| panic!("built-in devcluster topology is invalid: {e}"))
+    }
+
+    pub fn load(path: &Path) -> Result<Topology, TopologyError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| TopologyError::Read {
+            path: name.clone(),
+            source,
+        })?;
+        Topology::parse(&name, &text)
+    }
+
+    pub fn parse(name: &str, text: &str) -> Result<Topology, TopologyError> {
+        let t: Topology = serde_norway::from_str(text).map_err(|source| TopologyError::Parse {
+            path: name.into(),
+            source,
+        })?;
+        t.validate().map_err(|problem| TopologyError::Invalid {
+            path: name.into(),
+            problem,
+        })?;
+        Ok(t)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let mut seen_tokens = std::collections::HashSet::new();
+        for (i, u) in self.users.iter().enumerate() {
+            if u.name.is_empty() || u.token.is_empty() {
+                return Err(format!("users[{i}]: name and token must not be empty"));
+            }
+            if !seen_tokens.insert(&u.token) {
+                return Err(format!(
+                    "users[{i}] ({}): token is used by another user",
+                    u.name
+                ));
+            }
+        }
+        for (i, ns) in self.namespaces.iter().enumerate() {
+            if self.namespaces[..i].iter().any(|o| o.name == ns.name) {
+                return Err(format!(
+                    "namespaces[{i}]: namespace {:?} appears twice",
+                    ns.name
+                ));
+            }
+            for (j, pod) in ns.pods.iter().enumerate() {
+                if ns.pods[..j].iter().any(|o| o.name == pod.name) {
+                    return Err(format!(
+                        "namespaces[{i}].pods[{j}]: pod {:?} appears twice in {:?}",
+                        pod.name, ns.name
+                    ));
+                }
+                if pod.containers.is_empty() {
+                    return Err(format!(
+                        "namespaces[{i}].pods[{j}] ({}): a pod needs at least one container",
+                        pod.name
+                    ));
+                }
+                let all: Vec<&str> = pod.all_containers().map(|c| c.name.as_str()).collect();
+                for (k, name) in all.iter().enumerate() {
+                    if all[..k].contains(name) {
+                        return Err(format!(
+                            "namespaces[{i}].pods[{j}] ({}): container {name:?} appears twice",
+                            pod.name
+                        ));
+                    }
+                }
+                for c in pod.all_containers() {
+                    if c.runtime == Runtime::Process && c.command.is_empty() {
+                        return Err(format!(
+                            "namespaces[{i}].pods[{j}] ({}): container {:?}: command must not be empty",
+                            pod.name, c.name
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl PodSpec {
+    pub fn all_containers(&self) -> impl Iterator<Item = &ContainerSpec> {
+        self.containers
+            .iter()
+            .chain(&self.init_containers)
+            .chain(&self.ephemeral_containers)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_parses_and_has_what_the_issue_promises() {
+        let t = Topology::parse("default.yaml", DEFAULT_YAML).unwrap();
+        let ns = |n: &str| t.namespaces.iter().find(|x| x.name == n).unwrap();
+        let shell = ns("default")
+            .pods
+            .iter()
+            .find(|p| p.name == "shell-0")
+            .unwrap();
+        assert_eq!(shell.containers[0].name, "main");
+        assert_eq!(shell.containers[0].runtime, Runtime::Process);
+        let multi = ns("default")
+            .pods
+            .iter()
+            .find(|p| p.name == "multi-0")
+            .unwrap();
+        let names: Vec<_> = multi.containers.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["app", "sidecar"]);
+        let load = ns("load");
+        assert_eq!(load.pods[0].containers[0].runtime, Runtime::Echo);
+        assert_eq!(load.pods[1].containers[0].runtime, Runtime::Flood);
+        assert!(ns("shop").pods.len() >= 2);
+        for u in ["admin", "alice", "bob"] {
+            assert!(t.users.iter().any(|x| x.name == u));
+        }
+    }
+
+    #[test]
+    fn errors_name_the_file_and_problem() {
+        let e = Topology::parse(
+            "x.yaml",
+            "namespaces: [{name: a, pods: [{name: p, containers: []}]}]",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            "x.yaml: namespaces[0].pods[0] (p): a pod needs at least one container"
+        );
+        let e = Topology::parse("x.yaml", "nope: 1")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("x.yaml: unknown field `nope`"), "{e}");
+        let e = Topology::parse(
+            "x.yaml",
+            "users: [{name: a, token: t}, {name: b, token: t}]",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(e, "x.yaml: users[1] (b): token is used by another user");
+    }
+}
