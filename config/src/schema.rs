@@ -1,0 +1,226 @@
+//! The shape of `podgate serve --config FILE`, with its defaults. Unknown fields are refused
+//! everywhere so that a misspelt option fails loudly instead of silently keeping its default.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::duration::Duration;
+use crate::size::ByteSize;
+
+/// The whole gateway configuration.
+///
+/// After [`crate::parse`], `clusters` holds every cluster the gateway serves: the ones written
+/// under `clusters`, followed by one per context expanded from `imports`, so the gateway only
+/// needs to look at `clusters`. `imports` is kept as written, for display.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Public listener for kubectl and browsers. Default `0.0.0.0:8443`.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Required: the gateway carries credentials and shells, it never speaks plain HTTP.
+    pub tls: TlsConfig,
+    #[serde(default)]
+    pub admin: AdminConfig,
+    #[serde(default)]
+    pub clusters: Vec<ClusterConfig>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub imports: Vec<ImportConfig>,
+    #[serde(default)]
+    pub auth: AuthConfig,
+    #[serde(default)]
+    pub sessions: SessionsConfig,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    #[serde(default)]
+    pub upstream: UpstreamConfig,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8443)
+}
+
+/// Certificate and key for the public listener. The gateway watches both files and reloads
+/// them when they change, so certificate rotation needs no restart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// PEM private key matching the leaf.
+    pub key_file: PathBuf,
+}
+
+/// The admin listener serves metrics, health and debug pages; it is kept on a separate,
+/// by default loopback-only address because none of that is meant for the public.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Default `127.0.0.1:9090`.
+    pub listen: SocketAddr,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9090),
+        }
+    }
+}
+
+/// One upstream cluster, addressed by clients as `/clusters/{id}/`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Appears in URLs and metric labels, hence restricted to an RFC 1123 DNS label.
+    pub id: String,
+    /// Credentials and address of the cluster. Exactly one of `kubeconfig` and `in_cluster`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Context to use inside `kubeconfig`; its current-context when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// Use the service account of the pod the gateway runs in.
+    #[serde(default)]
+    pub in_cluster: bool,
+    /// Send `Impersonate-User`/`Impersonate-Group` so the cluster's RBAC judges each user.
+    /// Default `true`; turning it off makes every user act with the gateway's own rights.
+    #[serde(default = "default_true")]
+    pub impersonate: bool,
+}
+
+/// Where a validated cluster gets its credentials from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterSource<'a> {
+    Kubeconfig {
+        path: &'a std::path::Path,
+        context: Option<&'a str>,
+    },
+    InCluster,
+}
+
+impl ClusterConfig {
+    /// Validation guarantees exactly one of `kubeconfig`/`in_cluster`, so this is total.
+    pub fn source(&self) -> ClusterSource<'_> {
+        match &self.kubeconfig {
+            Some(path) => ClusterSource::Kubeconfig {
+                path,
+                context: self.context.as_deref(),
+            },
+            None => ClusterSource::InCluster,
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Adds one cluster per context of a kubeconfig, for fleets where listing every cluster by
+/// hand would drift from the kubeconfig that is already maintained.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportConfig {
+    pub kubeconfig: PathBuf,
+    /// Default `true`, as for [`ClusterConfig::impersonate`].
+    #[serde(default = "default_true")]
+    pub impersonate: bool,
+    /// Only these contexts; every context of the kubeconfig when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contexts: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Static bearer tokens (see [`crate::parse_tokens`]). Default: none, static tokens off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionsConfig {
+    /// Ping interval toward the client, so proxies and load balancers with idle timeouts keep
+    /// the WebSocket open and dead clients are noticed. Default `20s`.
+    pub keepalive: Duration,
+    /// Close a session with no traffic in either direction for this long. Default `30m`;
+    /// `0s` disables.
+    pub idle_timeout: Duration,
+    /// Close any session after this long, so credentials and policy changes eventually apply
+    /// to every shell. Default `12h`; `0s` disables.
+    pub max_duration: Duration,
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        SessionsConfig {
+            keepalive: Duration::from_secs(20),
+            idle_timeout: Duration::from_secs(30 * 60),
+            max_duration: Duration::from_secs(12 * 3600),
+        }
+    }
+}
+
+/// Bounds that keep one user, one cluster or a flood of connections from exhausting the
+/// gateway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Concurrent exec/attach sessions in total. Default 20000.
+    pub max_sessions: usize,
+    /// Default 100.
+    pub max_sessions_per_user: usize,
+    /// Default 10000.
+    pub max_sessions_per_cluster: usize,
+    /// Open client connections, sessions or not. Default 40000.
+    pub max_connections: usize,
+    /// Time a client gets to send its request headers (slowloris). Default `10s`.
+    pub header_read_timeout: Duration,
+    /// Default `64KiB`; at least `8KiB` (hyper's minimum buffer).
+    pub max_header_bytes: ByteSize,
+    /// Largest WebSocket message accepted from a client. Default `1MiB`.
+    pub max_message_bytes: ByteSize,
+    /// Bytes queued per direction of a session before the relay stops reading, so a slow
+    /// reader applies back-pressure instead of growing memory. Default `64KiB`.
+    pub session_buffer_bytes: ByteSize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_sessions: 20_000,
+            max_sessions_per_user: 100,
+            max_sessions_per_cluster: 10_000,
+            max_connections: 40_000,
+            header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: ByteSize(64 << 10),
+            max_message_bytes: ByteSize(1 << 20),
+            session_buffer_bytes: ByteSize(64 << 10),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// How long connecting to an apiserver may take before the cluster is reported
+    /// unreachable. Default `5s`.
+    pub connect_timeout: Duration,
+    /// How often each cluster is probed for `/readyz` and the dashboard. Default `15s`.
+    pub health_interval: Duration,
+    /// Default `5s`; at most `health_interval` so probes never overlap.
+    pub health_timeout: Duration,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        UpstreamConfig {
+            connect_timeout: Duration::from_secs(5),
+            health_interval: Duration::from_secs(15),
+            health_timeout: Duration::from_secs(5),
+        }
+    }
+}

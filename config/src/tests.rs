@@ -1,0 +1,573 @@
+//! Tests of the public entry points: defaults, the exact text of every message, imports
+//! end to end and the shipped examples.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use super::*;
+
+const FILE: &str = "/etc/podgate/podgate.yaml";
+
+const MINIMAL: &str = "\
+tls: {cert_file: tls.crt, key_file: /abs/tls.key}
+clusters:
+- id: local
+  in_cluster: true
+";
+
+fn no_files(p: &Path) -> io::Result<String> {
+    Err(io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("unexpected read of {}", p.display()),
+    ))
+}
+
+fn ok(text: &str) -> Config {
+    match parse_with(Path::new(FILE), text, no_files) {
+        Ok(c) => c,
+        Err(e) => panic!("expected a valid config, got:\n{e}"),
+    }
+}
+
+fn err(text: &str) -> String {
+    match parse_with(Path::new(FILE), text, no_files) {
+        Ok(c) => panic!("expected an error, got {c:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// MINIMAL plus `extra` YAML; `extra` must not repeat `tls` or `clusters`.
+fn with(extra: &str) -> String {
+    format!("{MINIMAL}{extra}")
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("test address")
+}
+
+#[test]
+fn every_default() {
+    let config = ok(MINIMAL);
+    assert_eq!(config.listen, addr("0.0.0.0:8443"));
+    assert_eq!(config.admin.listen, addr("127.0.0.1:9090"));
+    assert_eq!(config.auth.tokens_file, None);
+    assert!(config.imports.is_empty());
+    assert_eq!(
+        config.clusters,
+        [ClusterConfig {
+            id: "local".into(),
+            kubeconfig: None,
+            context: None,
+            in_cluster: true,
+            impersonate: true,
+        }]
+    );
+    assert_eq!(config.clusters[0].source(), ClusterSource::InCluster);
+
+    let s = &config.sessions;
+    assert_eq!(s.keepalive, Duration::from_secs(20));
+    assert_eq!(s.idle_timeout, Duration::from_secs(1800));
+    assert_eq!(s.max_duration, Duration::from_secs(43_200));
+
+    let l = &config.limits;
+    assert_eq!(l.max_sessions, 20_000);
+    assert_eq!(l.max_sessions_per_user, 100);
+    assert_eq!(l.max_sessions_per_cluster, 10_000);
+    assert_eq!(l.max_connections, 40_000);
+    assert_eq!(l.header_read_timeout, Duration::from_secs(10));
+    assert_eq!(l.max_header_bytes, ByteSize(65_536));
+    assert_eq!(l.max_message_bytes, ByteSize(1_048_576));
+    assert_eq!(l.session_buffer_bytes, ByteSize(65_536));
+
+    let u = &config.upstream;
+    assert_eq!(u.connect_timeout, Duration::from_secs(5));
+    assert_eq!(u.health_interval, Duration::from_secs(15));
+    assert_eq!(u.health_timeout, Duration::from_secs(5));
+
+    // Sections given but empty take the same defaults.
+    let spelled = ok(&with(
+        "admin: {}\nauth: {}\nsessions: {}\nlimits: {}\nupstream: {}\n",
+    ));
+    assert_eq!(spelled, config);
+}
+
+#[test]
+fn import_defaults() {
+    let config = parse_with(
+        Path::new(FILE),
+        "tls: {cert_file: a, key_file: b}\nimports:\n- kubeconfig: k\n",
+        |_| Ok("contexts:\n- name: one\n".to_string()),
+    )
+    .expect("valid");
+    assert_eq!(
+        config.imports,
+        [ImportConfig {
+            kubeconfig: PathBuf::from("/etc/podgate/k"),
+            impersonate: true,
+            contexts: None,
+        }]
+    );
+    assert!(config.clusters[0].impersonate);
+}
+
+#[test]
+fn relative_paths_resolve_against_the_config_directory() {
+    let config = parse_with(
+        Path::new("conf/podgate.yaml"),
+        "\
+tls: {cert_file: tls.crt, key_file: /abs/tls.key}
+clusters:
+- {id: a, kubeconfig: kube/a.yaml, context: ctx}
+imports:
+- kubeconfig: ../many.kubeconfig
+auth: {tokens_file: tokens.yaml}
+",
+        |p| {
+            assert_eq!(p, Path::new("conf/../many.kubeconfig"));
+            Ok("contexts: [{name: b}]".to_string())
+        },
+    )
+    .expect("valid");
+    assert_eq!(config.tls.cert_file, Path::new("conf/tls.crt"));
+    assert_eq!(config.tls.key_file, Path::new("/abs/tls.key"));
+    assert_eq!(
+        config.clusters[0].source(),
+        ClusterSource::Kubeconfig {
+            path: Path::new("conf/kube/a.yaml"),
+            context: Some("ctx"),
+        }
+    );
+    assert_eq!(
+        config.clusters[1].kubeconfig.as_deref(),
+        Some(Path::new("conf/../many.kubeconfig"))
+    );
+    assert_eq!(
+        config.auth.tokens_file.as_deref(),
+        Some(Path::new("conf/tokens.yaml"))
+    );
+
+    // A bare file name has no directory to join.
+    let config = parse_with(Path::new("podgate.yaml"), MINIMAL, no_files).expect("valid");
+    assert_eq!(config.tls.cert_file, Path::new("tls.crt"));
+}
+
+#[test]
+fn cluster_id_errors() {
+    assert_eq!(
+        err("\
+tls: {cert_file: a, key_file: b}
+clusters:
+- {id: prod, in_cluster: true}
+- {id: Prod_1, in_cluster: true}
+- {id: -edge, in_cluster: true}
+- {id: prod, in_cluster: true}
+- {id: '', in_cluster: true}
+"),
+        "\
+/etc/podgate/podgate.yaml: clusters[1].id: \"Prod_1\" is not a DNS label (lowercase letters, digits and '-', at most 63 characters)
+/etc/podgate/podgate.yaml: clusters[2].id: \"-edge\" is not a DNS label (must start and end with a letter or digit)
+/etc/podgate/podgate.yaml: clusters[3].id: \"prod\" is already used by clusters[0]
+/etc/podgate/podgate.yaml: clusters[4].id: is empty"
+    );
+}
+
+#[test]
+fn cluster_source_errors() {
+    assert_eq!(
+        err("\
+tls: {cert_file: a, key_file: b}
+clusters:
+- {id: both, kubeconfig: k, in_cluster: true}
+- {id: neither}
+- {id: ctx, in_cluster: true, context: c}
+- {id: empty, kubeconfig: ''}
+"),
+        "\
+/etc/podgate/podgate.yaml: clusters[0]: set either kubeconfig or in_cluster: true, not both
+/etc/podgate/podgate.yaml: clusters[1]: needs kubeconfig or in_cluster: true to know how to reach the cluster
+/etc/podgate/podgate.yaml: clusters[2].context: only applies with kubeconfig, not with in_cluster: true
+/etc/podgate/podgate.yaml: clusters[3].kubeconfig: is empty"
+    );
+}
+
+#[test]
+fn no_clusters() {
+    assert_eq!(
+        err("tls: {cert_file: a, key_file: b}\n"),
+        "/etc/podgate/podgate.yaml: clusters: no clusters: add at least one under clusters or imports"
+    );
+}
+
+#[test]
+fn empty_paths() {
+    assert_eq!(
+        err("\
+tls: {cert_file: '', key_file: ''}
+clusters: [{id: a, in_cluster: true}]
+imports: [{kubeconfig: ''}]
+auth: {tokens_file: ''}
+"),
+        "\
+/etc/podgate/podgate.yaml: tls.cert_file: is empty
+/etc/podgate/podgate.yaml: tls.key_file: is empty
+/etc/podgate/podgate.yaml: imports[0].kubeconfig: is empty
+/etc/podgate/podgate.yaml: auth.tokens_file: is empty"
+    );
+}
+
+#[test]
+fn admin_listener_must_not_overlap() {
+    let expected = |admin: &str, public: &str| {
+        format!(
+            "/etc/podgate/podgate.yaml: admin.listen: {admin} overlaps listen ({public}); the \
+             admin listener needs its own port so metrics and debug pages are never served \
+             publicly"
+        )
+    };
+    assert_eq!(
+        err(&with("admin: {listen: 127.0.0.1:8443}\n")),
+        expected("127.0.0.1:8443", "0.0.0.0:8443")
+    );
+    assert_eq!(
+        err(&with("listen: 127.0.0.1:9090\n")),
+        expected("127.0.0.1:9090", "127.0.0.1:9090")
+    );
+    // Different ports, or OS-chosen ports, are fine.
+    ok(&with("listen: 127.0.0.1:0\nadmin: {listen: 127.0.0.1:0}\n"));
+    ok(&with(
+        "listen: '[::1]:9090'\nadmin: {listen: 0.0.0.0:9090}\n",
+    ));
+}
+
+#[test]
+fn session_errors() {
+    assert_eq!(
+        err(&with("sessions: {keepalive: 0s}\n")),
+        "/etc/podgate/podgate.yaml: sessions.keepalive: must be more than 0s"
+    );
+    assert_eq!(
+        err(&with("sessions: {keepalive: 1m, idle_timeout: 1m}\n")),
+        "/etc/podgate/podgate.yaml: sessions.keepalive: 1m must be shorter than \
+         sessions.idle_timeout (1m), or a quiet client is cut off before it is ever pinged"
+    );
+    // With the idle timeout off, any keepalive goes; both timeouts may be off.
+    let config = ok(&with(
+        "sessions: {keepalive: 2h, idle_timeout: 0s, max_duration: 0s}\n",
+    ));
+    assert_eq!(config.sessions.idle_timeout.enabled(), None);
+    assert_eq!(config.sessions.max_duration.enabled(), None);
+}
+
+#[test]
+fn limit_errors() {
+    assert_eq!(
+        err(&with(
+            "\
+limits:
+  max_sessions: 0
+  max_sessions_per_user: 0
+  max_sessions_per_cluster: 0
+  max_connections: 0
+  header_read_timeout: 0s
+  max_header_bytes: 4KiB
+  max_message_bytes: 0
+  session_buffer_bytes: 0B
+"
+        )),
+        "\
+/etc/podgate/podgate.yaml: limits.max_sessions: must be at least 1
+/etc/podgate/podgate.yaml: limits.max_sessions_per_user: must be at least 1
+/etc/podgate/podgate.yaml: limits.max_sessions_per_cluster: must be at least 1
+/etc/podgate/podgate.yaml: limits.max_connections: must be at least 1
+/etc/podgate/podgate.yaml: limits.header_read_timeout: must be more than 0s
+/etc/podgate/podgate.yaml: limits.max_header_bytes: 4KiB is below the minimum of 8KiB
+/etc/podgate/podgate.yaml: limits.max_message_bytes: must be more than 0B
+/etc/podgate/podgate.yaml: limits.session_buffer_bytes: must be more than 0B"
+    );
+    assert_eq!(
+        err(&with(
+            "limits: {max_sessions: 10, max_sessions_per_user: 11, max_sessions_per_cluster: 12}\n"
+        )),
+        "\
+/etc/podgate/podgate.yaml: limits.max_sessions_per_user: 11 is more than limits.max_sessions (10)
+/etc/podgate/podgate.yaml: limits.max_sessions_per_cluster: 12 is more than limits.max_sessions (10)"
+    );
+    let config = ok(&with(
+        "limits: {max_sessions: 10, max_sessions_per_user: 10, max_header_bytes: 8192, \
+         max_sessions_per_cluster: 10, max_message_bytes: 16 MiB}\n",
+    ));
+    assert_eq!(config.limits.max_header_bytes, ByteSize(8192));
+    assert_eq!(config.limits.max_message_bytes, ByteSize(16 << 20));
+}
+
+#[test]
+fn upstream_errors() {
+    assert_eq!(
+        err(&with(
+            "upstream: {connect_timeout: 0s, health_interval: 0s, health_timeout: 0s}\n"
+        )),
+        "\
+/etc/podgate/podgate.yaml: upstream.connect_timeout: must be more than 0s
+/etc/podgate/podgate.yaml: upstream.health_interval: must be more than 0s
+/etc/podgate/podgate.yaml: upstream.health_timeout: must be more than 0s"
+    );
+    assert_eq!(
+        err(&with(
+            "upstream: {health_interval: 10s, health_timeout: 11s}\n"
+        )),
+        "/etc/podgate/podgate.yaml: upstream.health_timeout: 11s is longer than \
+         upstream.health_interval (10s); probes would overlap"
+    );
+}
+
+#[test]
+fn all_problems_are_reported_together() {
+    let message = err("\
+tls: {cert_file: a, key_file: b}
+listen: 127.0.0.1:9090
+clusters: [{id: Bad}]
+sessions: {keepalive: 0s}
+limits: {max_connections: 0}
+");
+    assert_eq!(message.lines().count(), 5, "{message}");
+    assert!(
+        message
+            .lines()
+            .all(|l| l.starts_with("/etc/podgate/podgate.yaml: "))
+    );
+}
+
+#[test]
+fn unknown_fields_name_file_field_and_line() {
+    let message = err(&with("sessions:\n  keepalive: 20s\n  idle_timout: 5m\n"));
+    assert!(
+        message.starts_with(
+            "/etc/podgate/podgate.yaml: sessions: unknown field `idle_timout`, expected one of"
+        ),
+        "{message}"
+    );
+    assert!(message.ends_with("at line 7 column 3"), "{message}");
+
+    let message = err("tls: {cert_file: a, key_file: b}\nclusters:\n- id: a\n  incluster: true\n");
+    assert!(
+        message.starts_with("/etc/podgate/podgate.yaml: clusters[0]: unknown field `incluster`"),
+        "{message}"
+    );
+    assert!(message.contains("line 4"), "{message}");
+
+    match parse_with(
+        Path::new(FILE),
+        "tls: {cert_file: a, key_file: b}\nlisten_on: x\n",
+        no_files,
+    ) {
+        Err(ConfigError::Syntax { location, .. }) => assert_eq!(location, Some((2, 1))),
+        other => panic!("expected a syntax error, got {other:?}"),
+    }
+}
+
+#[test]
+fn type_and_syntax_errors_name_file_field_and_line() {
+    let message = err(&with("sessions:\n  keepalive: 20\n"));
+    assert_eq!(
+        message,
+        "/etc/podgate/podgate.yaml: sessions.keepalive: missing unit in \"20\": write e.g. \
+         \"20s\" (units: ms, s, m, h, d) at line 6 column 14"
+    );
+    let message = err(&with("limits:\n  max_header_bytes: 5x\n"));
+    assert_eq!(
+        message,
+        "/etc/podgate/podgate.yaml: limits.max_header_bytes: \"5x\": unknown unit \"x\" \
+         (units: B, KiB, MiB, GiB, KB, MB, GB) at line 6 column 21"
+    );
+    let message = err(&with("listen: nowhere\n"));
+    assert!(
+        message.starts_with("/etc/podgate/podgate.yaml: listen: invalid socket address"),
+        "{message}"
+    );
+    let message = err(&with("limits: {max_sessions: -1}\n"));
+    assert!(
+        message.starts_with("/etc/podgate/podgate.yaml: limits.max_sessions: "),
+        "{message}"
+    );
+    assert!(message.contains("line 5"), "{message}");
+    let message = err("clusters: [}\n");
+    assert!(
+        message.starts_with("/etc/podgate/podgate.yaml: "),
+        "{message}"
+    );
+    assert!(message.contains("line 1"), "{message}");
+    let message = err("clusters: []\n");
+    assert!(message.contains("missing field `tls`"), "{message}");
+}
+
+#[test]
+fn missing_file() {
+    let path = Path::new("/nonexistent/podgate-config-test/podgate.yaml");
+    let io_error = std::fs::read_to_string(path).map(|_| ()).unwrap_err();
+    let message = load(path).map(|_| ()).unwrap_err().to_string();
+    assert_eq!(
+        message,
+        format!("/nonexistent/podgate-config-test/podgate.yaml: cannot read: {io_error}")
+    );
+    let message = load_tokens(path).map(|_| ()).unwrap_err().to_string();
+    assert!(message.starts_with("/nonexistent/podgate-config-test/podgate.yaml: cannot read: "));
+}
+
+const FLEET: &str = "\
+current-context: EU_West
+contexts:
+- name: EU_West
+  context: {cluster: eu, user: u}
+- name: us-east
+  context: {cluster: us, user: u}
+- name: prod
+  context: {cluster: p, user: u}
+";
+
+fn fleet(p: &Path) -> io::Result<String> {
+    if p == Path::new("/etc/podgate/fleet.kubeconfig") {
+        Ok(FLEET.to_string())
+    } else {
+        Err(io::Error::from(io::ErrorKind::NotFound))
+    }
+}
+
+#[test]
+fn imports_expand_after_explicit_clusters() {
+    let config = parse_with(
+        Path::new(FILE),
+        "\
+tls: {cert_file: a, key_file: b}
+clusters: [{id: local, in_cluster: true}]
+imports:
+- kubeconfig: fleet.kubeconfig
+  impersonate: false
+  contexts: [us-east, EU_West]
+",
+        fleet,
+    )
+    .expect("valid");
+    let ids: Vec<_> = config.clusters.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["local", "us-east", "eu-west"]);
+    assert_eq!(
+        config.clusters[2],
+        ClusterConfig {
+            id: "eu-west".into(),
+            kubeconfig: Some(PathBuf::from("/etc/podgate/fleet.kubeconfig")),
+            context: Some("EU_West".into()),
+            in_cluster: false,
+            impersonate: false,
+        }
+    );
+}
+
+#[test]
+fn import_errors() {
+    let message = parse_with(
+        Path::new(FILE),
+        "\
+tls: {cert_file: a, key_file: b}
+clusters: [{id: prod, in_cluster: true}]
+imports:
+- kubeconfig: fleet.kubeconfig
+- kubeconfig: fleet.kubeconfig
+  contexts: [us-east, missing]
+- kubeconfig: gone.kubeconfig
+",
+        fleet,
+    )
+    .map(|_| ())
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        message,
+        "\
+/etc/podgate/podgate.yaml: imports[1].contexts[1]: context \"missing\" is not in /etc/podgate/fleet.kubeconfig (it has: EU_West, us-east, prod)
+/etc/podgate/podgate.yaml: imports[2].kubeconfig: cannot read /etc/podgate/gone.kubeconfig: entity not found
+/etc/podgate/podgate.yaml: imports[0]: context \"prod\" gives cluster id \"prod\", which clusters[0] already uses"
+    );
+
+    let message = parse_with(
+        Path::new(FILE),
+        "\
+tls: {cert_file: a, key_file: b}
+imports:
+- kubeconfig: fleet.kubeconfig
+  contexts: [us-east]
+- kubeconfig: fleet.kubeconfig
+  contexts: [us-east]
+",
+        fleet,
+    )
+    .map(|_| ())
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        message,
+        "/etc/podgate/podgate.yaml: imports[1]: context \"us-east\" gives cluster id \
+         \"us-east\", which imports[0] (context \"us-east\") already uses"
+    );
+
+    let message = parse_with(
+        Path::new(FILE),
+        "tls: {cert_file: a, key_file: b}\nimports: [{kubeconfig: k}]\n",
+        |_| Ok("contexts: [{name: _bad}]\n".to_string()),
+    )
+    .map(|_| ())
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        message,
+        "/etc/podgate/podgate.yaml: imports[0]: context \"_bad\" gives cluster id \"-bad\", \
+         which is not a DNS label (must start and end with a letter or digit)"
+    );
+}
+
+#[test]
+fn serialized_config_parses_back() {
+    let config = ok(&with(
+        "sessions: {idle_timeout: 1h30m}\nlimits: {max_message_bytes: 1000}\n",
+    ));
+    let text = serde_norway::to_string(&config).expect("serializes");
+    assert!(text.contains("idle_timeout: 1h30m"), "{text}");
+    assert!(text.contains("max_message_bytes: 1KB"), "{text}");
+    assert_eq!(ok(&text), config);
+}
+
+#[test]
+fn example_config_parses() {
+    let stub = |p: &Path| {
+        assert_eq!(p, Path::new("/etc/podgate/fleet.kubeconfig"));
+        Ok("contexts: [{name: eu-west}, {name: us-east}, {name: ap-south}]".to_string())
+    };
+    let config = parse_with(
+        Path::new("podgate.example.yaml"),
+        include_str!("../podgate.example.yaml"),
+        stub,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let ids: Vec<_> = config.clusters.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["prod", "local", "eu-west", "us-east"]);
+    // The example documents the defaults: apart from what it must set, it equals them.
+    assert_eq!(config.listen, addr("0.0.0.0:8443"));
+    assert_eq!(config.admin, AdminConfig::default());
+    assert_eq!(config.sessions, SessionsConfig::default());
+    assert_eq!(config.limits, LimitsConfig::default());
+    assert_eq!(config.upstream, UpstreamConfig::default());
+}
+
+#[test]
+fn example_tokens_parse() {
+    let table = parse_tokens(
+        Path::new("tokens.example.yaml"),
+        include_str!("../tokens.example.yaml"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(table.len(), 3);
+    let bob = table.lookup("replace-with-a-long-random-value-3");
+    assert_eq!(
+        bob.map(|i| (i.user.as_str(), i.groups.len())),
+        Some(("bob", 0))
+    );
+}

@@ -1,0 +1,280 @@
+//! Checks that need more than one field, or knowledge serde does not have. Every check runs
+//! even after an earlier one failed, so the operator sees all problems at once.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+
+use crate::duration::Duration;
+use crate::error::Problems;
+use crate::schema::{ClusterConfig, Config};
+use crate::size::ByteSize;
+
+/// hyper panics when its HTTP/1 read buffer limit is set below 8 KiB; refusing it here turns
+/// a crash at startup into a config error.
+const MIN_HEADER_BYTES: ByteSize = ByteSize(8 << 10);
+
+/// Why `id` is not an RFC 1123 DNS label, as a parenthetical, or `None` when it is one.
+/// Cluster ids appear in URL paths and metric labels, so they are held to the same rule as
+/// Kubernetes object names.
+pub(crate) fn dns_label_problem(id: &str) -> Option<&'static str> {
+    let allowed = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-';
+    if id.is_empty() || id.len() > 63 || !id.bytes().all(allowed) {
+        Some("(lowercase letters, digits and '-', at most 63 characters)")
+    } else if id.starts_with('-') || id.ends_with('-') {
+        Some("(must start and end with a letter or digit)")
+    } else {
+        None
+    }
+}
+
+/// Clusters expanded from `imports[index]`.
+pub(crate) struct Imported {
+    pub(crate) index: usize,
+    pub(crate) clusters: Vec<ClusterConfig>,
+}
+
+pub(crate) fn validate(config: &Config, imported: &[Imported], problems: &mut Problems<'_>) {
+    listeners(config, problems);
+    not_empty(&config.tls.cert_file, "tls.cert_file", problems);
+    not_empty(&config.tls.key_file, "tls.key_file", problems);
+    clusters(config, imported, problems);
+    if let Some(file) = &config.auth.tokens_file {
+        not_empty(file, "auth.tokens_file", problems);
+    }
+    sessions(config, problems);
+    limits(config, problems);
+    upstream(config, problems);
+}
+
+fn listeners(config: &Config, problems: &mut Problems<'_>) {
+    let (public, admin) = (config.listen, config.admin.listen);
+    if overlaps(public, admin) {
+        problems.push(
+            "admin.listen",
+            format!(
+                "{admin} overlaps listen ({public}); the admin listener needs its own port so \
+                 metrics and debug pages are never served publicly"
+            ),
+        );
+    }
+}
+
+/// Whether binding both would clash. Port 0 asks the OS for a fresh port, so it never does.
+/// `[::]` usually accepts IPv4 too (dual stack); `0.0.0.0` covers IPv4 only.
+fn overlaps(a: SocketAddr, b: SocketAddr) -> bool {
+    let covers = |w: IpAddr, o: IpAddr| w.is_unspecified() && (w.is_ipv6() || o.is_ipv4());
+    a.port() != 0
+        && a.port() == b.port()
+        && (a.ip() == b.ip() || covers(a.ip(), b.ip()) || covers(b.ip(), a.ip()))
+}
+
+fn not_empty(path: &Path, field: &str, problems: &mut Problems<'_>) {
+    if path.as_os_str().is_empty() {
+        problems.push(field, "is empty");
+    }
+}
+
+fn clusters(config: &Config, imported: &[Imported], problems: &mut Problems<'_>) {
+    // id -> who claimed it first, for collision messages.
+    let mut owners: BTreeMap<&str, String> = BTreeMap::new();
+    for (i, cluster) in config.clusters.iter().enumerate() {
+        let at = format!("clusters[{i}]");
+        if cluster.id.is_empty() {
+            problems.push(format!("{at}.id"), "is empty");
+        } else if let Some(why) = dns_label_problem(&cluster.id) {
+            problems.push(
+                format!("{at}.id"),
+                format!("{:?} is not a DNS label {why}", cluster.id),
+            );
+        } else if let Some(owner) = owners.get(cluster.id.as_str()) {
+            problems.push(
+                format!("{at}.id"),
+                format!("{:?} is already used by {owner}", cluster.id),
+            );
+        } else {
+            owners.insert(&cluster.id, at.clone());
+        }
+        match (&cluster.kubeconfig, cluster.in_cluster) {
+            (Some(_), true) => {
+                problems.push(&at, "set either kubeconfig or in_cluster: true, not both")
+            }
+            (None, false) => problems.push(
+                &at,
+                "needs kubeconfig or in_cluster: true to know how to reach the cluster",
+            ),
+            (Some(path), false) => not_empty(path, &format!("{at}.kubeconfig"), problems),
+            (None, true) => {
+                if cluster.context.is_some() {
+                    problems.push(
+                        format!("{at}.context"),
+                        "only applies with kubeconfig, not with in_cluster: true",
+                    );
+                }
+            }
+        }
+    }
+    for (i, import) in config.imports.iter().enumerate() {
+        not_empty(
+            &import.kubeconfig,
+            &format!("imports[{i}].kubeconfig"),
+            problems,
+        );
+    }
+    for group in imported {
+        for cluster in &group.clusters {
+            let context = cluster.context.as_deref().unwrap_or_default();
+            let at = format!("imports[{}]", group.index);
+            if let Some(owner) = owners.get(cluster.id.as_str()) {
+                problems.push(
+                    &at,
+                    format!(
+                        "context {context:?} gives cluster id {:?}, which {owner} already uses",
+                        cluster.id
+                    ),
+                );
+            } else {
+                owners.insert(&cluster.id, format!("{at} (context {context:?})"));
+            }
+        }
+    }
+    if config.clusters.is_empty() && config.imports.is_empty() {
+        problems.push(
+            "clusters",
+            "no clusters: add at least one under clusters or imports",
+        );
+    }
+}
+
+fn sessions(config: &Config, problems: &mut Problems<'_>) {
+    let s = &config.sessions;
+    positive_duration(s.keepalive, "sessions.keepalive", problems);
+    if !s.keepalive.is_zero() && !s.idle_timeout.is_zero() && s.keepalive >= s.idle_timeout {
+        problems.push(
+            "sessions.keepalive",
+            format!(
+                "{} must be shorter than sessions.idle_timeout ({}), or a quiet client is cut \
+                 off before it is ever pinged",
+                s.keepalive, s.idle_timeout
+            ),
+        );
+    }
+}
+
+fn limits(config: &Config, problems: &mut Problems<'_>) {
+    let l = &config.limits;
+    for (field, value) in [
+        ("limits.max_sessions", l.max_sessions),
+        ("limits.max_sessions_per_user", l.max_sessions_per_user),
+        (
+            "limits.max_sessions_per_cluster",
+            l.max_sessions_per_cluster,
+        ),
+        ("limits.max_connections", l.max_connections),
+    ] {
+        if value == 0 {
+            problems.push(field, "must be at least 1");
+        }
+    }
+    if l.max_sessions > 0 {
+        for (field, value) in [
+            ("limits.max_sessions_per_user", l.max_sessions_per_user),
+            (
+                "limits.max_sessions_per_cluster",
+                l.max_sessions_per_cluster,
+            ),
+        ] {
+            if value > l.max_sessions {
+                problems.push(
+                    field,
+                    format!(
+                        "{value} is more than limits.max_sessions ({})",
+                        l.max_sessions
+                    ),
+                );
+            }
+        }
+    }
+    positive_duration(
+        l.header_read_timeout,
+        "limits.header_read_timeout",
+        problems,
+    );
+    if l.max_header_bytes < MIN_HEADER_BYTES {
+        problems.push(
+            "limits.max_header_bytes",
+            format!(
+                "{} is below the minimum of {MIN_HEADER_BYTES}",
+                l.max_header_bytes
+            ),
+        );
+    }
+    for (field, value) in [
+        ("limits.max_message_bytes", l.max_message_bytes),
+        ("limits.session_buffer_bytes", l.session_buffer_bytes),
+    ] {
+        if value.bytes() == 0 {
+            problems.push(field, "must be more than 0B");
+        }
+    }
+}
+
+fn upstream(config: &Config, problems: &mut Problems<'_>) {
+    let u = &config.upstream;
+    positive_duration(u.connect_timeout, "upstream.connect_timeout", problems);
+    positive_duration(u.health_interval, "upstream.health_interval", problems);
+    positive_duration(u.health_timeout, "upstream.health_timeout", problems);
+    if !u.health_interval.is_zero() && u.health_timeout > u.health_interval {
+        problems.push(
+            "upstream.health_timeout",
+            format!(
+                "{} is longer than upstream.health_interval ({}); probes would overlap",
+                u.health_timeout, u.health_interval
+            ),
+        );
+    }
+}
+
+fn positive_duration(value: Duration, field: &str, problems: &mut Problems<'_>) {
+    if value.is_zero() {
+        problems.push(field, "must be more than 0s");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns_labels() {
+        for ok in ["a", "prod", "prod-eu-1", "0", &"a".repeat(63)] {
+            assert_eq!(dns_label_problem(ok), None, "{ok}");
+        }
+        for bad in ["", "Prod", "prod_1", "prod.eu", "é", &"a".repeat(64)] {
+            assert_eq!(
+                dns_label_problem(bad),
+                Some("(lowercase letters, digits and '-', at most 63 characters)"),
+                "{bad}"
+            );
+        }
+        for bad in ["-a", "a-", "-"] {
+            assert_eq!(
+                dns_label_problem(bad),
+                Some("(must start and end with a letter or digit)"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn listener_overlap() {
+        let addr = |s: &str| s.parse::<SocketAddr>().expect("test address");
+        assert!(overlaps(addr("0.0.0.0:80"), addr("127.0.0.1:80")));
+        assert!(overlaps(addr("127.0.0.1:80"), addr("127.0.0.1:80")));
+        assert!(overlaps(addr("[::]:80"), addr("127.0.0.1:80")));
+        assert!(!overlaps(addr("0.0.0.0:80"), addr("[::1]:80")));
+        assert!(!overlaps(addr("127.0.0.1:80"), addr("127.0.0.2:80")));
+        assert!(!overlaps(addr("0.0.0.0:80"), addr("0.0.0.0:81")));
+        assert!(!overlaps(addr("127.0.0.1:0"), addr("127.0.0.1:0")));
+    }
+}
