@@ -161,3 +161,45 @@ pub async fn read_all(ws: &mut Ws) -> Vec<(bool, Vec<u8>)> {
         }
     }
 }
+
+/// One plain HTTP/1.1 request over TLS (for what no client library sends, like SPDY
+/// upgrades): returns the status code and body.
+pub async fn raw_http(env: &Env, request_head: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_slice_iter(env.cluster.ca_pem().as_bytes()) {
+        roots.add(c.expect("ca pem")).expect("ca added");
+    }
+    let mut cfg = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(env.cluster.addr()).await.expect("connect");
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").expect("server name");
+    let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg)).connect(name, tcp).await.expect("tls");
+    tls.write_all(request_head.as_bytes()).await.expect("write");
+    // Read the head, then exactly Content-Length bytes: the server may keep the connection.
+    let mut resp = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let mut buf = [0u8; 4096];
+            let n = tls.read(&mut buf).await.unwrap_or(0);
+            resp.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&resp).into_owned();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let len = head
+                    .lines()
+                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)));
+                if n == 0 || len.is_some_and(|len| body.len() >= len) {
+                    return;
+                }
+            } else if n == 0 {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no complete response within 10 s");
+    let text = String::from_utf8_lossy(&resp).into_owned();
+    let code = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (code, body)
+}
