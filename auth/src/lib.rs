@@ -1,1 +1,20 @@
 #![forbid(unsafe_code)]
+//! Who is asking. The gateway authenticates in two steps, kept apart so each is tested alone:
+//!
+//! 1. [`extract`] finds the bearer token a request carries (`Authorization` header, or the
+//!    `Sec-WebSocket-Protocol` entry browsers use) and refuses ambiguous or leaky ways of
+//!    sending one. Pure: no IO, no secrets compared.
+//! 2. An [`Authenticator`] turns that token into an [`Identity`], which travels upstream as
+//!    `Impersonate-User` / `Impersonate-Group` so each cluster's RBAC decides. [`StaticTokens`]
+//!    reads a tokens file; a [`Chain`] tries several authenticators in order.
+//!
+//! Tokens are secrets throughout: no `Debug`, `Display` or error in this crate prints one, and
+//! every error has a bounded `reason()` for metrics.
+
+mod authenticator;
+mod credentials;
+
+pub use authenticator::{AuthError, AuthFuture, Authenticator, Chain, StaticTokens};
+pub use credentials::{Credential, CredentialError, CredentialSource, extract};
+/// Re-exported so users of this crate need not depend on `podgate-config` for the result type.
+pub use podgate_config::Identity;

@@ -1,11 +1,11 @@
 //! The read side of the API: version, discovery, namespaces and pods (JSON or `Table`), watch.
 
-use crate::http::{Body, json, status};
 use crate::store::{PodEntry, Store};
 use bytes::Bytes;
 use hyper::{Response, StatusCode};
 use k8s_openapi::api::core::v1 as core;
 use podgate_protocol::Status;
+use podgate_protocol::http::{Body, json, status};
 use serde_json::{Value, json};
 
 pub fn version(git_version: &str) -> Response<Body> {
@@ -235,7 +235,7 @@ pub fn watch(
     });
     let stream = futures_util::stream::iter(events).chain(hold);
     let body = http_body_util::StreamBody::new(stream);
-    crate::http::with_type(
+    podgate_protocol::http::with_type(
         StatusCode::OK,
         "application/json",
         http_body_util::BodyExt::boxed(body),

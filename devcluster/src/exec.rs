@@ -2,7 +2,6 @@
 //! `Status` kube-apiserver sends), then one WebSocket session per request.
 
 use crate::access::{Attributes, UserInfo};
-use crate::http::{Body, status};
 use crate::runtime::{self, Exit, Input, Launch, Output};
 use crate::state::State;
 use crate::topology::ContainerSpec;
@@ -10,6 +9,7 @@ use bytes::Bytes;
 use fastwebsockets::{Frame, OpCode, Payload, WebSocketError};
 use hyper::{Method, Request, Response, header};
 use podgate_protocol::frame::{self, ChannelFrame};
+use podgate_protocol::http::{Body, status};
 use podgate_protocol::{ExecOptions, Protocol, Status, Subresource, TerminalSize, subprotocol};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -99,10 +99,15 @@ pub fn handle(
             .get_all(header::SEC_WEBSOCKET_PROTOCOL)
             .iter()
             .filter_map(|v| v.to_str().ok()),
-        &Protocol::ALL,
+        &state.topology.supported_protocols(),
     );
     let Some(protocol) = negotiation.protocol else {
-        let names: Vec<_> = Protocol::ALL.iter().map(|p| p.name()).collect();
+        let names: Vec<_> = state
+            .topology
+            .supported_protocols()
+            .iter()
+            .map(|p| p.name())
+            .collect();
         return status(&Status::bad_request(format!(
             "unable to upgrade: none of the offered WebSocket subprotocols is supported; supported: {}",
             names.join(", ")

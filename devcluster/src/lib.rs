@@ -8,7 +8,6 @@
 pub mod access;
 pub mod api;
 mod exec;
-mod http;
 pub mod kubeconfig;
 mod routes;
 pub mod runtime;

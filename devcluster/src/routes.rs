@@ -3,9 +3,9 @@
 
 use crate::access::{Attributes, UserInfo};
 use crate::api::{self, Shape};
-use crate::http::{Body, json, status};
 use crate::state::State;
 use hyper::{Method, Request, Response, StatusCode, header};
+use podgate_protocol::http::{Body, json, status};
 use podgate_protocol::{Status, Subresource, subprotocol};
 use std::sync::Arc;
 
@@ -16,7 +16,11 @@ pub async fn handle(state: Arc<State>, req: Request<hyper::body::Incoming>) -> R
     match segments.as_slice() {
         ["version"] => return api::version(&state.topology.version),
         ["healthz"] | ["readyz"] | ["livez"] => {
-            return crate::http::with_type(StatusCode::OK, "text/plain", crate::http::full("ok"));
+            return podgate_protocol::http::with_type(
+                StatusCode::OK,
+                "text/plain",
+                podgate_protocol::http::full("ok"),
+            );
         }
         _ => {}
     }

@@ -21,8 +21,16 @@ pub struct TlsMaterial {
     pub ca_pem: String,
 }
 
-/// A fresh CA and a server certificate for `hosts` (names or IP addresses).
-pub fn generate(hosts: &[String]) -> Result<TlsMaterial, TlsError> {
+/// PEM material for a fresh CA and a server certificate it signed.
+pub struct GeneratedPem {
+    pub ca_pem: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+/// A fresh CA and a server certificate for `hosts` (names or IP addresses), as PEM: the
+/// devcluster serves it, and the gateway's demo uses the same to present its own listener.
+pub fn generate_pem(hosts: &[String]) -> Result<GeneratedPem, TlsError> {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
     let ca_key = KeyPair::generate()?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
@@ -32,21 +40,33 @@ pub fn generate(hosts: &[String]) -> Result<TlsMaterial, TlsError> {
         .push(DnType::CommonName, "devcluster CA");
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key)?;
-
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::new(hosts.to_vec())?;
     params
         .distinguished_name
         .push(DnType::CommonName, "devcluster");
     let cert = params.signed_by(&key, &ca)?;
-    let chain = vec![cert.der().clone()];
-    let key = PrivateKeyDer::try_from(key.serialize_der()).map_err(|e| TlsError::File {
-        path: "<generated key>".into(),
-        problem: e.to_string(),
-    })?;
+    Ok(GeneratedPem {
+        ca_pem: ca.pem(),
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
+}
+
+/// A fresh CA and a server configuration presenting a certificate it signed for `hosts`.
+pub fn generate(hosts: &[String]) -> Result<TlsMaterial, TlsError> {
+    let pem = generate_pem(hosts)?;
+    let bad = |what: &str| TlsError::File {
+        path: "<generated>".into(),
+        problem: what.into(),
+    };
+    let chain = vec![
+        CertificateDer::from_pem_slice(pem.cert_pem.as_bytes()).map_err(|_| bad("certificate"))?,
+    ];
+    let key = PrivateKeyDer::from_pem_slice(pem.key_pem.as_bytes()).map_err(|_| bad("key"))?;
     Ok(TlsMaterial {
         server: server_config(chain, key)?,
-        ca_pem: ca.pem(),
+        ca_pem: pem.ca_pem,
     })
 }
 

@@ -18,6 +18,10 @@ pub struct Topology {
     pub users: Vec<User>,
     #[serde(default)]
     pub rules: Vec<Rule>,
+    /// The remote-command sub-protocols exec/attach accept (default: all), e.g. only
+    /// `v4.channel.k8s.io` to play an older cluster.
+    #[serde(default)]
+    pub protocols: Vec<String>,
     /// Serve these PEM files instead of a generated CA and certificate.
     #[serde(default)]
     pub tls: Option<TlsFiles>,
@@ -168,6 +172,13 @@ impl Topology {
     }
 
     fn validate(&self) -> Result<(), String> {
+        for p in &self.protocols {
+            if podgate_protocol::Protocol::from_name(p).is_none() {
+                return Err(format!(
+                    "protocols: {p:?} is not a remote-command sub-protocol"
+                ));
+            }
+        }
         let mut seen_tokens = std::collections::HashSet::new();
         for (i, u) in self.users.iter().enumerate() {
             if u.name.is_empty() || u.token.is_empty() {
@@ -220,6 +231,19 @@ impl Topology {
             }
         }
         Ok(())
+    }
+}
+
+impl Topology {
+    /// The sub-protocols exec/attach accept, in the server's order of preference.
+    pub fn supported_protocols(&self) -> Vec<podgate_protocol::Protocol> {
+        if self.protocols.is_empty() {
+            return podgate_protocol::Protocol::ALL.to_vec();
+        }
+        self.protocols
+            .iter()
+            .filter_map(|p| podgate_protocol::Protocol::from_name(p))
+            .collect()
     }
 }
 

@@ -40,7 +40,15 @@ async fn exec_with_resize_and_exit_status() {
     let mut stdin = p.stdin().expect("stdin");
     let mut stdout = p.stdout().expect("stdout");
     let status = p.take_status().expect("status");
-    futures_util::SinkExt::send(&mut size, TerminalSize { width: 123, height: 45 }).await.expect("resize");
+    futures_util::SinkExt::send(
+        &mut size,
+        TerminalSize {
+            width: 123,
+            height: 45,
+        },
+    )
+    .await
+    .expect("resize");
     let mut saw = false;
     for _ in 0..50 {
         stdin.write_all(b"echo S=$(stty size)=\n").await.unwrap();
@@ -52,9 +60,16 @@ async fn exec_with_resize_and_exit_status() {
     }
     assert!(saw, "the pod never saw 123x45");
     stdin.write_all(b"exit 4\n").await.unwrap();
-    let st = tokio::time::timeout(Duration::from_secs(20), status).await.expect("status in time").expect("a status");
+    let st = tokio::time::timeout(Duration::from_secs(20), status)
+        .await
+        .expect("status in time")
+        .expect("a status");
     assert_eq!(st.reason.as_deref(), Some("NonZeroExitCode"));
-    let code = st.details.and_then(|d| d.causes).and_then(|c| c.into_iter().next()).and_then(|c| c.message);
+    let code = st
+        .details
+        .and_then(|d| d.causes)
+        .and_then(|c| c.into_iter().next())
+        .and_then(|c| c.message);
     assert_eq!(code.as_deref(), Some("4"));
 }
 
@@ -63,7 +78,11 @@ async fn exec_pipes_success_and_stdin_half_close() {
     let env = start().await;
     let pods: Api<Pod> = Api::namespaced(kube_client(&env, "admin").await, "default");
     let mut p = pods
-        .exec("shell-0", ["sh", "-c", "tr a-z A-Z; echo done >&2"], &AttachParams::default().stdin(true).stderr(true))
+        .exec(
+            "shell-0",
+            ["sh", "-c", "tr a-z A-Z; echo done >&2"],
+            &AttachParams::default().stdin(true).stderr(true),
+        )
         .await
         .expect("exec");
     let mut stdin = p.stdin().expect("stdin");
@@ -74,7 +93,10 @@ async fn exec_pipes_success_and_stdin_half_close() {
     stdin.shutdown().await.unwrap(); // v5: [255, 0], so tr sees EOF.
     let mut out = String::new();
     let mut err = String::new();
-    let (a, b) = tokio::join!(stdout.read_to_string(&mut out), stderr.read_to_string(&mut err));
+    let (a, b) = tokio::join!(
+        stdout.read_to_string(&mut out),
+        stderr.read_to_string(&mut err)
+    );
     a.unwrap();
     b.unwrap();
     assert_eq!(out, "HELLO KUBE-RS");
@@ -87,12 +109,23 @@ async fn exec_pipes_success_and_stdin_half_close() {
 async fn attach_with_resize() {
     let env = start().await;
     let pods: Api<Pod> = Api::namespaced(kube_client(&env, "admin").await, "default");
-    let mut p = pods.attach("shell-0", &AttachParams::interactive_tty()).await.expect("attach");
+    let mut p = pods
+        .attach("shell-0", &AttachParams::interactive_tty())
+        .await
+        .expect("attach");
     let status = p.take_status().expect("status");
     let mut size = p.terminal_size().expect("size channel");
     let mut stdin = p.stdin().expect("stdin");
     let mut stdout = p.stdout().expect("stdout");
-    futures_util::SinkExt::send(&mut size, TerminalSize { width: 77, height: 22 }).await.expect("resize");
+    futures_util::SinkExt::send(
+        &mut size,
+        TerminalSize {
+            width: 77,
+            height: 22,
+        },
+    )
+    .await
+    .expect("resize");
     let mut saw = false;
     for _ in 0..50 {
         stdin.write_all(b"echo S=$(stty size)=\n").await.unwrap();
@@ -103,16 +136,25 @@ async fn attach_with_resize() {
     }
     assert!(saw, "attach never saw 77x22");
     stdin.write_all(b"exit\n").await.unwrap();
-    let st = tokio::time::timeout(Duration::from_secs(20), status).await.expect("attach ends").expect("a status");
+    let st = tokio::time::timeout(Duration::from_secs(20), status)
+        .await
+        .expect("attach ends")
+        .expect("a status");
     assert_eq!(st.status.as_deref(), Some("Success"));
 
     // The builtin echo container over attach.
     let load: Api<Pod> = Api::namespaced(kube_client(&env, "admin").await, "load");
-    let mut p = load.attach("echo-0", &AttachParams::default().stdin(true).stderr(false)).await.expect("attach echo");
+    let mut p = load
+        .attach("echo-0", &AttachParams::default().stdin(true).stderr(false))
+        .await
+        .expect("attach echo");
     let mut stdin = p.stdin().expect("stdin");
     let mut stdout = p.stdout().expect("stdout");
     stdin.write_all(b"ping\xff\x00").await.unwrap();
     let mut buf = [0u8; 6];
-    tokio::time::timeout(Duration::from_secs(10), stdout.read_exact(&mut buf)).await.expect("echo in time").unwrap();
+    tokio::time::timeout(Duration::from_secs(10), stdout.read_exact(&mut buf))
+        .await
+        .expect("echo in time")
+        .unwrap();
     assert_eq!(&buf, b"ping\xff\x00");
 }

@@ -10,7 +10,9 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt as _;
 
 fn count(dir: String) -> usize {
-    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(usize::MAX)
+    std::fs::read_dir(dir)
+        .map(|d| d.count())
+        .unwrap_or(usize::MAX)
 }
 
 fn children(pid: u32) -> usize {
@@ -43,11 +45,18 @@ async fn sessions_leave_no_fds_threads_or_children() {
         .expect("devcluster binary starts");
     let pid = child.id();
     let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    assert!(line.starts_with("listening on https://127.0.0.1:"), "{line}");
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(
+        line.starts_with("listening on https://127.0.0.1:"),
+        "{line}"
+    );
 
     let kc = kube::config::Kubeconfig::read_from(&kubeconfig).unwrap();
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
     let pods: Api<Pod> = Api::namespaced(kube::Client::try_from(cfg).unwrap(), "default");
 
     let run = |ended_by_client: bool| {
@@ -55,7 +64,11 @@ async fn sessions_leave_no_fds_threads_or_children() {
         async move {
             if ended_by_client {
                 let mut p = pods
-                    .exec("shell-0", ["sh", "-c", "echo ready; sleep 600"], &AttachParams::default().stderr(false))
+                    .exec(
+                        "shell-0",
+                        ["sh", "-c", "echo ready; sleep 600"],
+                        &AttachParams::default().stderr(false),
+                    )
                     .await
                     .expect("exec");
                 let mut out = p.stdout().unwrap();
@@ -64,11 +77,18 @@ async fn sessions_leave_no_fds_threads_or_children() {
                 drop(p); // the client goes away mid-session
             } else {
                 let mut p = pods
-                    .exec("shell-0", ["sh", "-c", "echo bye"], &AttachParams::default().stderr(false))
+                    .exec(
+                        "shell-0",
+                        ["sh", "-c", "echo bye"],
+                        &AttachParams::default().stderr(false),
+                    )
                     .await
                     .expect("exec");
                 let status = p.take_status().unwrap();
-                assert_eq!(status.await.and_then(|s| s.status).as_deref(), Some("Success"));
+                assert_eq!(
+                    status.await.and_then(|s| s.status).as_deref(),
+                    Some("Success")
+                );
             }
         }
     };
@@ -76,17 +96,29 @@ async fn sessions_leave_no_fds_threads_or_children() {
     run(false).await;
     run(true).await;
     assert!(wait_for(Duration::from_secs(20), || children(pid) == 0).await);
-    let (fds, threads) = (count(format!("/proc/{pid}/fd")), count(format!("/proc/{pid}/task")));
+    let (fds, threads) = (
+        count(format!("/proc/{pid}/fd")),
+        count(format!("/proc/{pid}/task")),
+    );
 
     for i in 0..200 {
         run(i % 2 == 0).await;
     }
     let settled = wait_for(Duration::from_secs(30), || {
-        children(pid) == 0 && count(format!("/proc/{pid}/fd")) <= fds && count(format!("/proc/{pid}/task")) <= threads
+        children(pid) == 0
+            && count(format!("/proc/{pid}/fd")) <= fds
+            && count(format!("/proc/{pid}/task")) <= threads
     })
     .await;
-    let now = (children(pid), count(format!("/proc/{pid}/fd")), count(format!("/proc/{pid}/task")));
+    let now = (
+        children(pid),
+        count(format!("/proc/{pid}/fd")),
+        count(format!("/proc/{pid}/task")),
+    );
     let _ = child.kill();
     let _ = child.wait();
-    assert!(settled, "before: 0 children, {fds} fds, {threads} threads; after: {now:?} (children, fds, threads)");
+    assert!(
+        settled,
+        "before: 0 children, {fds} fds, {threads} threads; after: {now:?} (children, fds, threads)"
+    );
 }

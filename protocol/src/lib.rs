@@ -7,6 +7,8 @@
 #![forbid(unsafe_code)]
 
 pub mod frame;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod query;
 pub mod status;
 pub mod subprotocol;

@@ -66,14 +66,26 @@ fn exit_of(command: &[String], status: std::process::ExitStatus) -> Exit {
     )
 }
 
+/// How long a tty session waits for the client's first resize before starting the process,
+/// so the program's first `stty size` (or first screen) already sees the real window.
+const FIRST_RESIZE_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
 async fn run_tty(
     program: &str,
     args: &[String],
     launch: &Launch,
-    input: mpsc::Receiver<Input>,
+    mut input: mpsc::Receiver<Input>,
     out: Output,
 ) -> std::io::Result<std::process::ExitStatus> {
     let (pty, pts) = pty_process::open().map_err(std::io::Error::other)?;
+    let mut early = None;
+    match tokio::time::timeout(FIRST_RESIZE_WAIT, input.recv()).await {
+        Ok(Some(Input::Resize(size))) => {
+            let _ = pty.resize(pty_process::Size::new(size.height, size.width));
+        }
+        Ok(Some(other)) => early = Some(other),
+        Ok(None) | Err(_) => {}
+    }
     let mut child = pty_process::Command::new(program)
         .args(args)
         .current_dir(&launch.workdir)
@@ -92,7 +104,7 @@ async fn run_tty(
     );
     let (mut reader, writer) = pty.into_split();
     // A terminal has no half-close: stdin EOF on a tty session is ignored, as runtimes do.
-    let stdin = pump_input(input, Some(writer), false, |w, size| {
+    let stdin = pump_input(early, input, Some(writer), false, |w, size| {
         let _ = w.resize(pty_process::Size::new(size.height, size.width));
     });
     let main = async {
@@ -138,7 +150,7 @@ async fn run_pipes(
             .and_then(|p| rustix::process::Pid::from_raw(p as i32)),
     );
     let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
-    let stdin = pump_input(input, child.stdin.take(), true, |_, _| {});
+    let stdin = pump_input(None, input, child.stdin.take(), true, |_, _| {});
     let main = async {
         let (status, (), ()) = tokio::join!(
             async {
@@ -184,12 +196,21 @@ async fn pump_output(reader: &mut (impl AsyncRead + Unpin), stream: u8, out: &Ou
 /// Feeds client input to the process forever (never returns, so it can sit in a `select!`
 /// next to the process's lifetime): stdin bytes, half-close, and resizes through `resize`.
 async fn pump_input<W: AsyncWrite + Unpin>(
+    first: Option<Input>,
     mut input: mpsc::Receiver<Input>,
     mut stdin: Option<W>,
     honour_close: bool,
     resize: impl Fn(&W, podgate_protocol::TerminalSize),
 ) -> std::convert::Infallible {
-    while let Some(msg) = input.recv().await {
+    let mut first = first;
+    loop {
+        let msg = match first.take() {
+            Some(m) => m,
+            None => match input.recv().await {
+                Some(m) => m,
+                None => break,
+            },
+        };
         match msg {
             Input::Stdin(data) => {
                 if let Some(w) = stdin.as_mut()

@@ -23,8 +23,15 @@ pub async fn start() -> Env {
     .await
     .expect("devcluster starts");
     let kubeconfig = dir.path().join("kubeconfig");
-    cluster.kubeconfig().write(&kubeconfig).expect("kubeconfig written");
-    Env { cluster, dir, kubeconfig }
+    cluster
+        .kubeconfig()
+        .write(&kubeconfig)
+        .expect("kubeconfig written");
+    Env {
+        cluster,
+        dir,
+        kubeconfig,
+    }
 }
 
 /// `/usr/bin/kubectl` (which picks a version by the server's), and the pinned 1.30 and 1.33
@@ -37,7 +44,10 @@ pub fn kubectls() -> Vec<PathBuf> {
             v.push(p);
         }
     }
-    assert!(v[0].exists(), "kubectl is not installed at /usr/bin/kubectl");
+    assert!(
+        v[0].exists(),
+        "kubectl is not installed at /usr/bin/kubectl"
+    );
     v
 }
 
@@ -97,24 +107,39 @@ pub async fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool
 
 pub async fn kube_client(env: &Env, context: &str) -> kube::Client {
     let kc = kube::config::Kubeconfig::read_from(&env.kubeconfig).expect("kubeconfig parses");
-    let opts = kube::config::KubeConfigOptions { context: Some(context.into()), ..Default::default() };
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &opts).await.expect("kube config");
+    let opts = kube::config::KubeConfigOptions {
+        context: Some(context.into()),
+        ..Default::default()
+    };
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &opts)
+        .await
+        .expect("kube config");
     kube::Client::try_from(cfg).expect("kube client")
 }
 
-pub type Ws = tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
 
 /// Opens a raw WebSocket to `path` offering `protocols`; returns the socket and the protocol
 /// the server chose, or the HTTP status and body of a refusal.
-pub async fn raw_ws(env: &Env, token: &str, path: &str, protocols: &[&str]) -> Result<(Ws, Option<String>), (u16, String)> {
-    use tokio_tungstenite::tungstenite::{client::IntoClientRequest as _, Error};
+pub async fn raw_ws(
+    env: &Env,
+    token: &str,
+    path: &str,
+    protocols: &[&str],
+) -> Result<(Ws, Option<String>), (u16, String)> {
+    use tokio_tungstenite::tungstenite::{Error, client::IntoClientRequest as _};
     let mut roots = rustls::RootCertStore::empty();
     for c in rustls::pki_types::CertificateDer::pem_slice_iter(env.cluster.ca_pem().as_bytes()) {
         roots.add(c.expect("ca pem")).expect("ca added");
     }
-    let mut cfg = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    let mut cfg = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let tcp = tokio::net::TcpStream::connect(env.cluster.addr()).await.expect("connect");
+    let tcp = tokio::net::TcpStream::connect(env.cluster.addr())
+        .await
+        .expect("connect");
     let name = rustls::pki_types::ServerName::try_from("127.0.0.1").expect("server name");
     let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
         .connect(name, tcp)
@@ -123,10 +148,16 @@ pub async fn raw_ws(env: &Env, token: &str, path: &str, protocols: &[&str]) -> R
     let url = format!("wss://{}{}", env.cluster.addr(), path);
     let mut req = url.into_client_request().expect("request");
     if !token.is_empty() {
-        req.headers_mut().insert("Authorization", format!("Bearer {token}").parse().expect("header"));
+        req.headers_mut().insert(
+            "Authorization",
+            format!("Bearer {token}").parse().expect("header"),
+        );
     }
     if !protocols.is_empty() {
-        req.headers_mut().insert("Sec-WebSocket-Protocol", protocols.join(", ").parse().expect("header"));
+        req.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            protocols.join(", ").parse().expect("header"),
+        );
     }
     match tokio_tungstenite::client_async(req, tls).await {
         Ok((ws, resp)) => {
@@ -138,7 +169,11 @@ pub async fn raw_ws(env: &Env, token: &str, path: &str, protocols: &[&str]) -> R
             Ok((ws, p))
         }
         Err(Error::Http(resp)) => {
-            let body = resp.body().as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+            let body = resp
+                .body()
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default();
             Err((resp.status().as_u16(), body))
         }
         Err(e) => panic!("websocket handshake failed: {e}"),
@@ -151,7 +186,9 @@ pub async fn read_all(ws: &mut Ws) -> Vec<(bool, Vec<u8>)> {
     use tokio_tungstenite::tungstenite::Message;
     let mut out = Vec::new();
     loop {
-        let next = tokio::time::timeout(Duration::from_secs(30), ws.next()).await.expect("server answers within 30 s");
+        let next = tokio::time::timeout(Duration::from_secs(30), ws.next())
+            .await
+            .expect("server answers within 30 s");
         match next {
             Some(Ok(Message::Binary(b))) => out.push((false, b.to_vec())),
             Some(Ok(Message::Text(t))) => out.push((true, t.as_bytes().to_vec())),
@@ -170,11 +207,18 @@ pub async fn raw_http(env: &Env, request_head: &str) -> (u16, String) {
     for c in rustls::pki_types::CertificateDer::pem_slice_iter(env.cluster.ca_pem().as_bytes()) {
         roots.add(c.expect("ca pem")).expect("ca added");
     }
-    let mut cfg = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    let mut cfg = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let tcp = tokio::net::TcpStream::connect(env.cluster.addr()).await.expect("connect");
+    let tcp = tokio::net::TcpStream::connect(env.cluster.addr())
+        .await
+        .expect("connect");
     let name = rustls::pki_types::ServerName::try_from("127.0.0.1").expect("server name");
-    let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg)).connect(name, tcp).await.expect("tls");
+    let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
+        .connect(name, tcp)
+        .await
+        .expect("tls");
     tls.write_all(request_head.as_bytes()).await.expect("write");
     // Read the head, then exactly Content-Length bytes: the server may keep the connection.
     let mut resp = Vec::new();
@@ -185,9 +229,11 @@ pub async fn raw_http(env: &Env, request_head: &str) -> (u16, String) {
             resp.extend_from_slice(&buf[..n]);
             let text = String::from_utf8_lossy(&resp).into_owned();
             if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                let len = head
-                    .lines()
-                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)));
+                let len = head.lines().find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                });
                 if n == 0 || len.is_some_and(|len| body.len() >= len) {
                     return;
                 }
@@ -199,7 +245,14 @@ pub async fn raw_http(env: &Env, request_head: &str) -> (u16, String) {
     .await;
     assert!(read.is_ok(), "no complete response within 10 s");
     let text = String::from_utf8_lossy(&resp).into_owned();
-    let code = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (code, body)
 }

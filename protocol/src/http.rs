@@ -1,9 +1,10 @@
-//! Response helpers shared by every handler: one body type, JSON and `Status` bodies.
+//! HTTP responses for API paths: one boxed body type, JSON bodies, and `Status` errors with
+//! the HTTP code the `Status` names, as kube-apiserver sends them.
 
+use crate::Status;
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, combinators::BoxBody};
 use hyper::{Response, StatusCode, header};
-use podgate_protocol::Status;
 
 pub type Body = BoxBody<Bytes, std::io::Error>;
 

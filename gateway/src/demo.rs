@@ -1,0 +1,151 @@
+//! `podgate demo`: the gateway in front of two in-process devclusters, ready for kubectl.
+
+use crate::app::{Running, StartOptions};
+use podgate_devcluster::kubeconfig::{KubeCluster, KubeContext, KubeUser, Kubeconfig};
+use podgate_devcluster::{DevCluster, Options};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub const CLUSTER_IDS: [&str; 2] = ["dev-east", "dev-west"];
+/// The demo's people. Tokens are fixed so the README can show them; the demo listens on
+/// loopback only by default.
+const TOKENS: &str = "\
+- token: podgate-demo-admin
+  user: admin
+  groups: [system:masters]
+- token: podgate-demo-alice
+  user: alice
+  groups: [dev]
+- token: podgate-demo-bob
+  user: bob
+  groups: [viewers]
+";
+pub const ADMIN_TOKEN: &str = "podgate-demo-admin";
+
+pub struct DemoOptions {
+    pub listen: SocketAddr,
+    pub kubeconfig_out: Option<PathBuf>,
+}
+
+pub struct Demo {
+    pub gateway: Running,
+    pub clusters: Vec<DevCluster>,
+    /// PEM of the CA that signed the gateway's certificate.
+    pub ca_pem: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("starting devcluster {0}: {1}")]
+    Cluster(&'static str, String),
+    #[error("gateway certificate: {0}")]
+    Tls(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
+    podgate_devcluster::install_crypto_provider();
+    let mut clusters = Vec::new();
+    let registry = crate::clusters::Registry::new();
+    let mut specs = Vec::new();
+    let defaults = podgate_config::UpstreamConfig::default();
+    for id in CLUSTER_IDS {
+        let dc = DevCluster::start(Options {
+            name: id.into(),
+            ..Options::default()
+        })
+        .await
+        .map_err(|e| DemoError::Cluster(id, e.to_string()))?;
+        // The gateway talks to each cluster as `podgate`, which may only impersonate: the
+        // cluster's own rules decide what each person may do.
+        let kc = kube::config::Kubeconfig::from_yaml(&dc.kubeconfig().to_yaml())
+            .map_err(|e| DemoError::Cluster(id, e.to_string()))?;
+        let opts = kube::config::KubeConfigOptions {
+            context: Some("podgate".into()),
+            ..Default::default()
+        };
+        let config = kube::Config::from_custom_kubeconfig(kc, &opts)
+            .await
+            .map_err(|e| DemoError::Cluster(id, e.to_string()))?;
+        let cluster = crate::clusters::Cluster::from_kube_config(id, config, true)
+            .map_err(|e| DemoError::Cluster(id, e.to_string()))?;
+        specs.push(crate::clusters::ClusterSpec::Prebuilt(Arc::new(cluster)));
+        clusters.push(dc);
+    }
+    let summary = registry.apply(specs, &defaults).await;
+    if let Some(e) = summary.failed.into_iter().next() {
+        return Err(DemoError::Cluster("registry", e.to_string()));
+    }
+    let hosts = vec![
+        "127.0.0.1".to_string(),
+        "localhost".to_string(),
+        opts.listen.ip().to_string(),
+    ];
+    let pem =
+        podgate_devcluster::tls::generate_pem(&hosts).map_err(|e| DemoError::Tls(e.to_string()))?;
+    let cert = crate::tls::ReloadingCert::from_pem(pem.cert_pem.as_bytes(), pem.key_pem.as_bytes())
+        .map_err(|e| DemoError::Tls(e.to_string()))?;
+    let tokens = podgate_config::parse_tokens(std::path::Path::new("<demo tokens>"), TOKENS)
+        .map_err(|e| DemoError::Tls(e.to_string()))?;
+    let (session_limits, sessions, connections) =
+        StartOptions::settings_from(&Default::default(), &Default::default());
+    let gateway = crate::app::start(StartOptions {
+        listen: opts.listen,
+        tls: crate::tls::server_config(Arc::new(cert)),
+        clusters: registry,
+        authenticator: Arc::new(podgate_auth::StaticTokens::new(tokens)),
+        session_limits,
+        sessions,
+        connections,
+    })
+    .await?;
+    let demo = Demo {
+        gateway,
+        clusters,
+        ca_pem: pem.ca_pem,
+    };
+    if let Some(path) = &opts.kubeconfig_out {
+        demo.kubeconfig(ADMIN_TOKEN).write(path)?;
+    }
+    Ok(demo)
+}
+
+impl Demo {
+    /// Contexts `dev-east` and `dev-west`, each a cluster at `https://HOST:PORT/clusters/<id>`.
+    pub fn kubeconfig(&self, token: &str) -> Kubeconfig {
+        let base = self.gateway.url();
+        Kubeconfig {
+            clusters: CLUSTER_IDS
+                .iter()
+                .map(|id| KubeCluster {
+                    name: id.to_string(),
+                    server: format!("{base}/clusters/{id}"),
+                    ca_pem: self.ca_pem.clone(),
+                })
+                .collect(),
+            users: vec![KubeUser {
+                name: "podgate-demo".into(),
+                token: token.into(),
+            }],
+            contexts: CLUSTER_IDS
+                .iter()
+                .map(|id| KubeContext {
+                    name: id.to_string(),
+                    cluster: id.to_string(),
+                    user: "podgate-demo".into(),
+                    namespace: Some("default".into()),
+                })
+                .collect(),
+            current_context: CLUSTER_IDS[0].into(),
+        }
+    }
+
+    pub async fn shutdown(self) {
+        self.gateway.shutdown().await;
+        for c in self.clusters {
+            c.shutdown().await;
+        }
+    }
+}

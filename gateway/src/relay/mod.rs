@@ -1,0 +1,241 @@
+//! `pods/{pod}/exec` and `pods/{pod}/attach` through the gateway.
+//!
+//! The upstream WebSocket is opened *before* the client's upgrade is answered, so every
+//! refusal by the cluster (403, 404, 400 for a bad container) reaches the client as the
+//! cluster's own HTTP error and `Status` body, exactly as kubectl would see it directly.
+
+pub mod pump;
+
+use crate::gateway::Gateway;
+use crate::http::{Body, passthrough, status};
+use crate::upstream::empty_body;
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use podgate_config::Identity;
+use podgate_protocol::{Protocol, Status, subprotocol};
+use std::sync::Arc;
+
+/// Protocols offered upstream after the client's own, so a client speaking only base64
+/// (a browser) or only v5 still reaches a cluster that speaks a different version.
+const FALLBACK: [Protocol; 2] = [Protocol::V5, Protocol::V4];
+
+pub struct Target<'a> {
+    pub cluster: Arc<crate::clusters::Cluster>,
+    pub namespace: &'a str,
+    pub pod: &'a str,
+    pub subresource: &'a str,
+}
+
+pub async fn handle(
+    gw: Arc<Gateway>,
+    mut req: Request<hyper::body::Incoming>,
+    identity: Identity,
+    target: Target<'_>,
+) -> Response<Body> {
+    let upgrade = req
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    // kubectl falls back to SPDY when its WebSocket upgrade is refused, and prints the SPDY
+    // answer. So a SPDY request is checked against the cluster over WebSocket first: its
+    // refusal (Forbidden, NotFound, ...) is what the person must see, not ours.
+    let spdy = upgrade.starts_with("spdy");
+    if !spdy && !fastwebsockets::upgrade::is_upgrade_request(&req) {
+        return status(&Status::bad_request(
+            "Upgrade request required: exec and attach need a WebSocket upgrade",
+        ));
+    }
+    let offered: Vec<Protocol> = {
+        let values: Vec<&str> = req
+            .headers()
+            .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        let mut list = Vec::new();
+        for entry in values.iter().flat_map(|v| v.split(',')).map(str::trim) {
+            if let Some(p) = Protocol::from_name(entry).filter(|p| !list.contains(p)) {
+                list.push(p);
+            }
+        }
+        let n = subprotocol::negotiate(values.iter().copied(), &Protocol::ALL);
+        if n.protocol.is_none() && !spdy {
+            return status(&Status::bad_request(format!(
+                "unable to upgrade: none of the offered WebSocket subprotocols is supported; podgate speaks {}",
+                Protocol::ALL.map(|p| p.name()).join(", ")
+            )));
+        }
+        if list.is_empty() {
+            list.push(Protocol::V1);
+        }
+        list
+    };
+    let client_offered_any = req.headers().contains_key(header::SEC_WEBSOCKET_PROTOCOL)
+        && offered != [Protocol::V1]
+        || req
+            .headers()
+            .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+            .iter()
+            .any(|v| {
+                v.to_str()
+                    .is_ok_and(|s| s.split(',').any(|e| e.trim() == "channel.k8s.io"))
+            });
+
+    let permit = match gw.limits.acquire(&identity.user, &target.cluster.id) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(user = %identity.user, cluster = %target.cluster.id, "session refused: {e}");
+            return status(&Status::api_error(429, "TooManyRequests", e.to_string()));
+        }
+    };
+    let setup_started = std::time::Instant::now();
+
+    // Upstream request: same path and query, our credentials, the client's identity.
+    let mut headers = crate::headers::forward(req.headers(), &identity, target.cluster.impersonate);
+    let mut offer: Vec<&str> = offered.iter().map(|p| p.name()).collect();
+    for p in FALLBACK {
+        if !offer.contains(&p.name()) {
+            offer.push(p.name());
+        }
+    }
+    let ws_headers = [
+        (header::CONNECTION, "Upgrade".to_string()),
+        (header::UPGRADE, "websocket".to_string()),
+        (header::SEC_WEBSOCKET_VERSION, "13".to_string()),
+        (
+            header::SEC_WEBSOCKET_KEY,
+            fastwebsockets::handshake::generate_key(),
+        ),
+        (header::SEC_WEBSOCKET_PROTOCOL, offer.join(", ")),
+    ];
+    for (name, value) in ws_headers {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(name, v);
+        }
+    }
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let upstream_path = crate::router::strip_cluster_prefix(path_and_query);
+    let mut up_req = Request::new(empty_body());
+    *up_req.uri_mut() = match upstream_path.parse() {
+        Ok(u) => u,
+        Err(_) => return status(&Status::bad_request("the request path is not a valid URI")),
+    };
+    *up_req.headers_mut() = headers;
+
+    let up_resp = match target.cluster.upstream.send(up_req).await {
+        Ok(r) => r,
+        Err(e) => return crate::proxy::unreachable(&target.cluster.id, &e),
+    };
+    if up_resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+        // The cluster's refusal, unchanged.
+        return passthrough(up_resp);
+    }
+    if spdy {
+        drop(up_resp);
+        return status(&Status::bad_request(
+            "podgate relays exec and attach over WebSocket only (v5.channel.k8s.io), not SPDY: use kubectl 1.30 or newer",
+        ));
+    }
+    let upstream_protocol = up_resp
+        .headers()
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| Protocol::from_name(v.trim()))
+        .unwrap_or(Protocol::V1);
+    let client_protocol = if offered.contains(&upstream_protocol) {
+        upstream_protocol
+    } else {
+        offered[0]
+    };
+
+    let (mut response, client_upgrade) = match fastwebsockets::upgrade::upgrade(&mut req) {
+        Ok(x) => x,
+        Err(e) => return status(&Status::bad_request(format!("unable to upgrade: {e}"))),
+    };
+    if client_offered_any {
+        response.headers_mut().insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static(client_protocol.name()),
+        );
+    }
+    let upstream_upgrade = hyper::upgrade::on(up_resp);
+    let query = req.uri().query().unwrap_or("").to_string();
+    let opts = podgate_protocol::query::parse(
+        &query,
+        if target.subresource == "exec" {
+            podgate_protocol::Subresource::Exec
+        } else {
+            podgate_protocol::Subresource::Attach
+        },
+    )
+    .unwrap_or_default();
+    let span = tracing::info_span!("session",
+        session_id = %crate::gateway::session_id(),
+        user = %identity.user,
+        cluster = %target.cluster.id,
+        namespace = target.namespace,
+        pod = target.pod,
+        container = opts.container.as_deref().unwrap_or(""),
+        command = %opts.command.join(" "),
+        client_protocol = client_protocol.name(),
+        upstream_protocol = upstream_protocol.name(),
+    );
+    let settings = gw.session_settings();
+    let shutdown = gw.shutdown.clone();
+    gw.tasks.spawn(tracing::Instrument::instrument(
+        async move {
+            let _permit = permit;
+            let (client, upstream) = match tokio::join!(client_upgrade, upstream_upgrade) {
+                (Ok(c), Ok(u)) => (c, u),
+                (Err(e), _) => {
+                    tracing::info!("client upgrade failed: {e}");
+                    return;
+                }
+                (_, Err(e)) => {
+                    tracing::warn!("upstream upgrade failed: {e}");
+                    return;
+                }
+            };
+            let upstream = fastwebsockets::WebSocket::after_handshake(
+                hyper_util::rt::TokioIo::new(upstream),
+                fastwebsockets::Role::Client,
+            );
+            tracing::info!(
+                setup_ms = setup_started.elapsed().as_millis() as u64,
+                "session started"
+            );
+            let counters = pump::Counters::default();
+            let outcome = pump::run(
+                client,
+                upstream,
+                client_protocol,
+                upstream_protocol,
+                &settings,
+                &counters,
+                shutdown,
+            )
+            .await;
+            tracing::info!(
+                outcome = outcome.label(),
+                exit_code = match outcome {
+                    pump::Outcome::ExitNonZero(c) => c,
+                    pump::Outcome::Completed => 0,
+                    _ => -1,
+                },
+                stdin_bytes = counters.stdin.load(std::sync::atomic::Ordering::Relaxed),
+                stdout_bytes = counters.stdout.load(std::sync::atomic::Ordering::Relaxed),
+                stderr_bytes = counters.stderr.load(std::sync::atomic::Ordering::Relaxed),
+                "session ended"
+            );
+        },
+        span,
+    ));
+    response.map(|b| {
+        http_body_util::BodyExt::boxed(http_body_util::BodyExt::map_err(b, |never| match never {}))
+    })
+}

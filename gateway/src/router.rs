@@ -1,0 +1,163 @@
+//! Request routing: who is asking, which cluster, then relay (exec/attach upgrades) or proxy.
+
+use crate::gateway::Gateway;
+use crate::http::{Body, json, status, with_type};
+use http::{Method, Request, Response, StatusCode, header};
+use podgate_auth::AuthError;
+use podgate_config::Identity;
+use podgate_protocol::Status;
+use std::sync::Arc;
+
+/// The router's future, boxed: naming it `Send` here (rather than inferring through the
+/// connection's generic future) sidesteps rustc's higher-ranked `Send` inference limits.
+pub type HandleFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Response<Body>> + Send>>;
+
+pub fn handle(gw: Arc<Gateway>, req: Request<hyper::body::Incoming>) -> HandleFuture {
+    Box::pin(route(gw, req))
+}
+
+async fn route(gw: Arc<Gateway>, req: Request<hyper::body::Incoming>) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    if path == "/healthz" || path == "/readyz" {
+        return with_type(StatusCode::OK, "text/plain", crate::http::full("ok"));
+    }
+    let identity = match authenticate(&gw, &req).await {
+        Ok(id) => id,
+        Err(resp) => return resp,
+    };
+    if path == "/podgate/whoami" {
+        return json(
+            StatusCode::OK,
+            &serde_json::json!({"user": identity.user, "groups": identity.groups}),
+        );
+    }
+    if path == "/podgate/clusters" {
+        let list: Vec<_> = gw
+            .clusters
+            .list()
+            .iter()
+            .map(|c| {
+                let h = c.health();
+                serde_json::json!({"id": c.id, "up": h.up, "version": h.version, "error": h.error})
+            })
+            .collect();
+        return json(StatusCode::OK, &serde_json::json!({"clusters": list}));
+    }
+    let Some(rest) = path.strip_prefix("/clusters/") else {
+        return status(&Status::api_error(
+            404,
+            "NotFound",
+            format!(
+                "podgate serves clusters under /clusters/{{id}}/; {path} is not one of its paths"
+            ),
+        ));
+    };
+    let (id, api_path) = rest.split_once('/').unwrap_or((rest, ""));
+    let Some(cluster) = gw.clusters.get(id) else {
+        return status(
+            &Status::api_error(
+                404,
+                "NotFound",
+                format!("cluster \"{id}\" is not known to podgate"),
+            )
+            .with_details(id, "clusters"),
+        );
+    };
+    let segments: Vec<&str> = api_path.trim_end_matches('/').split('/').collect();
+    if let [
+        "api",
+        "v1",
+        "namespaces",
+        ns,
+        "pods",
+        pod,
+        sub @ ("exec" | "attach"),
+    ] = segments.as_slice()
+        && (req.method() == Method::GET || req.method() == Method::POST)
+        && req.headers().contains_key(header::UPGRADE)
+    {
+        let (ns, pod, sub) = (ns.to_string(), pod.to_string(), sub.to_string());
+        let target = crate::relay::Target {
+            cluster,
+            namespace: &ns,
+            pod: &pod,
+            subresource: &sub,
+        };
+        return crate::relay::handle(gw.clone(), req, identity, target).await;
+    }
+    let upstream_path = strip_cluster_prefix(
+        req.uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/"),
+    )
+    .to_string();
+    crate::proxy::forward(&cluster, req, &identity, &upstream_path).await
+}
+
+/// `/clusters/{id}/api/v1/pods?x` → `/api/v1/pods?x`.
+pub fn strip_cluster_prefix(path_and_query: &str) -> &str {
+    let Some(rest) = path_and_query.strip_prefix("/clusters/") else {
+        return path_and_query;
+    };
+    match rest.find(['/', '?']) {
+        Some(i) if rest.as_bytes()[i] == b'/' => &rest[i..],
+        _ => "/",
+    }
+}
+
+async fn authenticate(
+    gw: &Gateway,
+    req: &Request<hyper::body::Incoming>,
+) -> Result<Identity, Response<Body>> {
+    let unauthorized = || status(&Status::unauthorized());
+    let credential = match podgate_auth::extract(req.headers(), req.uri()) {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            tracing::info!(reason = "missing", "authentication failed");
+            return Err(unauthorized());
+        }
+        Err(e) => {
+            tracing::info!(reason = e.reason(), "authentication failed: {e}");
+            return Err(status(&Status::api_error(
+                401,
+                "Unauthorized",
+                format!("Unauthorized: {e}"),
+            )));
+        }
+    };
+    match gw.authenticator.authenticate(&credential.token).await {
+        Ok(id) => Ok(id),
+        Err(AuthError::Unavailable(e)) => {
+            tracing::warn!(
+                reason = "unavailable",
+                "authentication backend unavailable: {e}"
+            );
+            Err(status(&Status::api_error(
+                503,
+                "ServiceUnavailable",
+                "authentication is unavailable; try again shortly",
+            )))
+        }
+        Err(e) => {
+            tracing::info!(reason = e.reason(), source = %credential.source, "authentication failed: {e}");
+            Err(unauthorized())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_is_stripped() {
+        assert_eq!(
+            strip_cluster_prefix("/clusters/east/api/v1/pods?watch=1"),
+            "/api/v1/pods?watch=1"
+        );
+        assert_eq!(strip_cluster_prefix("/clusters/east/version"), "/version");
+        assert_eq!(strip_cluster_prefix("/clusters/east"), "/");
+        assert_eq!(strip_cluster_prefix("/clusters/east?x=1"), "/");
+    }
+}

@@ -1,0 +1,164 @@
+//! `podgate serve` and `podgate check-config`: the gateway from a config file, reloaded on
+//! SIGHUP or when the file changes, without touching sessions on unchanged clusters.
+
+use crate::app::StartOptions;
+use crate::clusters::{Registry, spawn_health_checks};
+use podgate_auth::{Authenticator, Chain, StaticTokens};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// How often the config and certificate files are checked for changes.
+const WATCH_EVERY: Duration = Duration::from_secs(2);
+
+/// Validates a config file and everything it names; returns a one-line summary.
+pub fn check(path: &Path) -> anyhow::Result<String> {
+    let config = podgate_config::load(path)?;
+    crate::tls::ReloadingCert::load(&config.tls.cert_file, &config.tls.key_file)?;
+    let tokens = match &config.auth.tokens_file {
+        Some(f) => podgate_config::load_tokens(f)?.len(),
+        None => 0,
+    };
+    for c in &config.clusters {
+        if let Some(kc) = &c.kubeconfig {
+            let k = kube::config::Kubeconfig::read_from(kc).map_err(|e| {
+                anyhow::anyhow!("cluster {}: kubeconfig {}: {e}", c.id, kc.display())
+            })?;
+            if let Some(ctx) = &c.context
+                && !k.contexts.iter().any(|x| &x.name == ctx)
+            {
+                anyhow::bail!(
+                    "cluster {}: kubeconfig {}: no context {ctx:?}",
+                    c.id,
+                    kc.display()
+                );
+            }
+        }
+    }
+    Ok(format!(
+        "{}: ok ({} clusters, {} static tokens, listening on {})",
+        path.display(),
+        config.clusters.len(),
+        tokens,
+        config.listen
+    ))
+}
+
+fn authenticator(
+    config: &podgate_config::Config,
+) -> anyhow::Result<(Arc<dyn Authenticator>, Option<Arc<StaticTokens>>)> {
+    match &config.auth.tokens_file {
+        Some(f) => {
+            let tokens = Arc::new(StaticTokens::load(f)?);
+            Ok((tokens.clone(), Some(tokens)))
+        }
+        None => {
+            tracing::warn!(
+                "no authenticator is configured (auth.tokens_file): every request will be refused with 401"
+            );
+            Ok((Arc::new(Chain::new(Vec::new())), None))
+        }
+    }
+}
+
+pub async fn run(path: &Path) -> anyhow::Result<()> {
+    let config = podgate_config::load(path)?;
+    let registry = Registry::new();
+    let summary = registry
+        .apply(config.clusters.clone(), &config.upstream)
+        .await;
+    for e in &summary.failed {
+        tracing::error!("{e}");
+    }
+    if !summary.failed.is_empty() {
+        anyhow::bail!(
+            "{} cluster(s) could not be set up; see the errors above",
+            summary.failed.len()
+        );
+    }
+    let cert = Arc::new(crate::tls::ReloadingCert::load(
+        &config.tls.cert_file,
+        &config.tls.key_file,
+    )?);
+    let (authn, static_tokens) = authenticator(&config)?;
+    let (session_limits, sessions, connections) =
+        StartOptions::settings_from(&config.limits, &config.sessions);
+    let running = crate::app::start(StartOptions {
+        listen: config.listen,
+        tls: crate::tls::server_config(cert.clone()),
+        clusters: registry.clone(),
+        authenticator: authn,
+        session_limits,
+        sessions,
+        connections,
+    })
+    .await?;
+    let shutdown = running.gateway.shutdown.clone();
+    crate::tls::spawn_watcher(cert, WATCH_EVERY, shutdown.clone());
+    spawn_health_checks(
+        registry.clone(),
+        config.upstream.health_interval.get(),
+        config.upstream.health_timeout.get(),
+        shutdown.clone(),
+    );
+    tracing::info!(url = %running.url(), clusters = config.clusters.len(), "podgate is serving");
+
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut watch = tokio::time::interval(WATCH_EVERY);
+    let mut stamp = modified(path);
+    let stop = wait_for_signal();
+    tokio::pin!(stop);
+    loop {
+        let reason = tokio::select! {
+            r = &mut stop => { r?; break; }
+            _ = hup.recv() => "SIGHUP",
+            _ = watch.tick() => {
+                let now = modified(path);
+                if now == stamp { continue; }
+                stamp = now;
+                "the file changed"
+            }
+        };
+        reload(path, reason, &registry, static_tokens.as_deref()).await;
+    }
+    tracing::info!("shutting down: sessions are told why and closed");
+    running.shutdown().await;
+    Ok(())
+}
+
+async fn reload(path: &Path, reason: &str, registry: &Registry, tokens: Option<&StaticTokens>) {
+    let config = match podgate_config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("config reload ({reason}) refused, keeping the running config:\n{e}");
+            return;
+        }
+    };
+    let s = registry
+        .apply(config.clusters.clone(), &config.upstream)
+        .await;
+    for e in &s.failed {
+        tracing::error!("config reload: {e}");
+    }
+    if let (Some(t), Some(f)) = (tokens, &config.auth.tokens_file)
+        && let Err(e) = t.reload_file(f)
+    {
+        tracing::error!("config reload: tokens file: {e}");
+    }
+    tracing::info!(added = ?s.added, removed = ?s.removed, changed = ?s.changed, "config reloaded ({reason})");
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn wait_for_signal() -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r,
+        _ = term.recv() => Ok(()),
+    }
+}
