@@ -49,6 +49,12 @@ impl Duration {
     }
 }
 
+impl From<std::time::Duration> for Duration {
+    fn from(d: std::time::Duration) -> Self {
+        Duration(d)
+    }
+}
+
 impl From<Duration> for std::time::Duration {
     fn from(d: Duration) -> Self {
         d.0

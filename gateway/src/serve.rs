@@ -44,9 +44,10 @@ pub fn check(path: &Path) -> anyhow::Result<String> {
     ))
 }
 
-fn authenticator(
-    config: &podgate_config::Config,
-) -> anyhow::Result<(Arc<dyn Authenticator>, Option<Arc<StaticTokens>>)> {
+/// The authenticator to serve with, and the static-token table a reload refreshes.
+type Authn = (Arc<dyn Authenticator>, Option<Arc<StaticTokens>>);
+
+fn authenticator(config: &podgate_config::Config) -> anyhow::Result<Authn> {
     match &config.auth.tokens_file {
         Some(f) => {
             let tokens = Arc::new(StaticTokens::load(f)?);

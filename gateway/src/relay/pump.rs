@@ -442,14 +442,9 @@ fn status_outcome(protocol: Protocol, data: &[u8]) -> Outcome {
     }
 }
 
+/// Durations as the config file writes them (`30m`, `1h30m`), so messages match settings.
 fn human(d: Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        _ if s >= 3600 && s % 3600 == 0 => format!("{}h", s / 3600),
-        _ if s >= 60 && s % 60 == 0 => format!("{}m", s / 60),
-        _ if s >= 1 => format!("{s}s"),
-        _ => format!("{}ms", d.as_millis()),
-    }
+    podgate_config::Duration::from(d).to_string()
 }
 
 #[cfg(test)]
@@ -541,6 +536,5 @@ mod tests {
             Outcome::UpstreamError
         );
         assert_eq!(human(Duration::from_secs(1800)), "30m");
-        assert_eq!(human(Duration::from_millis(300)), "300ms");
     }
 }
