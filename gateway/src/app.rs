@@ -84,6 +84,7 @@ pub async fn start(opts: StartOptions) -> std::io::Result<Running> {
         clusters: opts.clusters,
         authenticator: opts.authenticator,
         limits: Limits::new(opts.session_limits),
+        sessions_live: Default::default(),
         sessions: opts.sessions,
         shutdown: CancellationToken::new(),
         tasks: TaskTracker::new(),

@@ -22,6 +22,7 @@ pub struct Gateway {
     pub clusters: Registry,
     pub authenticator: Arc<dyn Authenticator>,
     pub limits: Arc<Limits>,
+    pub sessions_live: Arc<crate::sessions::Sessions>,
     pub sessions: SessionSettings,
     pub shutdown: CancellationToken,
     pub tasks: TaskTracker,

@@ -13,5 +13,6 @@ pub mod relay;
 pub mod router;
 pub mod serve;
 pub mod server;
+pub mod sessions;
 pub mod tls;
 pub mod upstream;

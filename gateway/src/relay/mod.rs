@@ -174,8 +174,9 @@ pub async fn handle(
         },
     )
     .unwrap_or_default();
+    let session_id = crate::gateway::session_id();
     let span = tracing::info_span!("session",
-        session_id = %crate::gateway::session_id(),
+        session_id = %session_id,
         user = %identity.user,
         cluster = %target.cluster.id,
         namespace = target.namespace,
@@ -187,6 +188,17 @@ pub async fn handle(
     );
     let settings = gw.session_settings();
     let shutdown = gw.shutdown.clone();
+    let info = crate::sessions::SessionInfo {
+        id: session_id,
+        user: identity.user.clone(),
+        cluster: target.cluster.id.clone(),
+        namespace: target.namespace.to_string(),
+        pod: target.pod.to_string(),
+        container: opts.container.clone().unwrap_or_default(),
+        started: std::time::SystemTime::now(),
+        counters: Default::default(),
+    };
+    let live = gw.sessions_live.clone();
     gw.tasks.spawn(tracing::Instrument::instrument(
         async move {
             let _permit = permit;
@@ -209,14 +221,15 @@ pub async fn handle(
                 setup_ms = setup_started.elapsed().as_millis() as u64,
                 "session started"
             );
-            let counters = pump::Counters::default();
+            let (info, _registered) = live.register(info);
+            let counters = &info.counters;
             let outcome = pump::run(
                 client,
                 upstream,
                 client_protocol,
                 upstream_protocol,
                 &settings,
-                &counters,
+                counters,
                 shutdown,
             )
             .await;
