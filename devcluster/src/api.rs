@@ -48,10 +48,50 @@ pub fn core_resources() -> Response<Body> {
              "verbs": ["get", "list", "watch"], "shortNames": ["ns"]},
             {"name": "pods", "singularName": "pod", "namespaced": true, "kind": "Pod",
              "verbs": ["get", "list", "watch"], "shortNames": ["po"], "categories": ["all"]},
+            {"name": "configmaps", "singularName": "configmap", "namespaced": true, "kind": "ConfigMap",
+             "verbs": ["create", "delete", "get", "list", "patch", "update"], "shortNames": ["cm"]},
             sub("pods/attach", "PodAttachOptions", &["create", "get"]),
             sub("pods/exec", "PodExecOptions", &["create", "get"]),
             sub("pods/log", "Pod", &["get"]),
         ]}),
+    )
+}
+
+/// `/openapi/v3`: the index of group-version documents.
+pub fn openapi_index() -> Response<Body> {
+    json(
+        StatusCode::OK,
+        &json!({"paths": {"api/v1": {"serverRelativeURL": "/openapi/v3/api/v1?hash=devcluster"}}}),
+    )
+}
+
+/// `/openapi/v3/api/v1`: just enough for kubectl to see that writes accept the
+/// `fieldValidation` parameter, so `kubectl apply` validates server-side instead of
+/// downloading full schemas.
+pub fn openapi_core_v1() -> Response<Body> {
+    let op = |action: &str| {
+        json!({
+            "x-kubernetes-group-version-kind": {"group": "", "version": "v1", "kind": "ConfigMap"},
+            "x-kubernetes-action": action,
+            "parameters": [
+                {"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+                {"name": "fieldManager", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+                {"name": "dryRun", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+            ],
+            "responses": {"200": {"description": "OK"}},
+        })
+    };
+    json(
+        StatusCode::OK,
+        &json!({
+            "openapi": "3.0.0",
+            "info": {"title": "Kubernetes", "version": "v1.32.0"},
+            "paths": {
+                "/api/v1/namespaces/{namespace}/configmaps": {"post": op("post")},
+                "/api/v1/namespaces/{namespace}/configmaps/{name}": {"put": op("put"), "patch": op("patch")},
+            },
+            "components": {"schemas": {}},
+        }),
     )
 }
 

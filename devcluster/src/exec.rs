@@ -50,35 +50,9 @@ pub fn handle(
         Ok(o) => o,
         Err(e) => return status(&Status::bad_request(e.to_string())),
     };
-    let container = match &opts.container {
-        Some(name) => match pod.container(name) {
-            Some(c) => c.clone(),
-            None => {
-                return status(&Status::bad_request(format!(
-                    "container {name} is not valid for pod {pod_name}"
-                )));
-            }
-        },
-        None if pod.spec.containers.len() == 1 => pod.spec.containers[0].clone(),
-        None => {
-            let names = |cs: &[ContainerSpec]| {
-                cs.iter()
-                    .map(|c| c.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            };
-            let mut msg = format!(
-                "a container name must be specified for pod {pod_name}, choose one of: [{}]",
-                names(&pod.spec.containers)
-            );
-            if !pod.spec.init_containers.is_empty() {
-                msg.push_str(&format!(
-                    " or one of the init containers: [{}]",
-                    names(&pod.spec.init_containers)
-                ));
-            }
-            return status(&Status::bad_request(msg));
-        }
+    let container = match resolve_container(pod, pod_name, opts.container.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return status(&e),
     };
     let upgrade = req
         .headers()
@@ -281,5 +255,39 @@ async fn session(
     tokio::select! {
         r = reader => r,
         (w, ()) = async { tokio::join!(writer, process) } => w,
+    }
+}
+
+/// The container a request means: the named one, or the pod's only container; kube-apiserver's
+/// messages otherwise.
+pub(crate) fn resolve_container(
+    pod: &crate::store::PodEntry,
+    pod_name: &str,
+    name: Option<&str>,
+) -> Result<ContainerSpec, Status> {
+    match name {
+        Some(name) => pod.container(name).cloned().ok_or_else(|| {
+            Status::bad_request(format!("container {name} is not valid for pod {pod_name}"))
+        }),
+        None if pod.spec.containers.len() == 1 => Ok(pod.spec.containers[0].clone()),
+        None => {
+            let names = |cs: &[ContainerSpec]| {
+                cs.iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            let mut msg = format!(
+                "a container name must be specified for pod {pod_name}, choose one of: [{}]",
+                names(&pod.spec.containers)
+            );
+            if !pod.spec.init_containers.is_empty() {
+                msg.push_str(&format!(
+                    " or one of the init containers: [{}]",
+                    names(&pod.spec.init_containers)
+                ));
+            }
+            Err(Status::bad_request(msg))
+        }
     }
 }

@@ -7,8 +7,10 @@
 
 pub mod access;
 pub mod api;
+mod configmaps;
 mod exec;
 pub mod kubeconfig;
+mod logs;
 mod routes;
 pub mod runtime;
 mod server;

@@ -59,6 +59,22 @@ pub async fn handle(state: Arc<State>, req: Request<hyper::body::Incoming>) -> R
 
     match (req.method(), segments.as_slice()) {
         (&Method::GET, ["api"]) => api::api_versions(),
+        (&Method::GET, ["openapi", "v3"]) => api::openapi_index(),
+        // kubectl's validator asks whether a kind is a CRD; this cluster has none.
+        (
+            &Method::GET,
+            [
+                "apis",
+                "apiextensions.k8s.io",
+                "v1",
+                "customresourcedefinitions",
+            ],
+        ) => json(
+            StatusCode::OK,
+            &serde_json::json!({"kind": "CustomResourceDefinitionList", "apiVersion": "apiextensions.k8s.io/v1",
+                                "metadata": {"resourceVersion": "1"}, "items": []}),
+        ),
+        (&Method::GET, ["openapi", "v3", "api", "v1"]) => api::openapi_core_v1(),
         (&Method::GET, ["apis"]) => api::api_groups(),
         (&Method::GET, ["api", "v1"]) => api::core_resources(),
         (&Method::GET, ["api", "v1", "namespaces"]) => {
@@ -121,6 +137,32 @@ pub async fn handle(state: Arc<State>, req: Request<hyper::body::Incoming>) -> R
                 Err(s) => status(&s),
                 Ok(()) => api::get_pod(&state.store, ns, pod, shape),
             }
+        }
+        (&Method::GET, ["api", "v1", "namespaces", ns, "pods", pod, "log"]) => {
+            if let Err(s) = allowed("get", "pods/log", Some(ns), Some(pod)) {
+                return status(&s);
+            }
+            let Some(entry) = state.store.pod(ns, pod) else {
+                return status(&Status::not_found("pods", pod));
+            };
+            let wanted = form_urlencoded::parse(query.as_bytes())
+                .find(|(k, _)| k == "container")
+                .map(|(_, v)| v.into_owned());
+            match crate::exec::resolve_container(entry, pod, wanted.as_deref()) {
+                Ok(c) => crate::logs::serve(pod, &c.name, &query, state.shutdown.clone()),
+                Err(s) => status(&s),
+            }
+        }
+        (&Method::GET, ["api", "v1", "configmaps"]) => {
+            match allowed("list", "configmaps", None, None) {
+                Err(s) => status(&s),
+                Ok(()) => json(StatusCode::OK, &state.configmaps.list(None, shape)),
+            }
+        }
+        (m, ["api", "v1", "namespaces", ns, "configmaps", rest @ ..]) if rest.len() <= 1 => {
+            let (ns, name) = (ns.to_string(), rest.first().map(|n| n.to_string()));
+            let m = m.clone();
+            configmap(&state, req, &user, &m, &ns, name.as_deref(), shape).await
         }
         (
             m,
@@ -190,6 +232,95 @@ fn identify(state: &State, req: &Request<hyper::body::Incoming>) -> Result<UserI
         .filter_map(|v| v.to_str().ok())
         .collect();
     state.access.impersonate(user, as_user, &as_groups)
+}
+
+async fn configmap(
+    state: &State,
+    req: Request<hyper::body::Incoming>,
+    user: &UserInfo,
+    m: &Method,
+    ns: &str,
+    name: Option<&str>,
+    shape: Shape,
+) -> Response<Body> {
+    let verb = match (m, name) {
+        (&Method::GET, None) => "list",
+        (&Method::GET, Some(_)) => "get",
+        (&Method::POST, None) => "create",
+        (&Method::PUT, Some(_)) => "update",
+        (&Method::PATCH, Some(_)) => "patch",
+        (&Method::DELETE, Some(_)) => "delete",
+        _ => {
+            return status(&Status::api_error(
+                405,
+                "MethodNotAllowed",
+                format!("the server does not allow {m} on configmaps here"),
+            ));
+        }
+    };
+    if let Err(s) = state.access.authorize(
+        user,
+        &Attributes {
+            verb,
+            resource: "configmaps",
+            namespace: Some(ns),
+            name,
+        },
+    ) {
+        return status(&s);
+    }
+    if verb == "patch" {
+        let ct = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !(ct.starts_with("application/merge-patch+json")
+            || ct.starts_with("application/strategic-merge-patch+json"))
+        {
+            return status(&Status::api_error(
+                415,
+                "UnsupportedMediaType",
+                format!(
+                    "the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/strategic-merge-patch+json (got {ct:?})"
+                ),
+            ));
+        }
+    }
+    let body = match read_body(req).await {
+        Ok(b) => b,
+        Err(s) => return status(&s),
+    };
+    let cms = &state.configmaps;
+    let result = match (verb, name) {
+        ("get", Some(n)) => cms.get(ns, n).map(|v| (StatusCode::OK, v)),
+        ("create", _) => cms.create(ns, &body).map(|v| (StatusCode::CREATED, v)),
+        ("update", Some(n)) => cms.replace(ns, n, &body).map(|v| (StatusCode::OK, v)),
+        ("patch", Some(n)) => cms.patch(ns, n, &body).map(|v| (StatusCode::OK, v)),
+        ("delete", Some(n)) => cms.delete(ns, n).map(|v| (StatusCode::OK, v)),
+        _ => Ok((StatusCode::OK, cms.list(Some(ns), shape))),
+    };
+    match result {
+        Ok((code, v)) => json(code, &v),
+        Err(s) => status(&s),
+    }
+}
+
+/// The request body, bounded as kube-apiserver bounds it (3 MiB).
+async fn read_body(req: Request<hyper::body::Incoming>) -> Result<bytes::Bytes, Status> {
+    use http_body_util::BodyExt as _;
+    const LIMIT: usize = 3 << 20;
+    match http_body_util::Limited::new(req.into_body(), LIMIT)
+        .collect()
+        .await
+    {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) => Err(Status::api_error(
+            413,
+            "RequestEntityTooLarge",
+            format!("request body rejected: {e}"),
+        )),
+    }
 }
 
 fn query_flag(query: &str, name: &str) -> bool {

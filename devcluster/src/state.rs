@@ -12,6 +12,7 @@ pub struct State {
     pub topology: Topology,
     pub store: Store,
     pub access: Access,
+    pub configmaps: crate::configmaps::ConfigMaps,
     /// Containers' working directories live below this.
     pub state_dir: PathBuf,
     /// Cancelled at shutdown: every connection and session watches it.
@@ -27,6 +28,7 @@ impl State {
         State {
             store: Store::new(&topology),
             access: Access::new(topology.users.clone(), topology.rules.clone()),
+            configmaps: Default::default(),
             topology,
             state_dir,
             shutdown: CancellationToken::new(),

@@ -219,37 +219,48 @@ async fn exec_tty_follows_window_size() {
             .expect("kubectl under a pty");
         let (mut r, mut w) = pty.into_split();
         let mut seen = Vec::new();
-        async fn until(r: &mut pty_process::OwnedReadPty, seen: &mut Vec<u8>, needle: &str) {
+        /// Asks the shell for its size; the answer is the first `SIZE=<digit>...=` (the
+        /// echoed command line has `$(` there instead).
+        async fn size(
+            r: &mut pty_process::OwnedReadPty,
+            w: &mut pty_process::OwnedWritePty,
+            seen: &mut Vec<u8>,
+        ) -> String {
+            seen.clear();
+            w.write_all(b"echo SIZE=$(stty size)=\r").await.unwrap();
             let found = tokio::time::timeout(Duration::from_secs(20), async {
-                while !String::from_utf8_lossy(seen).contains(needle) {
+                loop {
+                    let text = String::from_utf8_lossy(seen).to_string();
+                    if let Some(i) = text
+                        .match_indices("SIZE=")
+                        .map(|(i, _)| i)
+                        .find(|i| text[i + 5..].starts_with(|c: char| c.is_ascii_digit()))
+                        && let Some(end) = text[i + 5..].find('=')
+                    {
+                        return text[i + 5..i + 5 + end].to_string();
+                    }
                     let mut buf = [0u8; 4096];
                     match r.read(&mut buf).await {
-                        Ok(0) | Err(_) => return false,
+                        Ok(0) | Err(_) => return String::new(),
                         Ok(n) => seen.extend_from_slice(&buf[..n]),
                     }
                 }
-                true
             })
             .await;
-            assert_eq!(
-                found,
-                Ok(true),
-                "never saw {needle:?} in {:?}",
-                String::from_utf8_lossy(seen)
-            );
+            found.expect("the shell answers within 20 s")
         }
-        w.write_all(b"echo SIZE=$(stty size)=\r").await.unwrap();
-        until(&mut r, &mut seen, "SIZE=31 97=").await;
+        assert_eq!(
+            size(&mut r, &mut w, &mut seen).await,
+            "31 97",
+            "{}",
+            k.display()
+        );
         w.resize(pty_process::Size::new(40, 120)).expect("resize");
-        // The resize travels asynchronously; ask until the shell reports it.
+        // The resize travels asynchronously (SIGWINCH, stream 4, TIOCSWINSZ): ask until seen.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
         let mut ok = false;
-        for _ in 0..50 {
-            seen.clear();
-            w.write_all(b"echo SIZE=$(stty size)=\r").await.unwrap();
-            until(&mut r, &mut seen, "=\r\n").await;
-            until(&mut r, &mut seen, "SIZE=").await;
-            let s = String::from_utf8_lossy(&seen).to_string();
-            if s.contains("SIZE=40 120=") {
+        while std::time::Instant::now() < deadline {
+            if size(&mut r, &mut w, &mut seen).await == "40 120" {
                 ok = true;
                 break;
             }
@@ -262,4 +273,99 @@ async fn exec_tty_follows_window_size() {
             .expect("status");
         assert_eq!(status.code(), Some(7), "{}", k.display());
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_and_apply() {
+    let env = start().await;
+    for k in kubectls() {
+        let out = kubectl(&env, &k, &["logs", "multi-0", "-c", "sidecar"], b"").await;
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3);
+        assert!(
+            String::from_utf8_lossy(&out.stdout)
+                .starts_with("devcluster multi-0/sidecar: log line 1")
+        );
+        let out = kubectl(&env, &k, &["logs", "shell-0", "--tail", "1"], b"").await;
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "devcluster shell-0/main: log line 3\n"
+        );
+
+        let name = format!(
+            "cm-{}",
+            k.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("k")
+                .replace('.', "-")
+        );
+        let yaml = |v: &str| {
+            format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  k: {v}\n")
+        };
+        let out = kubectl(&env, &k, &["apply", "-f", "-"], yaml("one").as_bytes()).await;
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            format!("configmap/{name} created"),
+            "{}",
+            out.stderr
+        );
+        let out = kubectl(&env, &k, &["apply", "-f", "-"], yaml("two").as_bytes()).await;
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            format!("configmap/{name} configured"),
+            "{}",
+            out.stderr
+        );
+        let out = kubectl(
+            &env,
+            &k,
+            &["get", "configmap", &name, "-o", "jsonpath={.data.k}"],
+            b"",
+        )
+        .await;
+        assert_eq!(out.stdout, b"two");
+        let out = kubectl(
+            &env,
+            &k,
+            &["--context", "bob", "apply", "-f", "-"],
+            yaml("three").as_bytes(),
+        )
+        .await;
+        assert!(out.stderr.contains("forbidden"), "{}", out.stderr);
+        let out = kubectl(&env, &k, &["delete", "configmap", &name], b"").await;
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    }
+}
+
+/// `logs -f` keeps streaming new lines until the client leaves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_follow_streams() {
+    use tokio::io::AsyncBufReadExt as _;
+    let env = start().await;
+    let mut child = tokio::process::Command::new("/usr/bin/kubectl")
+        .arg("--kubeconfig")
+        .arg(&env.kubeconfig)
+        .arg("--cache-dir")
+        .arg(env.dir.path().join("cache"))
+        .args(["logs", "-f", "shell-0"])
+        .env("HOME", env.dir.path())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("kubectl");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let got = tokio::time::timeout(Duration::from_secs(20), async {
+        let mut n = 0;
+        while let Ok(Some(l)) = lines.next_line().await {
+            n += 1;
+            if l.ends_with("log line 6") {
+                return n;
+            }
+        }
+        n
+    })
+    .await
+    .expect("six lines within 20 s");
+    assert_eq!(got, 6);
+    let _ = child.kill().await;
 }
