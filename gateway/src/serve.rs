@@ -103,6 +103,13 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
         shutdown.clone(),
     );
     tracing::info!(url = %running.url(), clusters = config.clusters.len(), "podgate is serving");
+    // One line on stdout, as the devcluster prints, so scripts and tests learn the address.
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening on {}", running.url())?;
+        out.flush()?;
+    }
 
     use tokio::signal::unix::{SignalKind, signal};
     let mut hup = signal(SignalKind::hangup())?;

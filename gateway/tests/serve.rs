@@ -1,0 +1,254 @@
+//! `podgate serve` and `podgate check-config` as an operator runs them: a config file, a
+//! tokens file, TLS files, kubeconfigs; real kubectl through the gateway; reload on change.
+
+use podgate_devcluster::{DevCluster, Options};
+use std::io::BufRead as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+struct Files {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+}
+
+async fn cluster(name: &str) -> DevCluster {
+    DevCluster::start(Options {
+        name: name.into(),
+        ..Options::default()
+    })
+    .await
+    .expect("devcluster")
+}
+
+fn write_config(dir: &Path, clusters: &[(&str, &DevCluster)]) -> PathBuf {
+    let mut yaml = String::from(
+        "listen: 127.0.0.1:0\nadmin: {listen: 127.0.0.1:0}\ntls: {cert_file: tls.crt, key_file: tls.key}\nauth: {tokens_file: tokens.yaml}\nsessions: {keepalive: 5s}\nclusters:\n",
+    );
+    for (id, dc) in clusters {
+        let kc = dir.join(format!("{id}.kubeconfig"));
+        dc.kubeconfig().write(&kc).expect("kubeconfig");
+        yaml.push_str(&format!(
+            "  - id: {id}\n    kubeconfig: {id}.kubeconfig\n    context: podgate\n"
+        ));
+    }
+    let path = dir.join("podgate.yaml");
+    // Write then rename, as config management does, so a reader never sees half a file.
+    let tmp = dir.join(".podgate.yaml.tmp");
+    std::fs::write(&tmp, yaml).expect("config");
+    std::fs::rename(&tmp, &path).expect("rename");
+    path
+}
+
+fn setup(clusters: &[(&str, &DevCluster)]) -> Files {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pem = podgate_devcluster::tls::generate_pem(&["127.0.0.1".into()]).expect("cert");
+    std::fs::write(dir.path().join("tls.crt"), &pem.cert_pem).unwrap();
+    std::fs::write(dir.path().join("tls.key"), &pem.key_pem).unwrap();
+    std::fs::write(dir.path().join("ca.crt"), &pem.ca_pem).unwrap();
+    std::fs::write(
+        dir.path().join("tokens.yaml"),
+        "- token: serve-test-admin-token\n  user: admin\n  groups: [system:masters]\n- token: serve-test-bob-token\n  user: bob\n",
+    )
+    .unwrap();
+    let config = write_config(dir.path(), clusters);
+    Files { dir, config }
+}
+
+struct Serve {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(config: &Path) -> Serve {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_podgate"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("podgate serve starts");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("a line");
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    Serve { child, url }
+}
+
+fn kubeconfig(files: &Files, url: &str, cluster: &str, token: &str) -> PathBuf {
+    let ca = std::fs::read_to_string(files.dir.path().join("ca.crt")).unwrap();
+    let kc = podgate_devcluster::kubeconfig::Kubeconfig {
+        clusters: vec![podgate_devcluster::kubeconfig::KubeCluster {
+            name: cluster.into(),
+            server: format!("{url}/clusters/{cluster}"),
+            ca_pem: ca,
+        }],
+        users: vec![podgate_devcluster::kubeconfig::KubeUser {
+            name: "u".into(),
+            token: token.into(),
+        }],
+        contexts: vec![podgate_devcluster::kubeconfig::KubeContext {
+            name: cluster.into(),
+            cluster: cluster.into(),
+            user: "u".into(),
+            namespace: Some("default".into()),
+        }],
+        current_context: cluster.into(),
+    };
+    let path = files
+        .dir
+        .path()
+        .join(format!("client-{cluster}-{token}.kubeconfig"));
+    kc.write(&path).unwrap();
+    path
+}
+
+async fn kubectl(files: &Files, kc: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new("/usr/bin/kubectl")
+            .arg("--kubeconfig")
+            .arg(kc)
+            .arg("--cache-dir")
+            .arg(files.dir.path().join("cache"))
+            .args(args)
+            .env("HOME", files.dir.path())
+            .output(),
+    )
+    .await
+    .expect("kubectl within 60 s")
+    .expect("kubectl runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_accepts_good_and_names_the_problem() {
+    podgate_devcluster::install_crypto_provider();
+    let east = cluster("east").await;
+    let files = setup(&[("east", &east)]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_podgate"))
+        .args(["check-config", "--config"])
+        .arg(&files.config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (1 clusters"));
+
+    let bad = files.dir.path().join("bad.yaml");
+    std::fs::write(&bad, "tls: {cert_file: tls.crt, key_file: tls.key}\nclusters:\n  - id: Prod_1\n    kubeconfig: east.kubeconfig\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_podgate"))
+        .args(["check-config", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.yaml") && err.contains("clusters[0].id") && err.contains("Prod_1"),
+        "{err}"
+    );
+
+    let missing = files.dir.path().join("missing.yaml");
+    std::fs::write(&missing, "tls: {cert_file: tls.crt, key_file: tls.key}\nclusters:\n  - id: x\n    kubeconfig: nope.kubeconfig\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_podgate"))
+        .args(["check-config", "--config"])
+        .arg(&missing)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cluster x") && err.contains("nope.kubeconfig"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_relays_kubectl_and_reloads_clusters() {
+    podgate_devcluster::install_crypto_provider();
+    let east = cluster("east").await;
+    let west = cluster("west").await;
+    let files = setup(&[("east", &east)]);
+    let gw = serve(&files.config);
+
+    let admin_east = kubeconfig(&files, &gw.url, "east", "serve-test-admin-token");
+    let (code, out, err) = kubectl(
+        &files,
+        &admin_east,
+        &[
+            "exec",
+            "shell-0",
+            "--",
+            "sh",
+            "-c",
+            "echo via-serve; exit 5",
+        ],
+    )
+    .await;
+    assert_eq!((code, out.as_str()), (5, "via-serve\n"), "{err}");
+    let bob_east = kubeconfig(&files, &gw.url, "east", "serve-test-bob-token");
+    let (code, _, err) = kubectl(&files, &bob_east, &["exec", "shell-0", "--", "true"]).await;
+    assert_ne!(code, 0);
+    assert!(err.contains(r#"User "bob" cannot"#), "{err}");
+
+    // Add west by editing the file: no restart, east keeps working.
+    let admin_west = kubeconfig(&files, &gw.url, "west", "serve-test-admin-token");
+    let (code, _, _) = kubectl(&files, &admin_west, &["get", "pods"]).await;
+    assert_ne!(code, 0, "west is not configured yet");
+    write_config(files.dir.path(), &[("east", &east), ("west", &west)]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (code, out, _) = kubectl(&files, &admin_west, &["get", "pods", "-o", "name"]).await;
+        if code == 0 && out.contains("pod/shell-0") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "west never became reachable after the config change"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (code, out, err) = kubectl(
+        &files,
+        &admin_east,
+        &["exec", "shell-0", "--", "echo", "still"],
+    )
+    .await;
+    assert_eq!((code, out.as_str()), (0, "still\n"), "{err}");
+
+    // Remove east with SIGHUP after an edit.
+    write_config(files.dir.path(), &[("west", &west)]);
+    let _ = std::process::Command::new("kill")
+        .args(["-HUP", &gw.child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (code, _, err) = kubectl(&files, &admin_east, &["get", "pods"]).await;
+        if code != 0
+            && (err.contains("not known to podgate")
+                || err.contains("could not find the requested resource"))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "east was never removed: {err}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
