@@ -93,6 +93,9 @@ pub struct Negotiation {
     /// Whether the response must carry a `Sec-WebSocket-Protocol` header (not when the client
     /// offered no protocol).
     pub echo: bool,
+    /// Every known protocol the client offered, in its order, without repeats (what a relay
+    /// offers the next hop).
+    pub offered: Vec<Protocol>,
     /// A bearer token smuggled in a `base64url.bearer.authorization.k8s.io.` entry, decoded.
     pub bearer: Option<String>,
     /// The entry held a token that was not valid base64url or UTF-8.
@@ -109,6 +112,7 @@ pub fn negotiate<'a>(
     let mut protocol = None;
     let mut bearer = None;
     let mut bearer_malformed = false;
+    let mut offered = Vec::new();
     for entry in header_values
         .into_iter()
         .flat_map(|v| v.split(','))
@@ -123,6 +127,9 @@ pub fn negotiate<'a>(
             continue;
         }
         offered_any = true;
+        if let Some(p) = Protocol::from_name(entry).filter(|p| !offered.contains(p)) {
+            offered.push(p);
+        }
         if protocol.is_none() {
             protocol = Protocol::from_name(entry).filter(|p| supported.contains(p));
         }
@@ -133,6 +140,7 @@ pub fn negotiate<'a>(
     Negotiation {
         protocol,
         echo: offered_any,
+        offered,
         bearer,
         bearer_malformed,
     }
@@ -161,8 +169,15 @@ mod tests {
     fn first_offered_supported_wins() {
         let n = negotiate(["v5.channel.k8s.io, v4.channel.k8s.io"], &Protocol::ALL);
         assert_eq!(n.protocol, Some(Protocol::V5));
-        let n = negotiate(["v4.channel.k8s.io", "v5.channel.k8s.io"], &Protocol::ALL);
+        let n = negotiate(
+            [
+                "v4.channel.k8s.io",
+                "x, v5.channel.k8s.io, v4.channel.k8s.io",
+            ],
+            &Protocol::ALL,
+        );
         assert_eq!(n.protocol, Some(Protocol::V4));
+        assert_eq!(n.offered, [Protocol::V4, Protocol::V5]);
         let n = negotiate(["v5.channel.k8s.io, v4.channel.k8s.io"], &[Protocol::V4]);
         assert_eq!(n.protocol, Some(Protocol::V4));
         assert!(n.echo);

@@ -46,41 +46,26 @@ pub async fn handle(
             "Upgrade request required: exec and attach need a WebSocket upgrade",
         ));
     }
-    let offered: Vec<Protocol> = {
-        let values: Vec<&str> = req
-            .headers()
+    let negotiation = subprotocol::negotiate(
+        req.headers()
             .get_all(header::SEC_WEBSOCKET_PROTOCOL)
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        let mut list = Vec::new();
-        for entry in values.iter().flat_map(|v| v.split(',')).map(str::trim) {
-            if let Some(p) = Protocol::from_name(entry).filter(|p| !list.contains(p)) {
-                list.push(p);
-            }
-        }
-        let n = subprotocol::negotiate(values.iter().copied(), &Protocol::ALL);
-        if n.protocol.is_none() && !spdy {
-            return status(&Status::bad_request(format!(
-                "unable to upgrade: none of the offered WebSocket subprotocols is supported; podgate speaks {}",
-                Protocol::ALL.map(|p| p.name()).join(", ")
-            )));
-        }
-        if list.is_empty() {
-            list.push(Protocol::V1);
-        }
-        list
+            .filter_map(|v| v.to_str().ok()),
+        &Protocol::ALL,
+    );
+    if negotiation.protocol.is_none() && !spdy {
+        return status(&Status::bad_request(format!(
+            "unable to upgrade: none of the offered WebSocket subprotocols is supported; podgate speaks {}",
+            Protocol::ALL.map(|p| p.name()).join(", ")
+        )));
+    }
+    // No protocol offered means channel.k8s.io, answered without a protocol header.
+    let client_offered_any = negotiation.echo;
+    let offered = if negotiation.offered.is_empty() {
+        vec![Protocol::V1]
+    } else {
+        negotiation.offered
     };
-    let client_offered_any = req.headers().contains_key(header::SEC_WEBSOCKET_PROTOCOL)
-        && offered != [Protocol::V1]
-        || req
-            .headers()
-            .get_all(header::SEC_WEBSOCKET_PROTOCOL)
-            .iter()
-            .any(|v| {
-                v.to_str()
-                    .is_ok_and(|s| s.split(',').any(|e| e.trim() == "channel.k8s.io"))
-            });
 
     let permit = match gw.limits.acquire(&identity.user, &target.cluster.id) {
         Ok(p) => p,
