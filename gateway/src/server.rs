@@ -15,6 +15,8 @@ pub struct ConnectionLimits {
 }
 
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections past `max_connections` that are answered with a 503 rather than dropped.
+const REFUSAL_SLOTS: usize = 32;
 /// How long in-flight HTTP requests get to finish at shutdown.
 const DRAIN: Duration = Duration::from_secs(10);
 
@@ -26,6 +28,7 @@ pub async fn serve(
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let refusals = Arc::new(tokio::sync::Semaphore::new(REFUSAL_SLOTS));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
@@ -51,7 +54,18 @@ pub async fn serve(
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             tracing::warn!(%peer, max = limits.max_connections, "connection refused: at max_connections");
-            drop(tcp);
+            // Tell the client why, within a few bounded slots of its own; past those, close.
+            if let Ok(slot) = refusals.clone().try_acquire_owned() {
+                let acceptor = acceptor.clone();
+                gw.tasks.spawn(async move {
+                    let _slot = slot;
+                    let _ = tokio::time::timeout(
+                        TLS_HANDSHAKE_TIMEOUT,
+                        refuse(acceptor, tcp, limits.max_connections),
+                    )
+                    .await;
+                });
+            }
             continue;
         };
         let _ = tcp.set_nodelay(true);
@@ -81,4 +95,27 @@ pub async fn serve(
         });
     }
     let _ = tokio::time::timeout(DRAIN, graceful.shutdown()).await;
+}
+
+/// Answers one request on a connection over the limit with a 503 `Status`, then closes.
+async fn refuse(acceptor: tokio_rustls::TlsAcceptor, tcp: tokio::net::TcpStream, max: usize) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let Ok(mut tls) = acceptor.accept(tcp).await else {
+        return;
+    };
+    let mut buf = [0u8; 1024];
+    let _ = tls.read(&mut buf).await;
+    let body = podgate_protocol::Status::api_error(
+        503,
+        "ServiceUnavailable",
+        format!("podgate is at its limit of {max} open connections; try again shortly"),
+    )
+    .to_json();
+    let head = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = tls.write_all(head.as_bytes()).await;
+    let _ = tls.write_all(&body).await;
+    let _ = tls.shutdown().await;
 }

@@ -39,8 +39,12 @@ impl Upstream {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
-        http.set_connect_timeout(Some(connect_timeout));
         let https = config.rustls_https_connector_with_connector(http)?;
+        // The bound covers TCP and the TLS handshake, so a cluster that accepts and then
+        // stalls is "unreachable" in bounded time. No read or write timeouts: relayed
+        // sessions and watches are long and quiet, and their liveness is the relay's job.
+        let mut https = hyper_timeout::TimeoutConnector::new(https);
+        https.set_connect_timeout(Some(connect_timeout));
         let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .build::<_, RequestBody>(https);

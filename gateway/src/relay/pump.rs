@@ -200,6 +200,20 @@ pub async fn run(
         loop {
             let f = match c_read.read_frame(&mut obligated).await {
                 Ok(f) => f,
+                Err(WebSocketError::FrameTooLarge) => {
+                    // Say why before closing (1009: message too big), as RFC 6455 asks.
+                    let why = format!(
+                        "podgate: a message exceeded the {} byte limit",
+                        settings.max_message
+                    );
+                    exit_set(Outcome::ClientError);
+                    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+                        let _ = to_client_ctl.send(Frame::close(1009, why.as_bytes())).await;
+                        std::future::pending::<()>().await
+                    })
+                    .await;
+                    return Outcome::ClientError;
+                }
                 Err(e) => {
                     return outcome_of_read_error(&e, Outcome::ClientClosed, Outcome::ClientError);
                 }

@@ -1,0 +1,164 @@
+//! A gateway in front of one devcluster, assembled in-process with settings a test chooses,
+//! and a raw WebSocket client for it.
+#![allow(dead_code)]
+
+use futures_util::StreamExt as _;
+use podgate::app::StartOptions;
+use podgate::clusters::{Cluster, ClusterSpec, Registry};
+use podgate_devcluster::{DevCluster, Options, Topology};
+use podgate_protocol::Protocol;
+use podgate_protocol::frame::{self, ChannelFrame};
+use rustls::pki_types::pem::PemObject as _;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest as _};
+
+pub const TOKEN: &str = "translate-test-admin-token";
+
+pub struct Env {
+    pub gateway: podgate::app::Running,
+    _cluster: DevCluster,
+    pub ca_pem: String,
+}
+
+/// A gateway in front of one devcluster (cluster id `old`) that speaks only `protocols`
+/// (all when empty), with the default settings changed by `adjust`.
+pub async fn start_with(protocols: &[Protocol], adjust: impl FnOnce(&mut StartOptions)) -> Env {
+    podgate_devcluster::install_crypto_provider();
+    let mut topology = Topology::builtin();
+    topology.protocols = protocols.iter().map(|p| p.name().to_string()).collect();
+    let dc = DevCluster::start(Options {
+        topology,
+        ..Options::default()
+    })
+    .await
+    .expect("devcluster");
+    let kc = kube::config::Kubeconfig::from_yaml(&dc.kubeconfig().to_yaml()).expect("kubeconfig");
+    let opts = kube::config::KubeConfigOptions {
+        context: Some("podgate".into()),
+        ..Default::default()
+    };
+    let config = kube::Config::from_custom_kubeconfig(kc, &opts)
+        .await
+        .expect("kube config");
+    let registry = Registry::new();
+    let cluster = Cluster::from_kube_config("old", config, true).expect("cluster");
+    let summary = registry
+        .apply(
+            [ClusterSpec::Prebuilt(Arc::new(cluster))],
+            &Default::default(),
+        )
+        .await;
+    assert!(summary.failed.is_empty());
+    let pem = podgate_devcluster::tls::generate_pem(&["127.0.0.1".into()]).expect("cert");
+    let cert =
+        podgate::tls::ReloadingCert::from_pem(pem.cert_pem.as_bytes(), pem.key_pem.as_bytes())
+            .expect("cert");
+    let tokens = podgate_config::parse_tokens(
+        std::path::Path::new("t"),
+        &format!("- token: {TOKEN}\n  user: admin\n  groups: [system:masters]\n"),
+    )
+    .expect("tokens");
+    let (session_limits, sessions, connections) =
+        StartOptions::settings_from(&Default::default(), &Default::default());
+    let mut opts = StartOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tls: podgate::tls::server_config(Arc::new(cert)),
+        clusters: registry,
+        authenticator: Arc::new(podgate_auth::StaticTokens::new(tokens)),
+        session_limits,
+        sessions,
+        connections,
+    };
+    adjust(&mut opts);
+    let gateway = podgate::app::start(opts).await.expect("gateway");
+    Env {
+        gateway,
+        _cluster: dc,
+        ca_pem: pem.ca_pem,
+    }
+}
+
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
+
+pub async fn connect(env: &Env, path: &str, protocols: &[&str]) -> (Ws, Option<String>) {
+    let tls = tls(env).await;
+    let mut req = format!("wss://{}/clusters/old{path}", env.gateway.addr)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("Authorization", format!("Bearer {TOKEN}").parse().unwrap());
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        protocols.join(", ").parse().unwrap(),
+    );
+    let (ws, resp) = tokio_tungstenite::client_async(req, tls)
+        .await
+        .expect("upgrade");
+    let p = resp
+        .headers()
+        .get("Sec-WebSocket-Protocol")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    (ws, p)
+}
+
+pub async fn frames(ws: &mut Ws, protocol: Protocol) -> Vec<(u8, Vec<u8>)> {
+    let mut out = Vec::new();
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(20), ws.next())
+            .await
+            .expect("answer within 20 s");
+        let (text, payload) = match m {
+            Some(Ok(Message::Binary(b))) => (false, b.to_vec()),
+            Some(Ok(Message::Text(t))) => (true, t.as_bytes().to_vec()),
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return out,
+            Some(Ok(_)) => continue,
+        };
+        match frame::decode(protocol, text, &payload)
+            .expect("a valid frame for the client's protocol")
+        {
+            ChannelFrame::Data { stream, data } => out.push((stream, data.into_owned())),
+            ChannelFrame::Close { stream } => out.push((255, vec![stream])),
+        }
+    }
+}
+
+pub async fn start(protocols: &[Protocol]) -> Env {
+    start_with(protocols, |_| {}).await
+}
+
+/// Polls `cond` every 20 ms until it holds; panics with `what` after `timeout`.
+pub async fn wait_for(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A TLS connection to the gateway with nothing sent yet.
+pub async fn tls(env: &Env) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_slice_iter(env.ca_pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let mut cfg = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(env.gateway.addr)
+        .await
+        .unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(
+            rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap(),
+            tcp,
+        )
+        .await
+        .expect("TLS handshake")
+}
