@@ -9,3 +9,36 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 command -v cargo >/dev/null || { echo "setup: cargo is missing" >&2; exit 1; }
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt 2>/dev/null || true
+# Prometheus and promtool (Debian's `prometheus` package) for the metrics and deploy/ tests:
+# `promtool check metrics|rules`, `promtool test rules`, and a real Prometheus that scrapes
+# podgate's metrics. Installed only when missing.
+if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "setup: installing prometheus (Debian package) for the metrics tests" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  # The package enables a system service on :9090 where an init system runs; the tests start
+  # their own Prometheus, and 9090 is podgate's admin port.
+  if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
+    $sudo systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
+fi
+
+# The OpenID provider the auth tests run (panva's oidc-provider, pinned by its lockfile).
+# Reinstalled only when node_modules is missing or the lockfile changed since the last install.
+oidc_dir="$(cd "$(dirname "$0")/.." && pwd)/auth/tests/oidc-provider"
+if command -v node >/dev/null && command -v npm >/dev/null; then
+  lock_sum=$( (sha256sum 2>/dev/null || shasum -a 256) < "$oidc_dir/package-lock.json" | cut -d' ' -f1)
+  stamp="$oidc_dir/node_modules/.podgate-lock.sha256"
+  if [ ! -d "$oidc_dir/node_modules" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$lock_sum" ]; then
+    echo "setup: installing the test OpenID provider ($oidc_dir)"
+    (cd "$oidc_dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+    echo "$lock_sum" > "$stamp"
+  fi
+elif [ "${CI:-}" = "true" ]; then
+  echo "setup: node and npm are required (the auth tests run a real OpenID provider)" >&2
+  exit 1
+else
+  echo "setup: node/npm missing: the OpenID provider tests will be skipped" >&2
+fi

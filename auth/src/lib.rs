@@ -6,15 +6,18 @@
 //!    sending one. Pure: no IO, no secrets compared.
 //! 2. An [`Authenticator`] turns that token into an [`Identity`], which travels upstream as
 //!    `Impersonate-User` / `Impersonate-Group` so each cluster's RBAC decides. [`StaticTokens`]
-//!    reads a tokens file; a [`Chain`] tries several authenticators in order.
+//!    reads a tokens file; [`OidcAuthenticator`] verifies JWTs from OpenID providers (see
+//!    [`oidc`]); a [`Chain`] tries several authenticators in order.
 //!
 //! Tokens are secrets throughout: no `Debug`, `Display` or error in this crate prints one, and
 //! every error has a bounded `reason()` for metrics.
 
 mod authenticator;
 mod credentials;
+pub mod oidc;
 
 pub use authenticator::{AuthError, AuthFuture, Authenticator, Chain, StaticTokens};
 pub use credentials::{Credential, CredentialError, CredentialSource, extract};
+pub use oidc::{OidcAuthenticator, OidcConfig};
 /// Re-exported so users of this crate need not depend on `podgate-config` for the result type.
 pub use podgate_config::Identity;

@@ -44,10 +44,18 @@ async fn sessions_leave_no_fds_threads_or_children() {
         .spawn()
         .expect("devcluster binary starts");
     let pid = child.id();
+    // Kill the devcluster however the test ends.
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stdout = child.stdout.take().unwrap();
+    let _guard = Kill(child);
     let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    std::io::BufReader::new(stdout).read_line(&mut line).unwrap();
     assert!(
         line.starts_with("listening on https://127.0.0.1:"),
         "{line}"
@@ -115,8 +123,6 @@ async fn sessions_leave_no_fds_threads_or_children() {
         count(format!("/proc/{pid}/fd")),
         count(format!("/proc/{pid}/task")),
     );
-    let _ = child.kill();
-    let _ = child.wait();
     assert!(
         settled,
         "before: 0 children, {fds} fds, {threads} threads; after: {now:?} (children, fds, threads)"

@@ -3,20 +3,12 @@
 
 use crate::clusters::Registry;
 use crate::limits::Limits;
-use crate::relay::pump;
+pub use crate::relay::pump::SessionSettings;
 use podgate_auth::Authenticator;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-
-pub struct SessionSettings {
-    pub keepalive: Duration,
-    pub idle_timeout: Option<Duration>,
-    pub max_duration: Option<Duration>,
-    pub max_message: usize,
-}
 
 pub struct Gateway {
     pub clusters: Registry,
@@ -26,17 +18,6 @@ pub struct Gateway {
     pub sessions: SessionSettings,
     pub shutdown: CancellationToken,
     pub tasks: TaskTracker,
-}
-
-impl Gateway {
-    pub fn session_settings(&self) -> pump::Settings {
-        pump::Settings {
-            keepalive: self.sessions.keepalive,
-            idle_timeout: self.sessions.idle_timeout,
-            max_duration: self.sessions.max_duration,
-            max_message: self.sessions.max_message,
-        }
-    }
 }
 
 /// A process-unique, sortable session id: start time in ms and a counter.

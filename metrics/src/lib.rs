@@ -1,1 +1,62 @@
 #![forbid(unsafe_code)]
+//! podgate's Prometheus metrics: one registry, typed methods that only take bounded label
+//! values, per-session series that exist only while their session lives, and the text
+//! exposition for the admin listener's `/metrics`.
+//!
+//! Metric names and labels are an interface (the dashboard and alerts in `deploy/monitoring/`
+//! depend on them):
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `podgate_sessions_active` | gauge | cluster |
+//! | `podgate_sessions_total` | counter | cluster, outcome ([`Outcome`]) |
+//! | `podgate_session_duration_seconds` | histogram | cluster |
+//! | `podgate_session_setup_seconds` | histogram | cluster |
+//! | `podgate_session_bytes_total` | counter | cluster, direction ([`Direction`]) |
+//! | `podgate_session_info` | gauge, 1 | session_id, user, cluster, namespace, pod, container |
+//! | `podgate_session_bytes` | gauge | session_id, direction |
+//! | `podgate_session_start_time_seconds` | gauge | session_id |
+//! | `podgate_session_series_dropped_total` | counter | |
+//! | `podgate_auth_failures_total` | counter | reason |
+//! | `podgate_upstream_requests_total` | counter | cluster, code |
+//! | `podgate_upstream_request_duration_seconds` | histogram | cluster |
+//! | `podgate_cluster_up` | gauge | cluster |
+//! | `podgate_config_reloads_total` | counter | result ([`ReloadResult`]) |
+//! | `podgate_tls_handshake_failures_total` | counter | |
+//! | `process_*` (Linux) | | resident memory, open/max fds, CPU seconds, threads, start time |
+//!
+//! The three `podgate_session_*` gauges keyed by `session_id` are the per-session series:
+//! present while the session lives (and [`SessionSeries`] allows), gone once it ends.
+//!
+//! ```
+//! use podgate_metrics::{Direction, Metrics, Outcome, SessionLabels, SessionSeries};
+//! use std::time::Duration;
+//!
+//! let metrics = Metrics::new(["prod"], SessionSeries::default());
+//! let session = metrics.session_started(SessionLabels {
+//!     session_id: "s-1",
+//!     user: "alice",
+//!     cluster: "prod",
+//!     namespace: "default",
+//!     pod: "shell-0",
+//!     container: "main",
+//! });
+//! session.established(Duration::from_millis(40));
+//! session.add(Direction::Stdout, 512); // per frame
+//! assert!(metrics.render().contains(r#"podgate_session_bytes{session_id="s-1",direction="stdout"} 512"#));
+//! session.finish(Outcome::Completed, Duration::from_secs(3));
+//! assert!(!metrics.render().contains("s-1"));
+//! ```
+
+mod labels;
+mod metrics;
+mod session;
+
+pub use labels::{
+    Direction, NO_RESPONSE_CODE, OTHER_REASON, Outcome, ReloadResult, UNKNOWN_CLUSTER,
+};
+pub use metrics::{CONTENT_TYPE, Metrics};
+pub use session::{SessionLabels, SessionMetrics, SessionSeries};
+
+#[cfg(test)]
+mod tests;

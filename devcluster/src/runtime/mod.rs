@@ -6,6 +6,7 @@
 
 mod builtin;
 mod process;
+mod reaper;
 
 use crate::topology::{ContainerSpec, Runtime};
 use bytes::Bytes;

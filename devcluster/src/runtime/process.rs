@@ -12,22 +12,56 @@ use tokio::sync::mpsc;
 
 const READ_CHUNK: usize = 32 * 1024;
 
-/// Kills the child's process group when dropped, unless disarmed after the group was killed
-/// on a normal exit.
-struct GroupKiller(Option<rustix::process::Pid>);
+/// Owns a child that leads its own process group. Waiting kills the rest of the group once
+/// the leader exits (its background jobs must not outlive the session). Dropping it before
+/// that (the client went away) kills the whole group and hands the child to a short task that
+/// reaps it, so no zombie is left: tokio's own orphan reaping is lazy.
+struct GroupChild {
+    child: Option<tokio::process::Child>,
+    pgid: Option<rustix::process::Pid>,
+}
 
-impl GroupKiller {
-    fn kill(&mut self) {
-        if let Some(pid) = self.0.take() {
+impl GroupChild {
+    fn new(child: tokio::process::Child) -> GroupChild {
+        super::reaper::start();
+        let pgid = child.id().and_then(|p| rustix::process::Pid::from_raw(p as i32));
+        if let Some(p) = pgid {
+            super::reaper::track(p.as_raw_nonzero().get());
+        }
+        GroupChild { child: Some(child), pgid }
+    }
+
+    fn kill_group(&mut self) {
+        if let Some(pid) = self.pgid.take() {
             // ESRCH (already gone) is fine.
             let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
         }
     }
+
+    async fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        let Some(child) = self.child.as_mut() else {
+            return Err(std::io::Error::other("the process was already reaped"));
+        };
+        let status = child.wait().await;
+        self.child = None;
+        self.kill_group();
+        super::reaper::reap();
+        status
+    }
 }
 
-impl Drop for GroupKiller {
+impl Drop for GroupChild {
     fn drop(&mut self) {
-        self.kill();
+        self.kill_group();
+        if let Some(mut child) = self.child.take() {
+            let _ = child.start_kill();
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    let _ = child.wait().await;
+                    super::reaper::reap();
+                });
+            }
+        }
     }
 }
 
@@ -86,7 +120,7 @@ async fn run_tty(
         Ok(Some(other)) => early = Some(other),
         Ok(None) | Err(_) => {}
     }
-    let mut child = pty_process::Command::new(program)
+    let child = pty_process::Command::new(program)
         .args(args)
         .current_dir(&launch.workdir)
         .env("HOSTNAME", &launch.hostname)
@@ -97,11 +131,7 @@ async fn run_tty(
             pty_process::Error::Io(io) => io,
             other => std::io::Error::other(other),
         })?;
-    let mut killer = GroupKiller(
-        child
-            .id()
-            .and_then(|p| rustix::process::Pid::from_raw(p as i32)),
-    );
+    let mut child = GroupChild::new(child);
     let (mut reader, writer) = pty.into_split();
     // A terminal has no half-close: stdin EOF on a tty session is ignored, as runtimes do.
     let stdin = pump_input(early, input, Some(writer), false, |w, size| {
@@ -109,12 +139,8 @@ async fn run_tty(
     });
     let main = async {
         let (status, ()) = tokio::join!(
-            async {
-                let status = child.wait().await;
-                // The shell is gone: end its jobs too, which closes the pty so the reader ends.
-                killer.kill();
-                status
-            },
+            // When the shell is gone its jobs go too, which closes the pty so the reader ends.
+            child.wait(),
             pump_output(&mut reader, STDOUT, &out),
         );
         status
@@ -144,20 +170,12 @@ async fn run_pipes(
         .process_group(0)
         .kill_on_drop(true)
         .spawn()?;
-    let mut killer = GroupKiller(
-        child
-            .id()
-            .and_then(|p| rustix::process::Pid::from_raw(p as i32)),
-    );
-    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
-    let stdin = pump_input(None, input, child.stdin.take(), true, |_, _| {});
+    let (stdout, stderr, stdin) = (child.stdout.take(), child.stderr.take(), child.stdin.take());
+    let mut child = GroupChild::new(child);
+    let stdin = pump_input(None, input, stdin, true, |_, _| {});
     let main = async {
         let (status, (), ()) = tokio::join!(
-            async {
-                let status = child.wait().await;
-                killer.kill();
-                status
-            },
+            child.wait(),
             async {
                 if let Some(mut s) = stdout {
                     pump_output(&mut s, STDOUT, &out).await

@@ -171,7 +171,7 @@ pub async fn handle(
         client_protocol = client_protocol.name(),
         upstream_protocol = upstream_protocol.name(),
     );
-    let settings = gw.session_settings();
+    let settings = gw.sessions;
     let shutdown = gw.shutdown.clone();
     let info = crate::sessions::SessionInfo {
         id: session_id,

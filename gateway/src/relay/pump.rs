@@ -23,7 +23,9 @@ const QUEUE: usize = 4;
 /// How long a closing message may take to reach a client that is not reading.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
-pub struct Settings {
+/// Per-session timing and size settings (from the config's `sessions` and `limits`).
+#[derive(Clone, Copy, Debug)]
+pub struct SessionSettings {
     pub keepalive: Duration,
     pub idle_timeout: Option<Duration>,
     pub max_duration: Option<Duration>,
@@ -169,7 +171,7 @@ pub async fn run(
     upstream: Ws,
     client_protocol: Protocol,
     upstream_protocol: Protocol,
-    settings: &Settings,
+    settings: &SessionSettings,
     counters: &Counters,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> Outcome {
@@ -187,7 +189,8 @@ pub async fn run(
 
     let started = Instant::now();
     let last_activity = Clock::new(started);
-    let last_pong = Clock::new(started);
+    // Evidence the client is there: a pong, or a data frame it took off our hands.
+    let last_alive = Clock::new(started);
     let exit = Mutex::new(None::<Outcome>);
     let exit_get = || *exit.lock().unwrap_or_else(|p| p.into_inner());
     let exit_set = |o: Outcome| *exit.lock().unwrap_or_else(|p| p.into_inner()) = Some(o);
@@ -220,7 +223,7 @@ pub async fn run(
             };
             match f.opcode {
                 OpCode::Close => return Outcome::ClientClosed,
-                OpCode::Pong => last_pong.touch(),
+                OpCode::Pong => last_alive.touch(),
                 OpCode::Text | OpCode::Binary => {
                     last_activity.touch();
                     let mut seen = |stream: u8, data: &[u8]| {
@@ -305,21 +308,44 @@ pub async fn run(
                 Some(f) = to_client_ctl_rx.recv() => f,
                 Some(f) = to_client_rx.recv() => f,
                 _ = ping.tick() => {
-                    // Two keepalive periods without a pong: the client is gone.
-                    if last_pong.get().elapsed() > settings.keepalive * 2 + settings.keepalive / 2 {
+                    // Two and a half keepalive periods without a sign of life: the client is gone.
+                    if last_alive.get().elapsed() > settings.keepalive * 2 + settings.keepalive / 2 {
                         return Outcome::ClientUnresponsive;
                     }
                     Frame::new(true, OpCode::Ping, None, Payload::Borrowed(b"podgate"))
                 }
             };
             let closing = f.opcode == OpCode::Close;
-            if c_write.write_frame(f).await.is_err() {
-                return Outcome::ClientError;
+            // A client that stops reading blocks this write; it is alive only if it still
+            // answers pings, so the write races the same deadline the ping timer applies.
+            let write_started = Instant::now();
+            let stalled = async {
+                loop {
+                    tokio::time::sleep(settings.keepalive / 2).await;
+                    let limit = settings.keepalive * 2 + settings.keepalive / 2;
+                    if write_started.elapsed() > limit && last_alive.get().elapsed() > limit {
+                        return;
+                    }
+                }
+            };
+            let data = matches!(f.opcode, OpCode::Binary | OpCode::Text);
+            // Flush when nothing else is queued: batches under load, no delay when quiet.
+            let flush = closing || (to_client_rx.is_empty() && to_client_ctl_rx.is_empty());
+            let write = async {
+                c_write.write_frame(f).await?;
+                if flush {
+                    c_write.flush().await?;
+                }
+                Ok::<(), WebSocketError>(())
+            };
+            tokio::select! {
+                r = write => if r.is_err() {
+                    return Outcome::ClientError;
+                },
+                _ = stalled => return Outcome::ClientUnresponsive,
             }
-            if (closing || (to_client_rx.is_empty() && to_client_ctl_rx.is_empty()))
-                && c_write.flush().await.is_err()
-            {
-                return Outcome::ClientError;
+            if data {
+                last_alive.touch();
             }
             if closing {
                 return exit_get().unwrap_or(Outcome::UpstreamClosed);

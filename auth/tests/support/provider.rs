@@ -1,0 +1,171 @@
+//! Runs panva's `oidc-provider` (installed by `scripts/setup.sh` from the lockfile in
+//! `tests/oidc-provider/`) as a child process on 127.0.0.1, signing with keys the test made.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use podgate_auth::oidc::HttpClient;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use super::keys::TestKey;
+
+/// The client the provider script registers (client_credentials, client_secret_post).
+pub const CLIENT_ID: &str = "podgate-test";
+const CLIENT_SECRET: &str = "podgate-test-secret";
+/// The resource indicator: provider-issued access tokens carry it as `aud`.
+pub const RESOURCE: &str = "https://podgate.test";
+
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+pub fn provider_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oidc-provider")
+}
+
+/// Whether node and the installed provider are here; prints a note (or panics under CI) if not.
+pub fn prerequisites() -> bool {
+    let node = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !super::keys::available(node, "node (for the oidc-provider tests)") {
+        return false;
+    }
+    let installed = provider_dir()
+        .join("node_modules/oidc-provider/package.json")
+        .exists();
+    super::keys::available(
+        installed,
+        "oidc-provider under auth/tests/oidc-provider/node_modules (run scripts/setup.sh)",
+    )
+}
+
+/// A port that was free a moment ago; the provider binds it (and rebinds it on restart, so
+/// the issuer URL stays the same).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+pub struct Provider {
+    pub issuer: String,
+    child: Child,
+    keys_file: PathBuf,
+}
+
+impl Provider {
+    /// Starts the provider on `port`, publishing `keys` (the first RS256 one signs).
+    pub async fn start(port: u16, keys: &[&TestKey]) -> Provider {
+        let keys_file = std::env::temp_dir().join(format!(
+            "podgate-oidc-keys-{}-{port}-{}.json",
+            std::process::id(),
+            keys.iter()
+                .map(|k| k.kid.as_str())
+                .collect::<Vec<_>>()
+                .join("-")
+        ));
+        let document: Vec<Value> = keys
+            .iter()
+            .map(|k| json!({"kid": k.kid, "alg": k.alg, "pkcs8": STANDARD.encode(k.pkcs8())}))
+            .collect();
+        std::fs::write(&keys_file, Value::Array(document).to_string()).expect("writes keys");
+
+        let mut child = Command::new("node")
+            .arg("provider.mjs")
+            .arg("--port")
+            .arg(port.to_string())
+            .arg("--keys")
+            .arg(&keys_file)
+            .current_dir(provider_dir())
+            // The script exits when stdin closes, so it cannot outlive the test.
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("starts node");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let ready = tokio::time::timeout(START_TIMEOUT, async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(issuer) = line.strip_prefix("READY ") {
+                    return Some(issuer.to_owned());
+                }
+            }
+            None
+        })
+        .await;
+        let issuer = match ready {
+            Ok(Some(issuer)) => issuer,
+            _ => {
+                let _ = child.start_kill();
+                let mut stderr = String::new();
+                if let Some(mut err) = child.stderr.take() {
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(2),
+                        err.read_to_string(&mut stderr),
+                    )
+                    .await;
+                }
+                panic!("oidc-provider did not start on port {port}:\n{stderr}");
+            }
+        };
+        assert_eq!(issuer, format!("http://127.0.0.1:{port}"));
+        // Keep draining its output so a chatty provider never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        if let Some(stderr) = child.stderr.take() {
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stderr).lines();
+                while let Ok(Some(_)) = lines.next_line().await {}
+            });
+        }
+        Provider {
+            issuer,
+            child,
+            keys_file,
+        }
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
+        let _ = std::fs::remove_file(&self.keys_file);
+    }
+
+    /// An access token from the provider's token endpoint (client_credentials, resource
+    /// indicator), fetched with podgate's own HTTP client.
+    pub async fn access_token(&self) -> String {
+        let http = HttpClient::new(Arc::new(rustls::RootCertStore::empty()), true).expect("client");
+        let answer: Value = http
+            .post_form_json(
+                &format!("{}/token", self.issuer),
+                &[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", CLIENT_ID),
+                    ("client_secret", CLIENT_SECRET),
+                    ("resource", RESOURCE),
+                    ("scope", "shell"),
+                ],
+                None,
+            )
+            .await
+            .expect("the provider issues a token");
+        answer["access_token"]
+            .as_str()
+            .expect("an access_token")
+            .to_owned()
+    }
+}
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = std::fs::remove_file(&self.keys_file);
+    }
+}

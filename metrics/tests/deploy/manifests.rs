@@ -1,0 +1,740 @@
+//! `kubectl kustomize deploy/{base,target-cluster,monitoring}` renders, and every object parses
+//! into its k8s-openapi type without losing a field (so a misspelt field fails here instead of
+//! being dropped by the API server). Then the objects are checked against each other: selectors,
+//! ports, probes, mounts, the config the ConfigMap carries, the Dockerfile.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use k8s_openapi::Resource;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service, ServiceAccount};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::support;
+
+const NAMESPACE: &str = "podgate";
+
+/// Parses `obj` as `T` and serializes it back: any field `T` does not know would be missing.
+fn strict<T: Resource + DeserializeOwned + Serialize>(obj: &Value) {
+    let typed: T = serde_json::from_value(obj.clone())
+        .unwrap_or_else(|e| panic!("{} does not parse as {}: {e}", describe(obj), T::KIND));
+    let back = serde_json::to_value(&typed).expect("serialize");
+    let mut problems = Vec::new();
+    diff(obj, &back, String::new(), &mut problems);
+    assert!(
+        problems.is_empty(),
+        "{} does not survive a round trip through {}: {problems:#?}",
+        describe(obj),
+        T::KIND
+    );
+}
+
+fn diff(a: &Value, b: &Value, path: String, out: &mut Vec<String>) {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            for (k, v) in x {
+                match y.get(k) {
+                    Some(w) => diff(v, w, format!("{path}.{k}"), out),
+                    None => out.push(format!("{path}.{k}: unknown field")),
+                }
+            }
+            for k in y.keys().filter(|k| !x.contains_key(*k)) {
+                out.push(format!("{path}.{k}: added"));
+            }
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+            for (i, (v, w)) in x.iter().zip(y).enumerate() {
+                diff(v, w, format!("{path}[{i}]"), out);
+            }
+        }
+        _ if a == b => {}
+        _ => out.push(format!("{path}: {a} became {b}")),
+    }
+}
+
+fn describe(obj: &Value) -> String {
+    format!(
+        "{} {}/{}",
+        obj["kind"].as_str().unwrap_or("?"),
+        obj["metadata"]["namespace"].as_str().unwrap_or("-"),
+        obj["metadata"]["name"].as_str().unwrap_or("?")
+    )
+}
+
+fn is<T: Resource>(obj: &Value) -> bool {
+    obj["apiVersion"] == T::API_VERSION && obj["kind"] == T::KIND
+}
+
+/// Parses every object into its type; returns them by `Kind/name`.
+fn typed(objects: &[Value]) -> BTreeMap<String, Value> {
+    let mut by_name = BTreeMap::new();
+    for obj in objects {
+        if is::<Namespace>(obj) {
+            strict::<Namespace>(obj)
+        } else if is::<ServiceAccount>(obj) {
+            strict::<ServiceAccount>(obj)
+        } else if is::<ConfigMap>(obj) {
+            strict::<ConfigMap>(obj)
+        } else if is::<Service>(obj) {
+            strict::<Service>(obj)
+        } else if is::<Deployment>(obj) {
+            strict::<Deployment>(obj)
+        } else if is::<PodDisruptionBudget>(obj) {
+            strict::<PodDisruptionBudget>(obj)
+        } else if is::<HorizontalPodAutoscaler>(obj) {
+            strict::<HorizontalPodAutoscaler>(obj)
+        } else if is::<ClusterRole>(obj) {
+            strict::<ClusterRole>(obj)
+        } else if is::<ClusterRoleBinding>(obj) {
+            strict::<ClusterRoleBinding>(obj)
+        } else if is::<Role>(obj) {
+            strict::<Role>(obj)
+        } else if is::<RoleBinding>(obj) {
+            strict::<RoleBinding>(obj)
+        } else if obj["apiVersion"] == "monitoring.coreos.com/v1" {
+            // CRDs: no k8s-openapi type; their fields are checked in monitoring_* below.
+            assert!(
+                matches!(
+                    obj["kind"].as_str(),
+                    Some("ServiceMonitor" | "PrometheusRule")
+                ),
+                "unexpected {}",
+                describe(obj)
+            );
+        } else {
+            panic!("no type known for {}", describe(obj));
+        }
+        let name = obj["metadata"]["name"].as_str().expect("metadata.name");
+        let key = format!("{}/{name}", obj["kind"].as_str().expect("kind"));
+        assert!(
+            by_name.insert(key.clone(), obj.clone()).is_none(),
+            "{key} twice"
+        );
+    }
+    by_name
+}
+
+fn render(dir: &str) -> Option<BTreeMap<String, Value>> {
+    let kubectl = support::tool("kubectl")?;
+    Some(typed(&support::kustomize(&kubectl, dir)))
+}
+
+fn str_map(v: &Value) -> BTreeMap<String, String> {
+    v.as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().expect("string value").to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether a label selector's `matchLabels` select `labels`.
+fn selects(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String>) -> bool {
+    !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+fn arr(v: &Value) -> &Vec<Value> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("expected an array, got {v}"))
+}
+
+struct Base {
+    objects: BTreeMap<String, Value>,
+}
+
+impl Base {
+    fn get(&self, key: &str) -> &Value {
+        self.objects
+            .get(key)
+            .unwrap_or_else(|| panic!("{key} missing from deploy/base"))
+    }
+    fn deployment(&self) -> &Value {
+        self.get("Deployment/podgate")
+    }
+    fn pod_labels(&self) -> BTreeMap<String, String> {
+        str_map(&self.deployment()["spec"]["template"]["metadata"]["labels"])
+    }
+    fn container(&self) -> &Value {
+        let containers = arr(&self.deployment()["spec"]["template"]["spec"]["containers"]);
+        assert_eq!(containers.len(), 1);
+        &containers[0]
+    }
+    /// Container port by name.
+    fn port(&self, name: &str) -> i64 {
+        arr(&self.container()["ports"])
+            .iter()
+            .find(|p| p["name"] == name)
+            .and_then(|p| p["containerPort"].as_i64())
+            .unwrap_or_else(|| panic!("no container port {name}"))
+    }
+    fn config_text(&self) -> String {
+        self.get("ConfigMap/podgate-config")["data"]["config.yaml"]
+            .as_str()
+            .expect("config.yaml in ConfigMap podgate-config")
+            .to_string()
+    }
+    /// Files the projected config volume provides, as absolute paths, with whether they are
+    /// optional. `None` as the file set means "every key of the Secret".
+    fn mounted_files(&self) -> (Vec<(String, bool)>, Vec<String>) {
+        let pod = &self.deployment()["spec"]["template"]["spec"];
+        let mount = arr(&self.container()["volumeMounts"])
+            .iter()
+            .find(|m| m["name"] == "config")
+            .expect("config volume mounted");
+        let dir = mount["mountPath"].as_str().expect("mountPath");
+        let volume = arr(&pod["volumes"])
+            .iter()
+            .find(|v| v["name"] == "config")
+            .expect("config volume");
+        let mut files = Vec::new();
+        let mut whole_secrets = Vec::new();
+        for source in arr(&volume["projected"]["sources"]) {
+            let (src, optional) = if !source["configMap"].is_null() {
+                (&source["configMap"], false)
+            } else {
+                let s = &source["secret"];
+                (s, s["optional"].as_bool().unwrap_or(false))
+            };
+            match src["items"].as_array() {
+                Some(items) => {
+                    for item in items {
+                        let path = item["path"].as_str().expect("path");
+                        files.push((format!("{dir}/{path}"), optional));
+                    }
+                }
+                None => whole_secrets.push(src["name"].as_str().expect("name").to_string()),
+            }
+        }
+        (files, whole_secrets)
+    }
+}
+
+fn base() -> Option<Base> {
+    Some(Base {
+        objects: render("base")?,
+    })
+}
+
+#[test]
+fn base_renders_into_typed_objects_in_one_namespace() {
+    let Some(base) = base() else { return };
+    let kinds: BTreeSet<&str> = base.objects.keys().map(String::as_str).collect();
+    let expected = BTreeSet::from([
+        "Namespace/podgate",
+        "ServiceAccount/podgate",
+        "ConfigMap/podgate-config",
+        "Deployment/podgate",
+        "Service/podgate",
+        "Service/podgate-admin",
+        "PodDisruptionBudget/podgate",
+        "HorizontalPodAutoscaler/podgate",
+    ]);
+    assert_eq!(kinds, expected);
+    for (key, obj) in &base.objects {
+        if key != "Namespace/podgate" {
+            assert_eq!(obj["metadata"]["namespace"], NAMESPACE, "{key}");
+        }
+        assert_eq!(
+            obj["metadata"]["labels"]["app.kubernetes.io/part-of"], "podgate",
+            "{key}"
+        );
+    }
+}
+
+#[test]
+fn deployment_is_hardened_probed_and_drains() {
+    let Some(base) = base() else { return };
+    let d = base.deployment();
+    let spec = &d["spec"];
+    let pod = &spec["template"]["spec"];
+    let c = base.container();
+
+    assert_eq!(spec["replicas"], 2);
+    assert!(selects(
+        &str_map(&spec["selector"]["matchLabels"]),
+        &base.pod_labels()
+    ));
+    assert_eq!(pod["serviceAccountName"], "podgate");
+    assert!(
+        c["image"]
+            .as_str()
+            .is_some_and(|i| i.starts_with("podgate:"))
+    );
+    assert_eq!(
+        c["args"],
+        serde_json::json!(["serve", "--config", "/etc/podgate/config.yaml"])
+    );
+
+    // Non-root, read-only, nothing extra.
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert!(pod["securityContext"]["runAsUser"].as_i64().unwrap_or(0) > 0);
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    let sc = &c["securityContext"];
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    assert_eq!(sc["runAsNonRoot"], true);
+    assert_eq!(sc["allowPrivilegeEscalation"], false);
+    assert_eq!(sc["capabilities"]["drop"], serde_json::json!(["ALL"]));
+
+    // Ports, and probes on the admin port.
+    assert_eq!(base.port("https"), 8443);
+    assert_eq!(base.port("admin"), 9090);
+    for (probe, path) in [
+        ("readinessProbe", "/readyz"),
+        ("livenessProbe", "/healthz"),
+        ("startupProbe", "/healthz"),
+    ] {
+        let get = &c[probe]["httpGet"];
+        assert_eq!(get["path"], path, "{probe}");
+        assert_eq!(get["port"], "admin", "{probe}");
+    }
+
+    // Requests for scheduling, a memory limit for the session cap.
+    for r in ["cpu", "memory"] {
+        assert!(c["resources"]["requests"][r].is_string(), "requests.{r}");
+    }
+    assert!(c["resources"]["limits"]["memory"].is_string());
+
+    // Drain: preStop sleeps while load balancers deregister, then SIGTERM closes sessions
+    // with a message (up to 5s for a client that does not read), all within the grace period.
+    let sleep = c["lifecycle"]["preStop"]["sleep"]["seconds"]
+        .as_i64()
+        .expect("preStop sleep");
+    let grace = pod["terminationGracePeriodSeconds"]
+        .as_i64()
+        .expect("terminationGracePeriodSeconds");
+    assert!(
+        sleep >= 5,
+        "preStop sleep {sleep}s is too short to deregister"
+    );
+    assert!(
+        grace >= sleep + 30,
+        "grace {grace}s leaves too little after the {sleep}s preStop"
+    );
+    // Rolling updates never reduce capacity.
+    assert_eq!(spec["strategy"]["rollingUpdate"]["maxUnavailable"], 0);
+
+    // Mounted read-only; the ConfigMap it names exists.
+    let mounts = arr(&c["volumeMounts"]);
+    let config = mounts.iter().find(|m| m["name"] == "config").unwrap();
+    assert_eq!(config["readOnly"], true);
+    assert_eq!(config["mountPath"], "/etc/podgate");
+    let volume = arr(&pod["volumes"])
+        .iter()
+        .find(|v| v["name"] == "config")
+        .unwrap();
+    let sources = arr(&volume["projected"]["sources"]);
+    let names: BTreeSet<&str> = sources
+        .iter()
+        .filter_map(|s| {
+            s["secret"]["name"]
+                .as_str()
+                .or(s["configMap"]["name"].as_str())
+        })
+        .collect();
+    for name in [
+        "podgate-config",
+        "podgate-tls",
+        "podgate-kubeconfigs",
+        "podgate-tokens",
+        "podgate-oidc",
+    ] {
+        assert!(names.contains(name), "{name} not mounted");
+    }
+    assert!(base.objects.contains_key("ConfigMap/podgate-config"));
+}
+
+#[test]
+fn services_keep_the_admin_port_private() {
+    let Some(base) = base() else { return };
+    let labels = base.pod_labels();
+    let public = &base.get("Service/podgate")["spec"];
+    let admin = &base.get("Service/podgate-admin")["spec"];
+    for s in [public, admin] {
+        assert!(selects(&str_map(&s["selector"]), &labels));
+    }
+    // Public: only 443 -> https (8443).
+    let ports = arr(&public["ports"]);
+    assert_eq!(ports.len(), 1, "the public Service exposes one port");
+    assert_eq!(ports[0]["port"], 443);
+    assert_eq!(ports[0]["targetPort"], "https");
+    assert_eq!(base.port("https"), 8443);
+    assert_eq!(public["type"], "LoadBalancer");
+    // Admin: cluster-internal, 9090 -> admin.
+    assert_eq!(admin["type"], "ClusterIP");
+    let ports = arr(&admin["ports"]);
+    assert_eq!(ports.len(), 1);
+    assert_eq!(ports[0]["port"], 9090);
+    assert_eq!(ports[0]["targetPort"], "admin");
+}
+
+#[test]
+fn disruption_budget_and_autoscaler_target_the_deployment() {
+    let Some(base) = base() else { return };
+    let pdb = &base.get("PodDisruptionBudget/podgate")["spec"];
+    assert!(selects(
+        &str_map(&pdb["selector"]["matchLabels"]),
+        &base.pod_labels()
+    ));
+    assert_eq!(pdb["maxUnavailable"], 1);
+
+    let hpa = &base.get("HorizontalPodAutoscaler/podgate")["spec"];
+    assert_eq!(hpa["scaleTargetRef"]["kind"], "Deployment");
+    assert_eq!(hpa["scaleTargetRef"]["name"], "podgate");
+    assert!(hpa["minReplicas"].as_i64().unwrap() >= 2);
+    assert!(hpa["maxReplicas"].as_i64().unwrap() > hpa["minReplicas"].as_i64().unwrap());
+    let sessions = arr(&hpa["metrics"])
+        .iter()
+        .find(|m| m["type"] == "Pods")
+        .expect("a pods metric");
+    assert_eq!(
+        sessions["pods"]["metric"]["name"],
+        "podgate_sessions_active"
+    );
+    assert_eq!(sessions["pods"]["target"]["type"], "AverageValue");
+    // Scaling down closes shells: slow and one at a time.
+    let down = &hpa["behavior"]["scaleDown"];
+    assert!(down["stabilizationWindowSeconds"].as_i64().unwrap() >= 600);
+    for p in arr(&down["policies"]) {
+        assert_eq!(p["type"], "Pods");
+        assert_eq!(p["value"], 1);
+    }
+}
+
+#[test]
+fn configmap_config_is_valid_and_mirrors_the_example() {
+    let Some(base) = base() else { return };
+    let text = base.config_text();
+    let path = Path::new("/etc/podgate/config.yaml");
+    let config = podgate_config::parse_with(path, &text, |p| {
+        Err(std::io::Error::other(format!(
+            "the deploy config should not import {}",
+            p.display()
+        )))
+    })
+    .unwrap_or_else(|e| panic!("deploy/base/podgate.yaml is refused by podgate:\n{e}"));
+
+    // Listeners match the container ports; admin reachable by the kubelet and Prometheus.
+    assert_eq!(i64::from(config.listen.port()), base.port("https"));
+    assert_eq!(i64::from(config.admin.listen.port()), base.port("admin"));
+    assert!(config.admin.listen.ip().is_unspecified());
+
+    // Every file the config names is provided by the projected volume.
+    let (files, whole_secrets) = base.mounted_files();
+    let provided = |f: &Path| {
+        let f = f.to_str().unwrap();
+        files.iter().any(|(p, _)| p == f)
+            || (f.starts_with("/etc/podgate/")
+                && f.ends_with(".kubeconfig")
+                && whole_secrets.iter().any(|s| s == "podgate-kubeconfigs"))
+    };
+    let mut named = vec![config.tls.cert_file.clone(), config.tls.key_file.clone()];
+    named.extend(config.clusters.iter().filter_map(|c| c.kubeconfig.clone()));
+    named.extend(config.auth.tokens_file.clone());
+    for f in &named {
+        assert!(
+            provided(f),
+            "{} is named by the config but not mounted",
+            f.display()
+        );
+    }
+    // The TLS files are required, never optional.
+    for f in [&config.tls.cert_file, &config.tls.key_file] {
+        let f = f.to_str().unwrap();
+        assert!(files.iter().any(|(p, optional)| p == f && !optional));
+    }
+    assert!(config.clusters.iter().any(|c| c.in_cluster));
+
+    // Mirrors config/podgate.example.yaml: the same sections with the same fields.
+    let example: Value = serde_norway::from_str(&support::read(
+        &support::repo().join("config/podgate.example.yaml"),
+    ))
+    .expect("example YAML");
+    let deploy: Value = serde_norway::from_str(&text).expect("deploy YAML");
+    for (section, fields) in example.as_object().unwrap() {
+        if section == "imports" {
+            // Commented out: it needs a kubeconfig that the example Secret does not have.
+            assert!(text.contains("# imports:"));
+            continue;
+        }
+        let deployed = &deploy[section];
+        assert!(
+            !deployed.is_null() || section == "auth",
+            "section {section} missing"
+        );
+        if let (Some(want), Some(got)) = (fields.as_object(), deployed.as_object()) {
+            let want: BTreeSet<&String> = want.keys().collect();
+            let got: BTreeSet<&String> = got.keys().collect();
+            assert_eq!(got, want, "fields of {section}");
+        }
+    }
+}
+
+#[test]
+fn dockerfile_builds_a_minimal_non_root_image_running_serve() {
+    let text = support::read(&support::deploy("Dockerfile"));
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    let froms: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("FROM "))
+        .collect();
+    assert!(froms.len() >= 2, "multi-stage: {froms:?}");
+    assert!(froms[0].contains("rust:") && froms[0].ends_with(" AS build"));
+    let runtime = froms.last().unwrap();
+    assert!(runtime.contains("distroless"), "minimal runtime: {runtime}");
+
+    // The builder's Rust is at least the workspace's rust-version.
+    let workspace = support::read(&support::repo().join("Cargo.toml"));
+    let rust_version = workspace
+        .lines()
+        .find_map(|l| l.strip_prefix("rust-version = "))
+        .map(|v| v.trim_matches('"').to_string())
+        .expect("workspace rust-version");
+    let arg = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("ARG RUST_VERSION="))
+        .expect("ARG RUST_VERSION");
+    let parse = |v: &str| -> Vec<u32> { v.split('.').map(|p| p.parse().unwrap()).collect() };
+    assert!(parse(arg) >= parse(&rust_version), "{arg} < {rust_version}");
+
+    // The final stage: the podgate binary, a numeric non-root user, the ports, serve.
+    let last_stage: Vec<&str> = lines.iter().copied().skip_while(|l| l != runtime).collect();
+    assert!(
+        last_stage
+            .iter()
+            .any(|l| l.starts_with("COPY --from=build") && l.ends_with("/usr/local/bin/podgate"))
+    );
+    assert!(text.contains("cargo build --release --locked -p podgate --bin podgate"));
+    let user = last_stage
+        .iter()
+        .find_map(|l| l.strip_prefix("USER "))
+        .expect("USER");
+    let uid: u32 = user
+        .split(':')
+        .next()
+        .unwrap()
+        .parse()
+        .expect("numeric USER");
+    assert_ne!(uid, 0);
+    assert!(last_stage.contains(&"EXPOSE 8443 9090"));
+    assert!(last_stage.contains(&r#"ENTRYPOINT ["/usr/local/bin/podgate"]"#));
+    assert!(last_stage.contains(&r#"CMD ["serve", "--config", "/etc/podgate/config.yaml"]"#));
+
+    // And it agrees with the Deployment.
+    let Some(base) = base() else { return };
+    let pod_uid = base.deployment()["spec"]["template"]["spec"]["securityContext"]["runAsUser"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(pod_uid, i64::from(uid));
+}
+
+#[test]
+fn target_cluster_grants_impersonation_and_exec() {
+    let Some(objects) = render("target-cluster") else {
+        return;
+    };
+    let kinds: BTreeSet<&str> = objects.keys().map(String::as_str).collect();
+    assert_eq!(
+        kinds,
+        BTreeSet::from([
+            "ClusterRole/podgate-impersonator",
+            "ClusterRoleBinding/podgate-impersonator",
+            "Role/podgate-exec",
+            "RoleBinding/podgate-exec-sre",
+        ])
+    );
+    let has_rule = |rules: &Value, resource: &str, verb: &str| {
+        arr(rules).iter().any(|r| {
+            arr(&r["apiGroups"]).contains(&Value::from(""))
+                && arr(&r["resources"]).contains(&Value::from(resource))
+                && arr(&r["verbs"]).contains(&Value::from(verb))
+                && r["resourceNames"].is_null()
+        })
+    };
+    let impersonator = &objects["ClusterRole/podgate-impersonator"];
+    for resource in ["users", "groups"] {
+        assert!(has_rule(&impersonator["rules"], resource, "impersonate"));
+    }
+    // Nothing but impersonation: every request runs with the impersonated user's rights.
+    for r in arr(&impersonator["rules"]) {
+        assert_eq!(r["verbs"], serde_json::json!(["impersonate"]));
+    }
+    let binding = &objects["ClusterRoleBinding/podgate-impersonator"];
+    assert_eq!(binding["roleRef"]["kind"], "ClusterRole");
+    assert_eq!(binding["roleRef"]["name"], "podgate-impersonator");
+    // Bound to the ServiceAccount deploy/base creates.
+    assert!(
+        arr(&binding["subjects"])
+            .iter()
+            .any(|s| s["kind"] == "ServiceAccount"
+                && s["name"] == "podgate"
+                && s["namespace"] == NAMESPACE)
+    );
+
+    let role = &objects["Role/podgate-exec"];
+    for resource in ["pods/exec", "pods/attach"] {
+        for verb in ["get", "create"] {
+            assert!(
+                has_rule(&role["rules"], resource, verb),
+                "{verb} {resource}"
+            );
+        }
+    }
+    let rb = &objects["RoleBinding/podgate-exec-sre"];
+    assert_eq!(rb["roleRef"]["kind"], "Role");
+    assert_eq!(rb["roleRef"]["name"], "podgate-exec");
+    assert_eq!(rb["metadata"]["namespace"], role["metadata"]["namespace"]);
+    assert!(arr(&rb["subjects"]).iter().all(|s| s["kind"] == "Group"));
+}
+
+#[test]
+fn monitoring_objects_point_at_the_admin_service() {
+    let Some(objects) = render("monitoring") else {
+        return;
+    };
+    let Some(base) = base() else { return };
+    let kinds: BTreeSet<&str> = objects.keys().map(String::as_str).collect();
+    assert_eq!(
+        kinds,
+        BTreeSet::from([
+            "ServiceMonitor/podgate",
+            "PrometheusRule/podgate",
+            "ConfigMap/podgate-dashboard",
+        ])
+    );
+    for (key, obj) in &objects {
+        assert_eq!(obj["metadata"]["namespace"], NAMESPACE, "{key}");
+    }
+
+    // ServiceMonitor (CRD): required fields, and it selects podgate-admin's named port.
+    let sm = &objects["ServiceMonitor/podgate"];
+    let admin = base.get("Service/podgate-admin");
+    assert!(selects(
+        &str_map(&sm["spec"]["selector"]["matchLabels"]),
+        &str_map(&admin["metadata"]["labels"])
+    ));
+    assert!(
+        !selects(
+            &str_map(&sm["spec"]["selector"]["matchLabels"]),
+            &str_map(&base.get("Service/podgate")["metadata"]["labels"])
+        ),
+        "the ServiceMonitor must not select the public Service"
+    );
+    assert!(arr(&sm["spec"]["namespaceSelector"]["matchNames"]).contains(&Value::from(NAMESPACE)));
+    let endpoints = arr(&sm["spec"]["endpoints"]);
+    assert_eq!(endpoints.len(), 1);
+    let admin_port = &arr(&admin["spec"]["ports"])[0]["name"];
+    assert_eq!(&endpoints[0]["port"], admin_port);
+    assert_eq!(endpoints[0]["path"], "/metrics");
+    for r in arr(&endpoints[0]["metricRelabelings"]) {
+        let action = r["action"].as_str().unwrap_or("replace");
+        assert!(
+            [
+                "replace",
+                "keep",
+                "drop",
+                "labeldrop",
+                "labelkeep",
+                "labelmap"
+            ]
+            .contains(&action),
+            "{r}"
+        );
+    }
+
+    // PrometheusRule (CRD): the file's groups, each rule an alert with an expression.
+    let rule = &objects["PrometheusRule/podgate"];
+    assert_eq!(rule["spec"], crate::rule_groups());
+    for group in arr(&rule["spec"]["groups"]) {
+        assert!(group["name"].is_string());
+        for r in arr(&group["rules"]) {
+            assert!(r["alert"].is_string() && r["expr"].is_string(), "{r}");
+            assert!(r["labels"]["severity"].is_string(), "{r}");
+            assert!(r["annotations"]["summary"].is_string(), "{r}");
+        }
+    }
+
+    // The dashboard ConfigMap carries the dashboard file, for Grafana's sidecar.
+    let cm = &objects["ConfigMap/podgate-dashboard"];
+    assert_eq!(cm["metadata"]["labels"]["grafana_dashboard"], "1");
+    let json: Value = serde_json::from_str(
+        cm["data"]["podgate-dashboard.json"]
+            .as_str()
+            .expect("dashboard in ConfigMap"),
+    )
+    .expect("dashboard JSON");
+    assert_eq!(json, crate::dashboard());
+}
+
+#[test]
+fn dashboard_is_well_formed() {
+    let d = crate::dashboard();
+    assert_eq!(d["uid"], "podgate-overview");
+    let panels = crate::panels(&d);
+    let mut ids = BTreeSet::new();
+    for p in &panels {
+        assert!(
+            ids.insert(p["id"].as_i64().expect("panel id")),
+            "duplicate id"
+        );
+        assert!(p["gridPos"]["w"].is_i64() && p["gridPos"]["h"].is_i64());
+        if p["type"] == "row" {
+            continue;
+        }
+        assert!(p["title"].is_string());
+        let targets = arr(&p["targets"]);
+        assert!(!targets.is_empty(), "{} has no query", p["title"]);
+        let refs: BTreeSet<&str> = targets
+            .iter()
+            .map(|t| t["refId"].as_str().unwrap())
+            .collect();
+        assert_eq!(refs.len(), targets.len(), "refIds of {}", p["title"]);
+    }
+    // Every panel the issue asks for.
+    let titles: BTreeSet<&str> = panels.iter().filter_map(|p| p["title"].as_str()).collect();
+    for want in [
+        "Active sessions by cluster",
+        "Session rate by outcome",
+        "Session setup latency p50 / p99",
+        "Bytes relayed per second",
+        "Authentication failures by reason",
+        "Live sessions",
+    ] {
+        assert!(titles.contains(want), "{want} missing");
+    }
+    // Variables used are variables defined (or Grafana's own).
+    let defined: BTreeSet<String> = arr(&d["templating"]["list"])
+        .iter()
+        .map(|v| v["name"].as_str().unwrap().to_string())
+        .collect();
+    let text = serde_json::to_string(&d).unwrap();
+    for (i, _) in text.match_indices('$') {
+        let rest = &text[i + 1..];
+        let rest = rest.strip_prefix('{').unwrap_or(rest);
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        if name.starts_with("__") || name.is_empty() {
+            continue; // $__rate_interval, $__all; `$` alone in a regex
+        }
+        assert!(
+            defined.contains(&name),
+            "${name} is not a dashboard variable"
+        );
+    }
+}
