@@ -24,8 +24,8 @@ pub use imports::{
     ImportProblem, KubeconfigContexts, expand_import, kubeconfig_contexts, sanitize_id,
 };
 pub use schema::{
-    AdminConfig, AuthConfig, ClusterConfig, ClusterSource, Config, ImportConfig, LimitsConfig,
-    SessionsConfig, TlsConfig, UpstreamConfig,
+    AdminConfig, AuditConfig, AuthConfig, ClusterConfig, ClusterSource, Config, ImportConfig,
+    LimitsConfig, MetricsConfig, SessionsConfig, TlsConfig, UpstreamConfig,
 };
 pub use size::{ByteSize, ParseSizeError};
 pub use tokens::{Identity, MIN_TOKEN_CHARS, TokenTable, ct_eq, load_tokens, parse_tokens};
@@ -114,6 +114,11 @@ fn resolve_paths(config: &mut Config, base: &Path) {
     }
     if let Some(file) = &mut config.auth.tokens_file {
         resolve(file);
+    }
+    if !matches!(config.audit.output.as_str(), "stdout" | "off") {
+        let mut p = PathBuf::from(&config.audit.output);
+        resolve(&mut p);
+        config.audit.output = p.display().to_string();
     }
 }
 

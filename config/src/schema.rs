@@ -36,6 +36,10 @@ pub struct Config {
     pub limits: LimitsConfig,
     #[serde(default)]
     pub upstream: UpstreamConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub audit: AuditConfig,
 }
 
 fn default_listen() -> SocketAddr {
@@ -66,6 +70,44 @@ impl Default for AdminConfig {
     fn default() -> Self {
         AdminConfig {
             listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9090),
+        }
+    }
+}
+
+/// Prometheus exposition on the admin listener.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Export per-session series (`podgate_session_info`, bytes, start time) while a session
+    /// lives. Default true; turn off where session ids and user names must not reach Prometheus.
+    pub session_series: bool,
+    /// At most this many sessions get per-session series at once (the rest are counted in
+    /// `podgate_session_series_dropped_total`). Default 1000.
+    pub max_session_series: usize,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            session_series: true,
+            max_session_series: 1000,
+        }
+    }
+}
+
+/// Where audit lines go: one JSON object per session start and end, and per proxied
+/// mutating request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// `stdout` (default), `off`, or a file path (appended to; relative to this file).
+    pub output: String,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            output: "stdout".into(),
         }
     }
 }

@@ -55,7 +55,9 @@ async fn sessions_leave_no_fds_threads_or_children() {
     let stdout = child.stdout.take().unwrap();
     let _guard = Kill(child);
     let mut line = String::new();
-    std::io::BufReader::new(stdout).read_line(&mut line).unwrap();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .unwrap();
     assert!(
         line.starts_with("listening on https://127.0.0.1:"),
         "{line}"

@@ -18,6 +18,11 @@ pub struct StartOptions {
     pub session_limits: SessionLimits,
     pub sessions: SessionSettings,
     pub connections: ConnectionLimits,
+    /// Per-session Prometheus series: on, and for how many sessions at once.
+    pub session_series: podgate_metrics::SessionSeries,
+    pub audit: crate::audit::Audit,
+    /// The admin listener (`/metrics`, `/healthz`, `/readyz`, `/debug/sessions`); none when `None`.
+    pub admin_listen: Option<SocketAddr>,
 }
 
 impl StartOptions {
@@ -49,6 +54,7 @@ impl StartOptions {
 
 pub struct Running {
     pub addr: SocketAddr,
+    pub admin_addr: Option<SocketAddr>,
     pub gateway: Arc<Gateway>,
     server: tokio::task::JoinHandle<()>,
 }
@@ -80,10 +86,26 @@ pub async fn start(opts: StartOptions) -> std::io::Result<Running> {
             std::io::Error::new(e.kind(), format!("cannot listen on {}: {e}", opts.listen))
         })?;
     let addr = listener.local_addr()?;
+    let admin = match opts.admin_listen {
+        Some(a) => Some(tokio::net::TcpListener::bind(a).await.map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot listen on {a} (admin): {e}"))
+        })?),
+        None => None,
+    };
+    let admin_addr = match &admin {
+        Some(l) => Some(l.local_addr()?),
+        None => None,
+    };
+    let metrics = podgate_metrics::Metrics::new(
+        opts.clusters.list().iter().map(|c| c.id.clone()),
+        opts.session_series,
+    );
     let gateway = Arc::new(Gateway {
         clusters: opts.clusters,
         authenticator: opts.authenticator,
         limits: Limits::new(opts.session_limits),
+        metrics,
+        audit: opts.audit,
         sessions_live: Default::default(),
         sessions: opts.sessions,
         shutdown: CancellationToken::new(),
@@ -95,8 +117,12 @@ pub async fn start(opts: StartOptions) -> std::io::Result<Running> {
         opts.tls,
         opts.connections,
     ));
+    if let Some(l) = admin {
+        gateway.tasks.spawn(crate::admin::serve(gateway.clone(), l));
+    }
     Ok(Running {
         addr,
+        admin_addr,
         gateway,
         server,
     })

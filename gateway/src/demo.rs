@@ -25,6 +25,8 @@ pub const ADMIN_TOKEN: &str = "podgate-demo-admin";
 
 pub struct DemoOptions {
     pub listen: SocketAddr,
+    /// `/metrics`, `/healthz`, `/readyz`, `/debug/sessions`; none when `None`.
+    pub admin_listen: Option<SocketAddr>,
     pub kubeconfig_out: Option<PathBuf>,
 }
 
@@ -41,6 +43,8 @@ pub enum DemoError {
     Cluster(&'static str, String),
     #[error("gateway certificate: {0}")]
     Tls(String),
+    #[error("{0}")]
+    Setup(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -99,6 +103,11 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         session_limits,
         sessions,
         connections,
+        session_series: Default::default(),
+        audit: crate::audit::Audit::open("stdout")
+            .await
+            .map_err(|e| DemoError::Setup(e.to_string()))?,
+        admin_listen: opts.admin_listen,
     })
     .await?;
     let demo = Demo {

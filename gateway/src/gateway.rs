@@ -14,6 +14,9 @@ pub struct Gateway {
     pub clusters: Registry,
     pub authenticator: Arc<dyn Authenticator>,
     pub limits: Arc<Limits>,
+    pub metrics: podgate_metrics::Metrics,
+    pub audit: crate::audit::Audit,
+    /// Live exec/attach sessions (for `/debug/sessions` and tests).
     pub sessions_live: Arc<crate::sessions::Sessions>,
     pub sessions: SessionSettings,
     pub shutdown: CancellationToken,

@@ -1,7 +1,9 @@
 //! podgate: the front door between people and the pods of many Kubernetes clusters.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod app;
+pub mod audit;
 pub mod clusters;
 pub mod demo;
 pub mod gateway;

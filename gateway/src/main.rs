@@ -31,6 +31,9 @@ enum Command {
     Demo {
         #[arg(long, default_value = "127.0.0.1:8443")]
         listen: SocketAddr,
+        /// The admin listener: /metrics, /healthz, /readyz, /debug/sessions.
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        admin_listen: SocketAddr,
         /// Where to write a kubeconfig with contexts dev-east and dev-west.
         #[arg(long, default_value = "target/podgate-demo.kubeconfig")]
         kubeconfig_out: PathBuf,
@@ -66,8 +69,9 @@ fn main() -> ExitCode {
             }
             Command::Demo {
                 listen,
+                admin_listen,
                 kubeconfig_out,
-            } => demo(listen, kubeconfig_out).await,
+            } => demo(listen, admin_listen, kubeconfig_out).await,
         }
     });
     match result {
@@ -79,9 +83,14 @@ fn main() -> ExitCode {
     }
 }
 
-async fn demo(listen: SocketAddr, kubeconfig_out: PathBuf) -> anyhow::Result<()> {
+async fn demo(
+    listen: SocketAddr,
+    admin_listen: SocketAddr,
+    kubeconfig_out: PathBuf,
+) -> anyhow::Result<()> {
     let demo = podgate::demo::start(podgate::demo::DemoOptions {
         listen,
+        admin_listen: Some(admin_listen),
         kubeconfig_out: Some(kubeconfig_out.clone()),
     })
     .await?;
@@ -98,6 +107,9 @@ async fn demo(listen: SocketAddr, kubeconfig_out: PathBuf) -> anyhow::Result<()>
         podgate::demo::ADMIN_TOKEN
     );
     println!("  kubeconfig: {}", kubeconfig_out.display());
+    if let Some(admin) = demo.gateway.admin_addr {
+        println!("  admin:    http://{admin}/metrics  /healthz  /readyz  /debug/sessions");
+    }
     println!();
     println!("try:");
     println!(

@@ -10,6 +10,7 @@ use podgate_config::Identity;
 use podgate_protocol::Status;
 
 pub async fn forward(
+    gw: &crate::gateway::Gateway,
     cluster: &Cluster,
     req: Request<hyper::body::Incoming>,
     identity: &Identity,
@@ -23,9 +24,18 @@ pub async fn forward(
         Err(_) => return status(&Status::bad_request("the request path is not a valid URI")),
     };
     *up.headers_mut() = crate::headers::forward(&parts.headers, identity, cluster.impersonate);
+    let sent = std::time::Instant::now();
     match cluster.upstream.send(up).await {
-        Ok(resp) => passthrough(resp),
-        Err(e) => unreachable(&cluster.id, &e),
+        Ok(resp) => {
+            gw.metrics
+                .upstream_request(&cluster.id, Some(resp.status().as_u16()), sent.elapsed());
+            passthrough(resp)
+        }
+        Err(e) => {
+            gw.metrics
+                .upstream_request(&cluster.id, None, sent.elapsed());
+            unreachable(&cluster.id, &e)
+        }
     }
 }
 

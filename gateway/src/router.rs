@@ -18,6 +18,7 @@ pub fn handle(gw: Arc<Gateway>, req: Request<hyper::body::Incoming>) -> HandleFu
 
 async fn route(gw: Arc<Gateway>, req: Request<hyper::body::Incoming>) -> Response<Body> {
     let path = req.uri().path().to_string();
+    let source = req.extensions().get::<crate::server::Peer>().map(|p| p.0);
     if path == "/healthz" || path == "/readyz" {
         return with_type(StatusCode::OK, "text/plain", crate::http::full("ok"));
     }
@@ -78,6 +79,7 @@ async fn route(gw: Arc<Gateway>, req: Request<hyper::body::Incoming>) -> Respons
     {
         let (ns, pod, sub) = (ns.to_string(), pod.to_string(), sub.to_string());
         let target = crate::relay::Target {
+            source,
             cluster,
             namespace: &ns,
             pod: &pod,
@@ -92,7 +94,22 @@ async fn route(gw: Arc<Gateway>, req: Request<hyper::body::Incoming>) -> Respons
             .unwrap_or("/"),
     )
     .to_string();
-    crate::proxy::forward(&cluster, req, &identity, &upstream_path).await
+    let method = req.method().clone();
+    let response = crate::proxy::forward(&gw, &cluster, req, &identity, &upstream_path).await;
+    // Mutating requests are audited; reads are not (they would drown the log).
+    if !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        gw.audit.request(&crate::audit::RequestRecord {
+            user: &identity.user,
+            groups: &identity.groups,
+            source: &source.map(|a| a.to_string()).unwrap_or_default(),
+            cluster: &cluster.id,
+            method: method.as_str(),
+            path: &upstream_path,
+            code: response.status().as_u16(),
+            time: crate::audit::timestamp(std::time::SystemTime::now()),
+        });
+    }
+    response
 }
 
 /// `/clusters/{id}/api/v1/pods?x` → `/api/v1/pods?x`.
@@ -115,10 +132,12 @@ async fn authenticate(
         Ok(Some(c)) => c,
         Ok(None) => {
             tracing::info!(reason = "missing", "authentication failed");
+            gw.metrics.auth_failure("missing");
             return Err(unauthorized());
         }
         Err(e) => {
             tracing::info!(reason = e.reason(), "authentication failed: {e}");
+            gw.metrics.auth_failure(e.reason());
             return Err(status(&Status::api_error(
                 401,
                 "Unauthorized",
@@ -133,6 +152,7 @@ async fn authenticate(
                 reason = "unavailable",
                 "authentication backend unavailable: {e}"
             );
+            gw.metrics.auth_failure("unavailable");
             Err(status(&Status::api_error(
                 503,
                 "ServiceUnavailable",
@@ -141,6 +161,7 @@ async fn authenticate(
         }
         Err(e) => {
             tracing::info!(reason = e.reason(), source = %credential.source, "authentication failed: {e}");
+            gw.metrics.auth_failure(e.reason());
             Err(unauthorized())
         }
     }

@@ -4,6 +4,7 @@
 use crate::app::StartOptions;
 use crate::clusters::{Registry, spawn_health_checks};
 use podgate_auth::{Authenticator, Chain, StaticTokens};
+use podgate_metrics::ReloadResult;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -92,8 +93,14 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
         session_limits,
         sessions,
         connections,
+        session_series: series(&config),
+        audit: crate::audit::Audit::open(&config.audit.output).await?,
+        admin_listen: Some(config.admin.listen),
     })
     .await?;
+    if let Some(admin) = running.admin_addr {
+        tracing::info!(%admin, "admin listener: /metrics /healthz /readyz /debug/sessions");
+    }
     let shutdown = running.gateway.shutdown.clone();
     crate::tls::spawn_watcher(cert, WATCH_EVERY, shutdown.clone());
     spawn_health_checks(
@@ -128,33 +135,65 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
                 "the file changed"
             }
         };
-        reload(path, reason, &registry, static_tokens.as_deref()).await;
+        let ok = reload(
+            path,
+            reason,
+            &registry,
+            static_tokens.as_deref(),
+            &running.gateway.metrics,
+        )
+        .await;
+        running.gateway.metrics.config_reload(if ok {
+            ReloadResult::Success
+        } else {
+            ReloadResult::Failure
+        });
     }
     tracing::info!("shutting down: sessions are told why and closed");
     running.shutdown().await;
     Ok(())
 }
 
-async fn reload(path: &Path, reason: &str, registry: &Registry, tokens: Option<&StaticTokens>) {
+/// Applies the file again; returns whether everything in it took effect.
+async fn reload(
+    path: &Path,
+    reason: &str,
+    registry: &Registry,
+    tokens: Option<&StaticTokens>,
+    metrics: &podgate_metrics::Metrics,
+) -> bool {
     let config = match podgate_config::load(path) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!("config reload ({reason}) refused, keeping the running config:\n{e}");
-            return;
+            return false;
         }
     };
+    let mut ok = true;
     let s = registry
         .apply(config.clusters.clone(), &config.upstream)
         .await;
     for e in &s.failed {
         tracing::error!("config reload: {e}");
+        ok = false;
     }
+    metrics.set_clusters(registry.list().iter().map(|c| c.id.clone()));
+    metrics.set_session_series(series(&config));
     if let (Some(t), Some(f)) = (tokens, &config.auth.tokens_file)
         && let Err(e) = t.reload_file(f)
     {
         tracing::error!("config reload: tokens file: {e}");
+        ok = false;
     }
     tracing::info!(added = ?s.added, removed = ?s.removed, changed = ?s.changed, "config reloaded ({reason})");
+    ok
+}
+
+fn series(config: &podgate_config::Config) -> podgate_metrics::SessionSeries {
+    podgate_metrics::SessionSeries {
+        enabled: config.metrics.session_series,
+        max_sessions: config.metrics.max_session_series,
+    }
 }
 
 fn modified(path: &Path) -> Option<SystemTime> {

@@ -7,6 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
+/// The client's address, attached to each request (for audit lines and logs).
+#[derive(Clone, Copy, Debug)]
+pub struct Peer(pub std::net::SocketAddr);
+
 #[derive(Clone, Copy)]
 pub struct ConnectionLimits {
     pub max_connections: usize,
@@ -73,10 +77,12 @@ pub async fn serve(
         let watcher = graceful.watcher();
         gw.tasks.spawn(async move {
             let _permit = permit;
-            let tls = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+            let tls = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
+            {
                 Ok(Ok(t)) => t,
                 Ok(Err(e)) => {
                     tracing::debug!(%peer, "TLS handshake failed: {e}");
+                    gw2.metrics.tls_handshake_failure();
                     return;
                 }
                 Err(_) => {
@@ -84,10 +90,14 @@ pub async fn serve(
                     return;
                 }
             };
-            let service = hyper::service::service_fn(move |req| {
-                let gw = gw2.clone();
-                async move { Ok::<_, std::convert::Infallible>(crate::router::handle(gw, req).await) }
-            });
+            let service =
+                hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(Peer(peer));
+                    let gw = gw2.clone();
+                    async move {
+                        Ok::<_, std::convert::Infallible>(crate::router::handle(gw, req).await)
+                    }
+                });
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
             if let Err(e) = watcher.watch(conn.into_owned()).await {
                 tracing::debug!(%peer, "connection error: {e}");

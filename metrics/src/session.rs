@@ -254,7 +254,7 @@ pub struct SessionMetrics {
     pub(crate) live: Arc<LiveSessions>,
     pub(crate) exported: bool,
     pub(crate) started: Instant,
-    pub(crate) finished: bool,
+    pub(crate) finished: std::sync::atomic::AtomicBool,
 }
 
 impl SessionMetrics {
@@ -293,7 +293,7 @@ impl SessionMetrics {
             live,
             exported,
             started: Instant::now(),
-            finished: false,
+            finished: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -331,13 +331,17 @@ impl SessionMetrics {
     }
 
     /// Ends the session: counts it in `podgate_sessions_total{outcome}`, records `duration` in
-    /// `podgate_session_duration_seconds`, and removes its per-session series.
-    pub fn finish(mut self, outcome: Outcome, duration: Duration) {
+    /// `podgate_session_duration_seconds`, and removes its per-session series. Only the
+    /// first call counts; by reference, so a registry of live sessions can own the guard.
+    pub fn finish(&self, outcome: Outcome, duration: Duration) {
         self.end(outcome, duration);
     }
 
-    fn end(&mut self, outcome: Outcome, duration: Duration) {
-        if std::mem::replace(&mut self.finished, true) {
+    fn end(&self, outcome: Outcome, duration: Duration) {
+        if self
+            .finished
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
             return;
         }
         if self.exported {

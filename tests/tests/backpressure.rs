@@ -4,7 +4,6 @@
 
 mod common;
 use common::*;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -32,8 +31,8 @@ async fn a_client_that_stops_reading_stalls_the_flood_with_bounded_memory() {
     let live = gw.sessions_live.list();
     assert_eq!(live.len(), 1, "one live session");
     let session = live[0].clone();
-    assert_eq!(session.pod, "flood-0");
-    let stdout = || session.counters.stdout.load(Relaxed);
+    assert_eq!(session.record.pod, "flood-0");
+    let stdout = || session.bytes(podgate_metrics::Direction::Stdout);
 
     // Stop reading; poll until the relayed byte count stops growing.
     let mut last = stdout();

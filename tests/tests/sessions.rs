@@ -115,7 +115,7 @@ async fn a_client_that_stops_reading_output_is_dropped_as_unresponsive() {
         .sessions_live
         .list()
         .first()
-        .map(|s| s.counters.stdout.load(std::sync::atomic::Ordering::Relaxed) / MIB);
+        .map(|s| s.bytes(podgate_metrics::Direction::Stdout) / MIB);
     assert!(
         dropped,
         "a client that has read nothing (and answered no ping) for 10 s, 50 keepalive periods, \

@@ -24,11 +24,16 @@ struct GroupChild {
 impl GroupChild {
     fn new(child: tokio::process::Child) -> GroupChild {
         super::reaper::start();
-        let pgid = child.id().and_then(|p| rustix::process::Pid::from_raw(p as i32));
+        let pgid = child
+            .id()
+            .and_then(|p| rustix::process::Pid::from_raw(p as i32));
         if let Some(p) = pgid {
             super::reaper::track(p.as_raw_nonzero().get());
         }
-        GroupChild { child: Some(child), pgid }
+        GroupChild {
+            child: Some(child),
+            pgid,
+        }
     }
 
     fn kill_group(&mut self) {

@@ -20,11 +20,17 @@ static STARTED: OnceLock<()> = OnceLock::new();
 pub fn start() {
     STARTED.get_or_init(|| {
         if let Err(e) = rustix::process::set_child_subreaper(Some(rustix::process::getpid())) {
-            tracing::warn!("cannot become a child subreaper; orphaned session jobs go to init: {e}");
+            tracing::warn!(
+                "cannot become a child subreaper; orphaned session jobs go to init: {e}"
+            );
         }
-        let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
         rt.spawn(async {
-            let Ok(mut sigchld) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child()) else {
+            let Ok(mut sigchld) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child())
+            else {
                 return;
             };
             while sigchld.recv().await.is_some() {
@@ -45,10 +51,19 @@ pub fn track(pgid: i32) {
 
 /// Reaps zombie children that are members, not leaders, of a session group.
 pub fn reap() {
-    let groups: Vec<i32> = GROUPS.lock().unwrap_or_else(|p| p.into_inner()).iter().copied().collect();
+    let groups: Vec<i32> = GROUPS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .copied()
+        .collect();
     for pid in children() {
-        let Some((state, pgid)) = stat(pid) else { continue };
-        if state == 'Z' && pgid != pid && groups.contains(&pgid)
+        let Some((state, pgid)) = stat(pid) else {
+            continue;
+        };
+        if state == 'Z'
+            && pgid != pid
+            && groups.contains(&pgid)
             && let Some(p) = rustix::process::Pid::from_raw(pid)
         {
             let _ = rustix::process::waitpid(Some(p), rustix::process::WaitOptions::NOHANG);
@@ -57,11 +72,17 @@ pub fn reap() {
 }
 
 fn children() -> Vec<i32> {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return Vec::new() };
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
     tasks
         .flatten()
         .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
-        .flat_map(|s| s.split_whitespace().filter_map(|p| p.parse().ok()).collect::<Vec<i32>>())
+        .flat_map(|s| {
+            s.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<i32>>()
+        })
         .collect()
 }
 

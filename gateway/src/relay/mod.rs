@@ -8,9 +8,11 @@ pub mod pump;
 
 use crate::gateway::Gateway;
 use crate::http::{Body, passthrough, status};
+use crate::sessions::{Clock, SessionInfo};
 use crate::upstream::empty_body;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use podgate_config::Identity;
+use podgate_metrics::{Direction, Outcome as MetricOutcome};
 use podgate_protocol::{Protocol, Status, subprotocol};
 use std::sync::Arc;
 
@@ -19,6 +21,8 @@ use std::sync::Arc;
 const FALLBACK: [Protocol; 2] = [Protocol::V5, Protocol::V4];
 
 pub struct Target<'a> {
+    /// The client's address, for the audit line.
+    pub source: Option<std::net::SocketAddr>,
     pub cluster: Arc<crate::clusters::Cluster>,
     pub namespace: &'a str,
     pub pod: &'a str,
@@ -31,6 +35,7 @@ pub async fn handle(
     identity: Identity,
     target: Target<'_>,
 ) -> Response<Body> {
+    let source = target.source;
     let upgrade = req
         .headers()
         .get(header::UPGRADE)
@@ -71,6 +76,8 @@ pub async fn handle(
         Ok(p) => p,
         Err(e) => {
             tracing::warn!(user = %identity.user, cluster = %target.cluster.id, "session refused: {e}");
+            gw.metrics
+                .session_rejected(&target.cluster.id, MetricOutcome::LimitReached);
             return status(&Status::api_error(429, "TooManyRequests", e.to_string()));
         }
     };
@@ -112,12 +119,30 @@ pub async fn handle(
     };
     *up_req.headers_mut() = headers;
 
+    let sent = std::time::Instant::now();
     let up_resp = match target.cluster.upstream.send(up_req).await {
         Ok(r) => r,
-        Err(e) => return crate::proxy::unreachable(&target.cluster.id, &e),
+        Err(e) => {
+            gw.metrics
+                .upstream_request(&target.cluster.id, None, sent.elapsed());
+            gw.metrics
+                .session_rejected(&target.cluster.id, MetricOutcome::UpstreamError);
+            return crate::proxy::unreachable(&target.cluster.id, &e);
+        }
     };
+    gw.metrics.upstream_request(
+        &target.cluster.id,
+        Some(up_resp.status().as_u16()),
+        sent.elapsed(),
+    );
     if up_resp.status() != StatusCode::SWITCHING_PROTOCOLS {
-        // The cluster's refusal, unchanged.
+        // The cluster's refusal, unchanged: a 4xx is the cluster saying no.
+        let outcome = if up_resp.status().is_client_error() {
+            MetricOutcome::Denied
+        } else {
+            MetricOutcome::UpstreamError
+        };
+        gw.metrics.session_rejected(&target.cluster.id, outcome);
         return passthrough(up_resp);
     }
     if spdy {
@@ -173,28 +198,52 @@ pub async fn handle(
     );
     let settings = gw.sessions;
     let shutdown = gw.shutdown.clone();
-    let info = crate::sessions::SessionInfo {
-        id: session_id,
+    let container = opts.container.clone().unwrap_or_default();
+    let metrics = gw.metrics.session_started(podgate_metrics::SessionLabels {
+        session_id: &session_id,
+        user: &identity.user,
+        cluster: &target.cluster.id,
+        namespace: target.namespace,
+        pod: target.pod,
+        container: &container,
+    });
+    let record = crate::audit::SessionRecord {
+        session_id,
         user: identity.user.clone(),
+        groups: identity.groups.clone(),
+        source: source.map(|a| a.to_string()).unwrap_or_default(),
         cluster: target.cluster.id.clone(),
         namespace: target.namespace.to_string(),
         pod: target.pod.to_string(),
-        container: opts.container.clone().unwrap_or_default(),
-        started: std::time::SystemTime::now(),
-        counters: Default::default(),
+        container,
+        command: opts.command.clone(),
+        tty: opts.tty,
+        protocol: client_protocol.name().to_string(),
+        start: crate::audit::timestamp(std::time::SystemTime::now()),
+    };
+    let info = SessionInfo {
+        record,
+        metrics,
+        activity: Clock::new(tokio::time::Instant::now()),
     };
     let live = gw.sessions_live.clone();
+    let audit = gw.audit.clone();
     gw.tasks.spawn(tracing::Instrument::instrument(
         async move {
             let _permit = permit;
+            let (info, _registered) = live.register(info);
             let (client, upstream) = match tokio::join!(client_upgrade, upstream_upgrade) {
                 (Ok(c), Ok(u)) => (c, u),
                 (Err(e), _) => {
                     tracing::info!("client upgrade failed: {e}");
+                    info.metrics
+                        .finish(MetricOutcome::ClientClosed, info.metrics.elapsed());
                     return;
                 }
                 (_, Err(e)) => {
                     tracing::warn!("upstream upgrade failed: {e}");
+                    info.metrics
+                        .finish(MetricOutcome::UpstreamError, info.metrics.elapsed());
                     return;
                 }
             };
@@ -202,34 +251,47 @@ pub async fn handle(
                 hyper_util::rt::TokioIo::new(upstream),
                 fastwebsockets::Role::Client,
             );
+            info.metrics.established(setup_started.elapsed());
             tracing::info!(
                 setup_ms = setup_started.elapsed().as_millis() as u64,
                 "session started"
             );
-            let (info, _registered) = live.register(info);
-            let counters = &info.counters;
+            audit.session_start(&info.record);
             let outcome = pump::run(
                 client,
                 upstream,
                 client_protocol,
                 upstream_protocol,
                 &settings,
-                counters,
+                &info,
                 shutdown,
             )
             .await;
+            let duration = info.metrics.elapsed();
+            info.metrics.finish(outcome.metric(), duration);
+            let (stdin, stdout, stderr) = (
+                info.bytes(Direction::Stdin),
+                info.bytes(Direction::Stdout),
+                info.bytes(Direction::Stderr),
+            );
             tracing::info!(
                 outcome = outcome.label(),
-                exit_code = match outcome {
-                    pump::Outcome::ExitNonZero(c) => c,
-                    pump::Outcome::Completed => 0,
-                    _ => -1,
-                },
-                stdin_bytes = counters.stdin.load(std::sync::atomic::Ordering::Relaxed),
-                stdout_bytes = counters.stdout.load(std::sync::atomic::Ordering::Relaxed),
-                stderr_bytes = counters.stderr.load(std::sync::atomic::Ordering::Relaxed),
+                exit_code = outcome.exit_code(),
+                stdin_bytes = stdin,
+                stdout_bytes = stdout,
+                stderr_bytes = stderr,
                 "session ended"
             );
+            audit.session_end(&crate::audit::SessionEnd {
+                session: &info.record,
+                end: crate::audit::timestamp(std::time::SystemTime::now()),
+                duration_seconds: duration.as_secs_f64(),
+                stdin_bytes: stdin,
+                stdout_bytes: stdout,
+                stderr_bytes: stderr,
+                exit_code: outcome.exit_code(),
+                close_reason: outcome.label(),
+            });
         },
         span,
     ));

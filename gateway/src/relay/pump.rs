@@ -9,11 +9,12 @@
 //! Frames pass without re-encoding when both sides speak the same sub-protocol; otherwise
 //! each is decoded and re-encoded (`podgate_protocol::frame`).
 
+use crate::sessions::Clock;
 use fastwebsockets::{Frame, OpCode, Payload, WebSocketError};
+use podgate_metrics::Direction;
 use podgate_protocol::frame::{self, ChannelFrame};
 use podgate_protocol::{Protocol, Status};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -52,6 +53,31 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The outcome as the metrics' bounded set counts it. A gateway shutdown is the
+    /// gateway's own policy ending the session, like max_duration, not a failure.
+    pub fn metric(self) -> podgate_metrics::Outcome {
+        use podgate_metrics::Outcome as M;
+        match self {
+            Outcome::Completed => M::Completed,
+            Outcome::ExitNonZero(_) => M::ExitNonzero,
+            Outcome::ClientClosed | Outcome::ClientUnresponsive | Outcome::ClientError => {
+                M::ClientClosed
+            }
+            Outcome::UpstreamClosed => M::UpstreamClosed,
+            Outcome::IdleTimeout => M::IdleTimeout,
+            Outcome::MaxDuration | Outcome::Shutdown => M::MaxDuration,
+            Outcome::UpstreamError => M::UpstreamError,
+        }
+    }
+
+    pub fn exit_code(self) -> Option<i32> {
+        match self {
+            Outcome::Completed => Some(0),
+            Outcome::ExitNonZero(c) => Some(c),
+            _ => None,
+        }
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Outcome::Completed => "completed",
@@ -65,36 +91,6 @@ impl Outcome {
             Outcome::UpstreamError => "upstream_error",
             Outcome::Shutdown => "shutdown",
         }
-    }
-}
-
-/// Byte counts of a session, by stream (readable from outside while it runs).
-#[derive(Default, Debug)]
-pub struct Counters {
-    pub stdin: AtomicU64,
-    pub stdout: AtomicU64,
-    pub stderr: AtomicU64,
-}
-
-/// A moment within the session, as milliseconds since it started: one atomic store per frame.
-struct Clock {
-    started: Instant,
-    ms: AtomicU64,
-}
-
-impl Clock {
-    fn new(started: Instant) -> Clock {
-        Clock {
-            started,
-            ms: AtomicU64::new(0),
-        }
-    }
-    fn touch(&self) {
-        self.ms
-            .store(self.started.elapsed().as_millis() as u64, Relaxed);
-    }
-    fn get(&self) -> Instant {
-        self.started + Duration::from_millis(self.ms.load(Relaxed))
     }
 }
 
@@ -172,7 +168,7 @@ pub async fn run(
     client_protocol: Protocol,
     upstream_protocol: Protocol,
     settings: &SessionSettings,
-    counters: &Counters,
+    session: &crate::sessions::SessionInfo,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> Outcome {
     let (mut c_read, mut c_write) = client.split(tokio::io::split);
@@ -188,7 +184,7 @@ pub async fn run(
     let (to_upstream_ctl, mut to_upstream_ctl_rx) = mpsc::channel::<Frame<'static>>(2);
 
     let started = Instant::now();
-    let last_activity = Clock::new(started);
+    let last_activity = &session.activity;
     // Evidence the client is there: a pong, or a data frame it took off our hands.
     let last_alive = Clock::new(started);
     let exit = Mutex::new(None::<Outcome>);
@@ -228,7 +224,7 @@ pub async fn run(
                     last_activity.touch();
                     let mut seen = |stream: u8, data: &[u8]| {
                         if stream == frame::STDIN {
-                            counters.stdin.fetch_add(data.len() as u64, Relaxed);
+                            session.metrics.add(Direction::Stdin, data.len() as u64);
                         }
                     };
                     match relay_frame(f, client_protocol, upstream_protocol, &mut seen) {
@@ -270,10 +266,10 @@ pub async fn run(
                     last_activity.touch();
                     let mut seen = |stream: u8, data: &[u8]| match stream {
                         frame::STDOUT => {
-                            counters.stdout.fetch_add(data.len() as u64, Relaxed);
+                            session.metrics.add(Direction::Stdout, data.len() as u64);
                         }
                         frame::STDERR => {
-                            counters.stderr.fetch_add(data.len() as u64, Relaxed);
+                            session.metrics.add(Direction::Stderr, data.len() as u64);
                         }
                         frame::STATUS if !data.is_empty() => {
                             exit_set(status_outcome(upstream_protocol, data))

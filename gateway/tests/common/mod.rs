@@ -69,6 +69,9 @@ pub async fn start_with(protocols: &[Protocol], adjust: impl FnOnce(&mut StartOp
         session_limits,
         sessions,
         connections,
+        session_series: Default::default(),
+        audit: podgate::audit::Audit::off(),
+        admin_listen: Some("127.0.0.1:0".parse().unwrap()),
     };
     adjust(&mut opts);
     let gateway = podgate::app::start(opts).await.expect("gateway");

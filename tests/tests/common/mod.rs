@@ -74,6 +74,8 @@ pub async fn start_demo() -> Env {
     podgate_devcluster::install_crypto_provider();
     let demo = podgate::demo::start(DemoOptions {
         listen: "127.0.0.1:0".parse().expect("addr"),
+        // No admin listener: these tests count the gateway's tasks, and it would be one.
+        admin_listen: None,
         kubeconfig_out: None,
     })
     .await
@@ -148,6 +150,10 @@ pub async fn start_with(tune: impl FnOnce(&mut Tuning)) -> Env {
         session_limits: tuning.limits,
         sessions: tuning.sessions,
         connections,
+        session_series: Default::default(),
+        audit: podgate::audit::Audit::off(),
+        // No admin listener: these tests count the gateway's tasks, and it would be one.
+        admin_listen: None,
     })
     .await
     .expect("gateway starts");
