@@ -180,6 +180,11 @@ pub struct AuthConfig {
     /// Static bearer tokens (see [`crate::parse_tokens`]). Default: none, static tokens off.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tokens_file: Option<PathBuf>,
+    /// OIDC bearer tokens. Its schema and validation belong to the auth crate (which depends on
+    /// this one), so the section is carried as YAML and checked there (`podgate check-config`
+    /// reports its problems with this file's name). Default: none, OIDC off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<serde_norway::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

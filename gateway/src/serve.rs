@@ -20,6 +20,7 @@ pub fn check(path: &Path) -> anyhow::Result<String> {
         Some(f) => podgate_config::load_tokens(f)?.len(),
         None => 0,
     };
+    let issuers = oidc(path, &config)?.map_or(0, |o| o.issuers().len());
     for c in &config.clusters {
         if let Some(kc) = &c.kubeconfig {
             let k = kube::config::Kubeconfig::read_from(kc).map_err(|e| {
@@ -37,10 +38,11 @@ pub fn check(path: &Path) -> anyhow::Result<String> {
         }
     }
     Ok(format!(
-        "{}: ok ({} clusters, {} static tokens, listening on {})",
+        "{}: ok ({} clusters, {} static tokens, {} OIDC issuers, listening on {})",
         path.display(),
         config.clusters.len(),
         tokens,
+        issuers,
         config.listen
     ))
 }
@@ -48,19 +50,65 @@ pub fn check(path: &Path) -> anyhow::Result<String> {
 /// The authenticator to serve with, and the static-token table a reload refreshes.
 type Authn = (Arc<dyn Authenticator>, Option<Arc<StaticTokens>>);
 
-fn authenticator(config: &podgate_config::Config) -> anyhow::Result<Authn> {
-    match &config.auth.tokens_file {
+/// Static tokens first (break-glass access keeps working when the identity provider is
+/// down), then OIDC.
+fn authenticator(path: &Path, config: &podgate_config::Config) -> anyhow::Result<Authn> {
+    let mut chain: Vec<Arc<dyn Authenticator>> = Vec::new();
+    let tokens = match &config.auth.tokens_file {
         Some(f) => {
-            let tokens = Arc::new(StaticTokens::load(f)?);
-            Ok((tokens.clone(), Some(tokens)))
+            let t = Arc::new(StaticTokens::load(f)?);
+            chain.push(t.clone());
+            Some(t)
         }
-        None => {
-            tracing::warn!(
-                "no authenticator is configured (auth.tokens_file): every request will be refused with 401"
-            );
-            Ok((Arc::new(Chain::new(Vec::new())), None))
+        None => None,
+    };
+    if let Some(oidc) = oidc(path, config)? {
+        let oidc = Arc::new(oidc);
+        let warm = oidc.clone();
+        tokio::spawn(async move {
+            if let Err(e) = warm.warm_up().await {
+                tracing::warn!(
+                    "OIDC issuer not reachable yet (tokens will be retried on use):\n{e}"
+                );
+            }
+        });
+        chain.push(oidc);
+    }
+    if chain.is_empty() {
+        tracing::warn!(
+            "no authenticator is configured (auth.tokens_file, auth.oidc): every request will be refused with 401"
+        );
+    }
+    Ok((Arc::new(Chain::new(chain)), tokens))
+}
+
+/// The `auth.oidc` section, checked by the auth crate; errors name the file and the field.
+fn oidc(
+    path: &Path,
+    config: &podgate_config::Config,
+) -> anyhow::Result<Option<podgate_auth::OidcAuthenticator>> {
+    let Some(section) = &config.auth.oidc else {
+        return Ok(None);
+    };
+    let file = path.display();
+    let mut oidc: podgate_auth::OidcConfig = serde_norway::from_value(section.clone())
+        .map_err(|e| anyhow::anyhow!("{file}: auth.oidc: {e}"))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    for issuer in &mut oidc.issuers {
+        if let Some(ca) = &mut issuer.ca_file
+            && ca.is_relative()
+        {
+            *ca = base.join(&*ca);
         }
     }
+    let authn = podgate_auth::OidcAuthenticator::new(&oidc).map_err(|e| {
+        let lines: Vec<String> =
+            e.0.iter()
+                .map(|p| format!("{file}: auth.oidc.{}: {}", p.field, p.message))
+                .collect();
+        anyhow::anyhow!("{}", lines.join("\n"))
+    })?;
+    Ok(Some(authn))
 }
 
 pub async fn run(path: &Path) -> anyhow::Result<()> {
@@ -82,7 +130,7 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
         &config.tls.cert_file,
         &config.tls.key_file,
     )?);
-    let (authn, static_tokens) = authenticator(&config)?;
+    let (authn, static_tokens) = authenticator(path, &config)?;
     let (session_limits, sessions, connections) =
         StartOptions::settings_from(&config.limits, &config.sessions);
     let running = crate::app::start(StartOptions {

@@ -166,6 +166,33 @@ async fn check_config_accepts_good_and_names_the_problem() {
         "{err}"
     );
 
+    // The OIDC section is checked by the auth crate, with the file and field named.
+    let oidc = files.dir.path().join("oidc.yaml");
+    std::fs::write(&oidc, "tls: {cert_file: tls.crt, key_file: tls.key}\nclusters:\n  - id: east\n    kubeconfig: east.kubeconfig\nauth:\n  oidc:\n    issuers:\n      - issuer: http://127.0.0.1:1/realm\n        audiences: [podgate]\n        insecure_http_for_loopback: true\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_podgate"))
+        .args(["check-config", "--config"])
+        .arg(&oidc)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 OIDC issuers"));
+    std::fs::write(&oidc, "tls: {cert_file: tls.crt, key_file: tls.key}\nclusters:\n  - id: east\n    kubeconfig: east.kubeconfig\nauth:\n  oidc:\n    issuers:\n      - issuer: https://idp.example\n        audiences: []\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_podgate"))
+        .args(["check-config", "--config"])
+        .arg(&oidc)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("oidc.yaml: auth.oidc.issuers[0].audiences"),
+        "{err}"
+    );
+
     let missing = files.dir.path().join("missing.yaml");
     std::fs::write(&missing, "tls: {cert_file: tls.crt, key_file: tls.key}\nclusters:\n  - id: x\n    kubeconfig: nope.kubeconfig\n").unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_podgate"))
