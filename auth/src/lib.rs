@@ -9,12 +9,16 @@
 //!    reads a tokens file; [`OidcAuthenticator`] verifies JWTs from OpenID providers (see
 //!    [`oidc`]); a [`Chain`] tries several authenticators in order.
 //!
+//! 3. [`policy`] decides at the edge whether that identity may use a cluster, and which of its
+//!    namespaces, before any request leaves the gateway.
+//!
 //! Tokens are secrets throughout: no `Debug`, `Display` or error in this crate prints one, and
 //! every error has a bounded `reason()` for metrics.
 
 mod authenticator;
 mod credentials;
 pub mod oidc;
+pub mod policy;
 
 pub use authenticator::{AuthError, AuthFuture, Authenticator, Chain, StaticTokens};
 pub use credentials::{Credential, CredentialError, CredentialSource, extract};

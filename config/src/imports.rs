@@ -168,6 +168,7 @@ pub fn expand_import(
             context: Some(context.to_string()),
             in_cluster: false,
             impersonate: import.impersonate,
+            access: Default::default(),
         });
     }
     if problems.is_empty() {
@@ -273,6 +274,7 @@ users:
                 context: Some("Prod_EU".into()),
                 in_cluster: false,
                 impersonate: false,
+                access: Default::default(),
             }
         );
     }

@@ -24,8 +24,8 @@ pub use imports::{
     ImportProblem, KubeconfigContexts, expand_import, kubeconfig_contexts, sanitize_id,
 };
 pub use schema::{
-    AdminConfig, AuditConfig, AuthConfig, ClusterConfig, ClusterSource, Config, ImportConfig,
-    LimitsConfig, MetricsConfig, SessionsConfig, TlsConfig, UpstreamConfig,
+    AccessPolicy, AdminConfig, AuditConfig, AuthConfig, ClusterConfig, ClusterSource, Config,
+    ImportConfig, LimitsConfig, MetricsConfig, SessionsConfig, TlsConfig, UpstreamConfig,
 };
 pub use size::{ByteSize, ParseSizeError};
 pub use tokens::{Identity, MIN_TOKEN_CHARS, TokenTable, ct_eq, load_tokens, parse_tokens};

@@ -131,6 +131,29 @@ pub struct ClusterConfig {
     /// Default `true`; turning it off makes every user act with the gateway's own rights.
     #[serde(default = "default_true")]
     pub impersonate: bool,
+    /// Who may use this cluster through the gateway, checked before any request reaches it.
+    /// Default: every authenticated user, every namespace. The cluster's RBAC still applies
+    /// behind it, through impersonation.
+    #[serde(default, skip_serializing_if = "AccessPolicy::is_open")]
+    pub access: AccessPolicy,
+}
+
+/// An edge policy for one cluster. A user may use the cluster when `users` and `groups` are
+/// both empty, or when the user is listed or is in a listed group. With `namespaces` set, only
+/// requests inside those namespaces (and API discovery) are allowed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccessPolicy {
+    pub users: Vec<String>,
+    pub groups: Vec<String>,
+    pub namespaces: Vec<String>,
+}
+
+impl AccessPolicy {
+    /// Everyone, everywhere: the default.
+    pub fn is_open(&self) -> bool {
+        self.users.is_empty() && self.groups.is_empty() && self.namespaces.is_empty()
+    }
 }
 
 /// Where a validated cluster gets its credentials from.

@@ -61,6 +61,7 @@ fn every_default() {
             context: None,
             in_cluster: true,
             impersonate: true,
+            access: Default::default(),
         }]
     );
     assert_eq!(config.clusters[0].source(), ClusterSource::InCluster);
@@ -458,6 +459,7 @@ imports:
             context: Some("EU_West".into()),
             in_cluster: false,
             impersonate: false,
+            access: Default::default(),
         }
     );
 }

@@ -70,6 +70,8 @@ pub struct Cluster {
     pub client: kube::Client,
     /// Send the user's identity as `Impersonate-*` headers (see `ClusterConfig::impersonate`).
     pub impersonate: bool,
+    /// Who may use this cluster through the gateway (checked before any upstream call).
+    pub access: podgate_config::AccessPolicy,
     /// The apiserver URL, for messages and the dashboard; requests go through `client`.
     pub server: String,
     /// The streaming HTTP path the proxy and the exec relay use (same TLS, credentials and
@@ -125,7 +127,9 @@ impl Cluster {
             }
         };
         kube_config.connect_timeout = Some(upstream.connect_timeout.get());
-        Cluster::from_kube_config(id, kube_config, config.impersonate)
+        let mut cluster = Cluster::from_kube_config(id, kube_config, config.impersonate)?;
+        cluster.access = config.access.clone();
+        Ok(cluster)
     }
 
     /// Builds a cluster from a ready `kube::Config` (the demo makes them in memory).
@@ -168,6 +172,7 @@ impl Cluster {
             id,
             client,
             impersonate,
+            access: Default::default(),
             server,
             upstream,
             connect_timeout,

@@ -33,10 +33,12 @@ async fn route(gw: Arc<Gateway>, req: Request<hyper::body::Incoming>) -> Respons
         );
     }
     if path == "/podgate/clusters" {
+        // Only the clusters this person may use.
         let list: Vec<_> = gw
             .clusters
             .list()
             .iter()
+            .filter(|c| podgate_auth::policy::may_use(&c.access, &identity))
             .map(|c| {
                 let h = c.health();
                 serde_json::json!({"id": c.id, "up": h.up, "version": h.version, "error": h.error})
@@ -64,6 +66,22 @@ async fn route(gw: Arc<Gateway>, req: Request<hyper::body::Incoming>) -> Respons
             .with_details(id, "clusters"),
         );
     };
+    if let Err(denied) = podgate_auth::policy::check(
+        &cluster.access,
+        &cluster.id,
+        &identity,
+        &format!("/{api_path}"),
+    ) {
+        tracing::info!(user = %identity.user, cluster = %cluster.id, reason = denied.reason(), "refused by the access policy");
+        if api_path.ends_with("/exec") || api_path.ends_with("/attach") {
+            gw.metrics
+                .session_rejected(&cluster.id, podgate_metrics::Outcome::Denied);
+        }
+        return status(
+            &Status::api_error(403, "Forbidden", denied.to_string())
+                .with_details(&cluster.id, "clusters"),
+        );
+    }
     let segments: Vec<&str> = api_path.trim_end_matches('/').split('/').collect();
     if let [
         "api",

@@ -14,6 +14,7 @@ fn cluster_config(id: &str, kubeconfig: &Path, context: Option<&str>) -> Cluster
         context: context.map(str::to_string),
         in_cluster: false,
         impersonate: true,
+        access: Default::default(),
     }
 }
 
@@ -156,6 +157,7 @@ async fn apply_rebuilds_only_what_changed() {
     // b changes, c is new, a is untouched.
     let b2_config = ClusterConfig {
         impersonate: false,
+        access: Default::default(),
         ..b.clone()
     };
     let c = cluster_config("c", &path, None);

@@ -13,17 +13,27 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest as _};
 
+pub const ALICE: &str = "translate-test-alice-token";
 pub const TOKEN: &str = "translate-test-admin-token";
 
 pub struct Env {
     pub gateway: podgate::app::Running,
-    _cluster: DevCluster,
+    pub cluster: DevCluster,
     pub ca_pem: String,
 }
 
 /// A gateway in front of one devcluster (cluster id `old`) that speaks only `protocols`
 /// (all when empty), with the default settings changed by `adjust`.
 pub async fn start_with(protocols: &[Protocol], adjust: impl FnOnce(&mut StartOptions)) -> Env {
+    start_full(protocols, Default::default(), adjust).await
+}
+
+/// As [`start_with`], with an edge access policy on the cluster.
+pub async fn start_full(
+    protocols: &[Protocol],
+    access: podgate_config::AccessPolicy,
+    adjust: impl FnOnce(&mut StartOptions),
+) -> Env {
     podgate_devcluster::install_crypto_provider();
     let mut topology = Topology::builtin();
     topology.protocols = protocols.iter().map(|p| p.name().to_string()).collect();
@@ -42,7 +52,8 @@ pub async fn start_with(protocols: &[Protocol], adjust: impl FnOnce(&mut StartOp
         .await
         .expect("kube config");
     let registry = Registry::new();
-    let cluster = Cluster::from_kube_config("old", config, true).expect("cluster");
+    let mut cluster = Cluster::from_kube_config("old", config, true).expect("cluster");
+    cluster.access = access;
     let summary = registry
         .apply(
             [ClusterSpec::Prebuilt(Arc::new(cluster))],
@@ -56,7 +67,7 @@ pub async fn start_with(protocols: &[Protocol], adjust: impl FnOnce(&mut StartOp
             .expect("cert");
     let tokens = podgate_config::parse_tokens(
         std::path::Path::new("t"),
-        &format!("- token: {TOKEN}\n  user: admin\n  groups: [system:masters]\n"),
+        &format!("- token: {TOKEN}\n  user: admin\n  groups: [system:masters]\n- token: {ALICE}\n  user: alice\n  groups: [dev]\n"),
     )
     .expect("tokens");
     let (session_limits, sessions, connections) =
@@ -77,7 +88,7 @@ pub async fn start_with(protocols: &[Protocol], adjust: impl FnOnce(&mut StartOp
     let gateway = podgate::app::start(opts).await.expect("gateway");
     Env {
         gateway,
-        _cluster: dc,
+        cluster: dc,
         ca_pem: pem.ca_pem,
     }
 }
@@ -164,4 +175,27 @@ pub async fn tls(env: &Env) -> tokio_rustls::client::TlsStream<tokio::net::TcpSt
         )
         .await
         .expect("TLS handshake")
+}
+
+/// One HTTP/1.1 request through the gateway with `token`: status code and body.
+pub async fn get(env: &Env, token: &str, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut t = tls(env).await;
+    t.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut resp = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), t.read_to_end(&mut resp)).await;
+    let text = String::from_utf8_lossy(&resp).into_owned();
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (
+        code,
+        text.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default(),
+    )
 }
