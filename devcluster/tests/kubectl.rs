@@ -249,22 +249,28 @@ async fn exec_tty_follows_window_size() {
             .await;
             found.expect("the shell answers within 20 s")
         }
-        assert_eq!(
-            size(&mut r, &mut w, &mut seen).await,
-            "31 97",
-            "{}",
+        // kubectl sends the window size as soon as it connects; the devcluster waits a moment
+        // for it before starting the shell, but under load it may come later, as it may on a
+        // real cluster: ask until the shell reports it.
+        let mut until_size = async |r: &mut pty_process::OwnedReadPty,
+                                    w: &mut pty_process::OwnedWritePty,
+                                    want: &str| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while std::time::Instant::now() < deadline {
+                if size(r, w, &mut seen).await == want {
+                    return true;
+                }
+            }
+            false
+        };
+        assert!(
+            until_size(&mut r, &mut w, "31 97").await,
+            "{}: the pod never saw 97x31",
             k.display()
         );
         w.resize(pty_process::Size::new(40, 120)).expect("resize");
         // The resize travels asynchronously (SIGWINCH, stream 4, TIOCSWINSZ): ask until seen.
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        let mut ok = false;
-        while std::time::Instant::now() < deadline {
-            if size(&mut r, &mut w, &mut seen).await == "40 120" {
-                ok = true;
-                break;
-            }
-        }
+        let ok = until_size(&mut r, &mut w, "40 120").await;
         assert!(ok, "{}: the pod never saw 40x120", k.display());
         w.write_all(b"exit 7\r").await.unwrap();
         let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
