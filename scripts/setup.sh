@@ -42,3 +42,12 @@ elif [ "${CI:-}" = "true" ]; then
 else
   echo "setup: node/npm missing: the OpenID provider tests will be skipped" >&2
 fi
+
+# The official Kubernetes Python client, to check that devcluster kubeconfigs work with it
+# unchanged. In a virtualenv inside the build directory, pinned; installed only when missing.
+py="$(cd "$(dirname "$0")/.." && pwd)/target/py"
+if [ ! -x "$py/bin/python" ] || ! "$py/bin/python" -c 'import kubernetes' 2>/dev/null; then
+  echo "setup: installing the Kubernetes Python client into $py"
+  python3 -m venv "$py"
+  "$py/bin/pip" install --quiet --disable-pip-version-check kubernetes==37.0.2
+fi
