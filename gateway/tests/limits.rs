@@ -81,3 +81,44 @@ async fn an_oversized_message_is_closed_with_1009_and_a_reason() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_headers_are_cut_off_and_oversized_headers_refused() {
+    let env = start_with(&[], |o| {
+        o.connections.header_read_timeout = Duration::from_millis(300);
+        o.connections.max_header_bytes = 16 * 1024;
+    })
+    .await;
+    // A client that never finishes its headers is disconnected once the timeout passes.
+    let mut slow = tls(&env).await;
+    slow.write_all(b"GET /clusters/old/version HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), slow.read_to_end(&mut buf)).await;
+    assert!(
+        closed.is_ok(),
+        "the connection stayed open past the header read timeout"
+    );
+    let text = String::from_utf8_lossy(&buf);
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "{text}"
+    );
+
+    // Headers over the limit get 431, and the gateway goes on serving.
+    let mut big = tls(&env).await;
+    let huge = "a".repeat(64 * 1024);
+    // The gateway may answer and close before the whole request is written.
+    let _ = big
+        .write_all(
+            format!("GET /clusters/old/version HTTP/1.1\r\nHost: x\r\nX-Big: {huge}\r\n\r\n")
+                .as_bytes(),
+        )
+        .await;
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), big.read_to_end(&mut buf)).await;
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.starts_with("HTTP/1.1 431"), "{text}");
+    assert_eq!(get(&env, TOKEN, "/clusters/old/version").await.0, 200);
+}
