@@ -118,7 +118,10 @@ impl DevCluster {
             source,
         })?;
         let state = Arc::new(State::new(opts.topology, state_dir));
-        tokio::spawn(server::serve(state.clone(), listener, material.server));
+        // Tracked, so `shutdown` returns only once the listening socket is closed too.
+        state
+            .tasks
+            .spawn(server::serve(state.clone(), listener, material.server));
         Ok(DevCluster {
             state,
             addr,

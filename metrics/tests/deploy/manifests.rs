@@ -658,7 +658,7 @@ fn monitoring_objects_point_at_the_admin_service() {
 
     // PrometheusRule (CRD): the file's groups, each rule an alert with an expression.
     let rule = &objects["PrometheusRule/podgate"];
-    assert_eq!(rule["spec"], crate::rule_groups());
+    assert_eq!(rule["spec"], support::monitoring::rule_groups());
     for group in arr(&rule["spec"]["groups"]) {
         assert!(group["name"].is_string());
         for r in arr(&group["rules"]) {
@@ -677,14 +677,14 @@ fn monitoring_objects_point_at_the_admin_service() {
             .expect("dashboard in ConfigMap"),
     )
     .expect("dashboard JSON");
-    assert_eq!(json, crate::dashboard());
+    assert_eq!(json, support::monitoring::dashboard());
 }
 
 #[test]
 fn dashboard_is_well_formed() {
-    let d = crate::dashboard();
+    let d = support::monitoring::dashboard();
     assert_eq!(d["uid"], "podgate-overview");
-    let panels = crate::panels(&d);
+    let panels = support::monitoring::panels(&d);
     let mut ids = BTreeSet::new();
     for p in &panels {
         assert!(

@@ -10,7 +10,7 @@ use crate::support;
 /// Writes the rule groups as `rules.yaml` (JSON is YAML) in a fresh directory.
 fn rules_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
-    let groups = serde_json::to_string_pretty(&crate::rule_groups()).expect("json");
+    let groups = serde_json::to_string_pretty(&support::monitoring::rule_groups()).expect("json");
     std::fs::write(dir.path().join("rules.yaml"), groups).expect("write rules");
     dir
 }
@@ -49,7 +49,10 @@ fn every_alert_has_a_passing_promtool_unit_test() {
             }
         }
     }
-    let alerts: BTreeSet<String> = crate::alerts().into_iter().map(|(n, _)| n).collect();
+    let alerts: BTreeSet<String> = support::monitoring::alerts()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
     assert_eq!(fires, alerts, "alerts with a test where they fire");
     assert_eq!(quiet, alerts, "alerts with a test where they stay quiet");
 

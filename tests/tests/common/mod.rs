@@ -10,6 +10,7 @@ use podgate::gateway::SessionSettings;
 use podgate::limits::SessionLimits;
 use podgate_devcluster::{DevCluster, Options};
 use rustls::pki_types::pem::PemObject as _;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -90,16 +91,40 @@ pub async fn start_demo() -> Env {
 pub struct Tuning {
     pub sessions: SessionSettings,
     pub limits: SessionLimits,
+    /// Per-session Prometheus series (the config's `metrics.session_series` and
+    /// `metrics.max_session_series`).
+    pub session_series: podgate_metrics::SessionSeries,
+    /// Whether the gateway gets its admin listener (`/metrics`, ...) on `127.0.0.1:0`; its
+    /// address is then `env.demo.gateway.admin_addr`. Off by default: other tests count the
+    /// gateway's tasks, and it would be one.
+    pub admin: bool,
+    /// The address the gateway dials for a cluster, given its id and its devcluster's
+    /// address (a test may put a proxy in between); the devcluster's own by default.
+    pub dial: Dial,
 }
 
+/// See [`Tuning::dial`]: `(cluster id, devcluster address) -> address to dial`.
+pub type Dial = Box<dyn FnMut(&str, SocketAddr) -> SocketAddr + Send>;
+
 /// The demo's assembly (two devclusters, reached as the impersonating user `podgate`; the
-/// demo's tokens; a self-signed certificate) with session settings and limits changed by
-/// `tune` from the config file's defaults.
+/// demo's tokens; a self-signed certificate) with session settings, limits, per-session
+/// series, the admin listener and the clusters' addresses changed by `tune` from the config
+/// file's defaults.
 ///
 /// This repeats `podgate::demo::start` because it offers no way to pass settings; a
 /// `DemoOptions` field for them would make this helper a one-liner.
 pub async fn start_with(tune: impl FnOnce(&mut Tuning)) -> Env {
     podgate_devcluster::install_crypto_provider();
+    let (limits, sessions, connections) =
+        StartOptions::settings_from(&Default::default(), &Default::default());
+    let mut tuning = Tuning {
+        sessions,
+        limits,
+        session_series: Default::default(),
+        admin: false,
+        dial: Box::new(|_, addr| addr),
+    };
+    tune(&mut tuning);
     let mut clusters = Vec::new();
     let mut specs = Vec::new();
     for id in CLUSTER_IDS {
@@ -118,6 +143,10 @@ pub async fn start_with(tune: impl FnOnce(&mut Tuning)) -> Env {
         let mut config = kube::Config::from_custom_kubeconfig(kc, &opts)
             .await
             .expect("kube config");
+        let dial = (tuning.dial)(id, dc.addr());
+        if dial != dc.addr() {
+            config.cluster_url = format!("https://{dial}").parse().expect("cluster url");
+        }
         // As `podgate serve` builds clusters from its config (`upstream.connect_timeout`).
         config.connect_timeout = Some(
             podgate_config::UpstreamConfig::default()
@@ -138,10 +167,6 @@ pub async fn start_with(tune: impl FnOnce(&mut Tuning)) -> Env {
         podgate::tls::ReloadingCert::from_pem(pem.cert_pem.as_bytes(), pem.key_pem.as_bytes())
             .expect("certificate loads");
     let tokens = podgate_config::parse_tokens(Path::new("<e2e tokens>"), TOKENS).expect("tokens");
-    let (limits, sessions, connections) =
-        StartOptions::settings_from(&Default::default(), &Default::default());
-    let mut tuning = Tuning { sessions, limits };
-    tune(&mut tuning);
     let gateway: Running = podgate::app::start(StartOptions {
         listen: "127.0.0.1:0".parse().expect("addr"),
         tls: podgate::tls::server_config(Arc::new(cert)),
@@ -150,10 +175,9 @@ pub async fn start_with(tune: impl FnOnce(&mut Tuning)) -> Env {
         session_limits: tuning.limits,
         sessions: tuning.sessions,
         connections,
-        session_series: Default::default(),
+        session_series: tuning.session_series,
         audit: podgate::audit::Audit::off(),
-        // No admin listener: these tests count the gateway's tasks, and it would be one.
-        admin_listen: None,
+        admin_listen: tuning.admin.then(|| "127.0.0.1:0".parse().expect("addr")),
     })
     .await
     .expect("gateway starts");
