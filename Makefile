@@ -25,3 +25,18 @@ devcluster:
 ## Installs what the tests need on a fresh machine (idempotent; does nothing when present).
 setup:
 	@scripts/setup.sh
+
+BENCH_DIR ?= $(or $(CARGO_TARGET_DIR),target)
+
+## Load benchmark, quick profile (< 3 min): a devcluster and podgate as processes, every
+## scenario directly and through the gateway; a table on stdout, target/bench/summary.json.
+bench:
+	$(CARGO) build --release --quiet -p podgate -p podgate-devcluster -p podgate-benches
+	$(BENCH_DIR)/release/podgate-load --spawn --profile quick --out $(BENCH_DIR)/bench/summary.json
+
+## The issue's sizes (10,000 idle, 1,000 interactive at 10/s, churn of 100,000, 5 min soak;
+## about 25 min), then the criterion micro-benchmarks. Writes target/bench/summary-full.json.
+bench-full:
+	$(CARGO) build --release --quiet -p podgate -p podgate-devcluster -p podgate-benches
+	$(BENCH_DIR)/release/podgate-load --spawn --profile full --out $(BENCH_DIR)/bench/summary-full.json
+	$(CARGO) bench -p podgate-benches --bench codec

@@ -25,6 +25,25 @@ async fn read_until(r: &mut (impl tokio::io::AsyncRead + Unpin), needle: &str) -
     text
 }
 
+/// Asks the shell for its window size until it reports `want` (a resize travels
+/// asynchronously), looking at everything it printed, within 20 s.
+async fn until_size(
+    stdin: &mut (impl tokio::io::AsyncWrite + Unpin),
+    stdout: &mut (impl tokio::io::AsyncRead + Unpin),
+    want: &str,
+) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut seen = String::new();
+    while std::time::Instant::now() < deadline {
+        stdin.write_all(b"echo S=$(stty size)=\n").await.unwrap();
+        seen.push_str(&read_until(stdout, "=\r\n").await);
+        if seen.contains(&format!("S={want}=")) {
+            return true;
+        }
+    }
+    false
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_with_resize_and_exit_status() {
     let env = start().await;
@@ -49,16 +68,10 @@ async fn exec_with_resize_and_exit_status() {
     )
     .await
     .expect("resize");
-    let mut saw = false;
-    for _ in 0..50 {
-        stdin.write_all(b"echo S=$(stty size)=\n").await.unwrap();
-        let out = read_until(&mut stdout, "=\r\n").await;
-        if out.contains("S=45 123=") {
-            saw = true;
-            break;
-        }
-    }
-    assert!(saw, "the pod never saw 123x45");
+    assert!(
+        until_size(&mut stdin, &mut stdout, "45 123").await,
+        "the pod never saw 123x45"
+    );
     stdin.write_all(b"exit 4\n").await.unwrap();
     let st = tokio::time::timeout(Duration::from_secs(20), status)
         .await
@@ -126,15 +139,10 @@ async fn attach_with_resize() {
     )
     .await
     .expect("resize");
-    let mut saw = false;
-    for _ in 0..50 {
-        stdin.write_all(b"echo S=$(stty size)=\n").await.unwrap();
-        if read_until(&mut stdout, "=\r\n").await.contains("S=22 77=") {
-            saw = true;
-            break;
-        }
-    }
-    assert!(saw, "attach never saw 77x22");
+    assert!(
+        until_size(&mut stdin, &mut stdout, "22 77").await,
+        "attach never saw 77x22"
+    );
     stdin.write_all(b"exit\n").await.unwrap();
     let st = tokio::time::timeout(Duration::from_secs(20), status)
         .await

@@ -1,19 +1,21 @@
 //! Audit lines: one JSON object per session start and end, and per proxied mutating request.
 //!
-//! Lines go through a bounded queue to one writer task, so a slow disk never slows a shell;
-//! if the queue is full, the line is dropped and counted (and logged), never blocking.
+//! Lines go through a bounded queue to one writer thread, so a slow disk never slows a shell;
+//! if the queue is full, the line is dropped and counted (and logged), never blocking. A
+//! plain thread rather than tokio's async stdout/file, which hop through the blocking pool on
+//! every write and so keep pool threads alive.
 
 use serde::Serialize;
+use std::io::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use tokio::io::AsyncWriteExt as _;
-use tokio::sync::mpsc;
+use std::sync::mpsc;
 
 const QUEUE: usize = 4096;
 
 #[derive(Clone)]
 pub struct Audit {
-    tx: Option<mpsc::Sender<Vec<u8>>>,
+    tx: Option<mpsc::SyncSender<Vec<u8>>>,
     dropped: Arc<AtomicU64>,
 }
 
@@ -75,36 +77,44 @@ impl Audit {
         }
     }
 
-    /// `stdout`, `off`, or a file path (appended to). The writer task ends when every
+    /// `stdout`, `off`, or a file path (appended to). The writer thread ends when every
     /// `Audit` handle is dropped, after writing what was queued.
-    pub async fn open(output: &str) -> Result<Audit, AuditError> {
-        let mut out: Box<dyn tokio::io::AsyncWrite + Send + Unpin> = match output {
+    pub fn open(output: &str) -> Result<Audit, AuditError> {
+        let mut out: Box<dyn std::io::Write + Send> = match output {
             "off" => return Ok(Audit::off()),
-            "stdout" => Box::new(tokio::io::stdout()),
+            "stdout" => Box::new(std::io::stdout()),
             path => Box::new(
-                tokio::fs::OpenOptions::new()
+                std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
                     .open(path)
-                    .await
                     .map_err(|source| AuditError {
                         path: path.into(),
                         source,
                     })?,
             ),
         };
-        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(QUEUE);
-        tokio::spawn(async move {
-            while let Some(line) = rx.recv().await {
-                if let Err(e) = out.write_all(&line).await {
-                    tracing::error!("audit write failed: {e}");
+        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(QUEUE);
+        std::thread::Builder::new()
+            .name("podgate-audit".into())
+            .spawn(move || {
+                while let Ok(line) = rx.recv() {
+                    if let Err(e) = out.write_all(&line) {
+                        tracing::error!("audit write failed: {e}");
+                    }
+                    // Flush when the queue is drained: batches under load, prompt when quiet.
+                    if let Ok(more) = rx.try_recv() {
+                        let _ = out.write_all(&more);
+                        continue;
+                    }
+                    let _ = out.flush();
                 }
-                if rx.is_empty() {
-                    let _ = out.flush().await;
-                }
-            }
-            let _ = out.flush().await;
-        });
+                let _ = out.flush();
+            })
+            .map_err(|source| AuditError {
+                path: output.into(),
+                source,
+            })?;
         Ok(Audit {
             tx: Some(tx),
             dropped: Arc::new(AtomicU64::new(0)),

@@ -104,9 +104,7 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         sessions,
         connections,
         session_series: Default::default(),
-        audit: crate::audit::Audit::open("stdout")
-            .await
-            .map_err(|e| DemoError::Setup(e.to_string()))?,
+        audit: crate::audit::Audit::open("stdout").map_err(|e| DemoError::Setup(e.to_string()))?,
         admin_listen: opts.admin_listen,
     })
     .await?;

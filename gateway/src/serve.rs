@@ -142,7 +142,7 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
         sessions,
         connections,
         session_series: series(&config),
-        audit: crate::audit::Audit::open(&config.audit.output).await?,
+        audit: crate::audit::Audit::open(&config.audit.output)?,
         admin_listen: Some(config.admin.listen),
     })
     .await?;

@@ -55,9 +55,7 @@ fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
 async fn session_series_live_and_die_with_the_session_and_audit_records_it() {
     let dir = tempfile::tempdir().unwrap();
     let audit_path = dir.path().join("audit.jsonl");
-    let audit = podgate::audit::Audit::open(audit_path.to_str().unwrap())
-        .await
-        .expect("audit file");
+    let audit = podgate::audit::Audit::open(audit_path.to_str().unwrap()).expect("audit file");
     let env = start_with(&[], move |o| o.audit = audit).await;
 
     for path in ["/healthz", "/readyz"] {

@@ -1,0 +1,463 @@
+//! The run's results: `--out FILE` JSON and the table on stdout, with the gateway/direct
+//! ratios and the issue's targets.
+
+use crate::scenario::{Plan, Scenario, TargetResult};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// Scenario reports in the order they ran, serialised as an object keyed by scenario name.
+#[derive(Debug, Clone, Default)]
+pub struct Scenarios(pub Vec<(&'static str, ScenarioReport)>);
+
+impl Scenarios {
+    pub fn get(&self, name: &str) -> Option<&ScenarioReport> {
+        self.0.iter().find(|(n, _)| *n == name).map(|(_, r)| r)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &(&'static str, ScenarioReport)> {
+        self.0.iter()
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &ScenarioReport> {
+        self.0.iter().map(|(_, r)| r)
+    }
+}
+
+impl Serialize for Scenarios {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (name, r) in &self.0 {
+            m.serialize_entry(name, r)?;
+        }
+        m.end()
+    }
+}
+
+/// One scenario, through podgate and directly, in the same run.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioReport {
+    pub plan: Plan,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<TargetResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub direct: Option<TargetResult>,
+    /// gateway / direct for each figure both measured.
+    pub ratios: BTreeMap<&'static str, f64>,
+    /// Of the gateway process after the scenario (null when it is not watched).
+    pub leaked_fds: Option<usize>,
+    pub leaked_threads: Option<usize>,
+}
+
+impl ScenarioReport {
+    pub fn new(
+        plan: Plan,
+        gateway: Option<TargetResult>,
+        direct: Option<TargetResult>,
+    ) -> ScenarioReport {
+        let ratios = match (&gateway, &direct) {
+            (Some(g), Some(d)) => ratios(g, d),
+            _ => BTreeMap::new(),
+        };
+        let leaked_fds = gateway.as_ref().and_then(|g| g.leaked_fds);
+        let leaked_threads = gateway.as_ref().and_then(|g| g.leaked_threads);
+        ScenarioReport {
+            plan,
+            gateway,
+            direct,
+            ratios,
+            leaked_fds,
+            leaked_threads,
+        }
+    }
+
+    pub fn leaked(&self) -> bool {
+        self.leaked_fds.unwrap_or(0) > 0 || self.leaked_threads.unwrap_or(0) > 0
+    }
+}
+
+/// The figures compared, with how to read them.
+pub fn ratios(g: &TargetResult, d: &TargetResult) -> BTreeMap<&'static str, f64> {
+    let pairs: [(&'static str, Option<f64>, Option<f64>); 10] = [
+        ("echo_p50_ms", g.echo_p50_ms, d.echo_p50_ms),
+        ("echo_p99_ms", g.echo_p99_ms, d.echo_p99_ms),
+        ("throughput_mb_s", g.throughput_mb_s, d.throughput_mb_s),
+        ("setup_p50_ms", g.setup_p50_ms, d.setup_p50_ms),
+        ("setup_p99_ms", g.setup_p99_ms, d.setup_p99_ms),
+        ("sessions_per_s", g.sessions_per_s, d.sessions_per_s),
+        (
+            "rss_per_session_bytes",
+            g.rss_per_session_bytes,
+            d.rss_per_session_bytes,
+        ),
+        (
+            "cpu_ms_per_session",
+            g.cpu_ms_per_session,
+            d.cpu_ms_per_session,
+        ),
+        ("cpu_s_per_gb", g.cpu_s_per_gb, d.cpu_s_per_gb),
+        (
+            "cpu_percent",
+            g.process.as_ref().map(|p| p.cpu_percent),
+            d.process.as_ref().map(|p| p.cpu_percent),
+        ),
+    ];
+    pairs
+        .into_iter()
+        .filter_map(|(name, g, d)| match (g, d) {
+            (Some(g), Some(d)) if d > 0.0 => Some((name, round(g / d, 3))),
+            _ => None,
+        })
+        .collect()
+}
+
+fn round(x: f64, digits: i32) -> f64 {
+    let f = 10f64.powi(digits);
+    (x * f).round() / f
+}
+
+/// One of the issue's targets, and where this run stands.
+#[derive(Debug, Clone, Serialize)]
+pub struct Goal {
+    pub name: &'static str,
+    pub goal: &'static str,
+    pub measured: Option<String>,
+    /// `None` when this run did not measure it.
+    pub met: Option<bool>,
+    /// Whether it was measured at the size the issue states (quick runs are smaller).
+    pub at_issue_size: bool,
+    pub note: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    pub nproc: usize,
+    pub mem_total_bytes: Option<u64>,
+    pub kernel: Option<String>,
+    pub cpu_model: Option<String>,
+    pub nofile_limit: u64,
+}
+
+impl Machine {
+    pub fn read(nofile_limit: u64) -> Machine {
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let mem_total_bytes = meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024);
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu_model = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name"))
+            .map(|v| v.trim_start_matches([' ', '\t', ':']).trim().to_string());
+        Machine {
+            nproc: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            mem_total_bytes,
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .ok()
+                .map(|s| s.trim().to_string()),
+            cpu_model,
+            nofile_limit,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub tool: &'static str,
+    pub profile: String,
+    pub machine: Machine,
+    pub gateway_url: Option<String>,
+    pub direct_url: Option<String>,
+    pub scenarios: Scenarios,
+    pub targets: Vec<Goal>,
+    /// False when a leak check failed (the run exits non-zero).
+    pub passed: bool,
+    pub failures: Vec<String>,
+    pub duration_s: f64,
+}
+
+/// The issue's targets, judged on what this run measured.
+pub fn goals(scenarios: &Scenarios) -> Vec<Goal> {
+    let get = |s: Scenario| scenarios.get(s.name());
+    let mut out = Vec::new();
+    let idle = get(Scenario::Idle);
+    let rss = idle.and_then(|r| r.gateway.as_ref()?.rss_per_session_bytes);
+    out.push(Goal {
+        name: "idle_rss_per_session",
+        goal: "10,000 idle sessions, TLS both sides, gateway RSS <= 48 KiB per session",
+        measured: rss.map(|b| {
+            format!(
+                "{:.1} KiB per session over {} sessions",
+                b / 1024.0,
+                idle.and_then(|r| r.gateway.as_ref())
+                    .map_or(0, |g| g.sessions)
+            )
+        }),
+        met: rss.map(|b| b <= 48.0 * 1024.0),
+        at_issue_size: idle
+            .and_then(|r| r.gateway.as_ref())
+            .is_some_and(|g| g.sessions >= 10_000),
+        note: idle
+            .and_then(|r| r.plan.clamped.clone())
+            .unwrap_or_default(),
+    });
+    let echo = get(Scenario::Interactive).and_then(|r| r.ratios.get("echo_p99_ms").copied());
+    let inter = get(Scenario::Interactive);
+    out.push(Goal {
+        name: "interactive_echo_p99_ratio",
+        goal: "1,000 interactive sessions at 10 keystrokes/s: echo p99 via gateway <= 1.5x direct",
+        measured: echo.map(|r| {
+            format!(
+                "{r:.2}x ({} sessions, every {:?})",
+                inter
+                    .and_then(|i| i.gateway.as_ref())
+                    .map_or(0, |g| g.sessions),
+                inter.map(|i| i.plan.interval).unwrap_or_default()
+            )
+        }),
+        met: echo.map(|r| r <= 1.5),
+        at_issue_size: inter.is_some_and(|i| {
+            i.gateway.as_ref().is_some_and(|g| g.sessions >= 1000)
+                && i.plan.interval <= std::time::Duration::from_millis(100)
+        }),
+        note: String::new(),
+    });
+    let tp = get(Scenario::Throughput).and_then(|r| r.ratios.get("throughput_mb_s").copied());
+    out.push(Goal {
+        name: "throughput_ratio",
+        goal: "throughput through the gateway >= 0.8x direct",
+        measured: tp.map(|r| format!("{r:.2}x")),
+        met: tp.map(|r| r >= 0.8),
+        at_issue_size: true,
+        note: String::new(),
+    });
+    let churn = get(Scenario::Churn).and_then(|r| r.gateway.as_ref());
+    let rate = churn.and_then(|g| g.sessions_per_s);
+    let p99 = churn.and_then(|g| g.setup_p99_ms);
+    out.push(Goal {
+        name: "churn_rate_and_setup",
+        goal: ">= 1,000 new sessions/s with setup p99 <= 50 ms",
+        measured: rate.map(|r| {
+            format!(
+                "{r:.0} sessions/s, setup p99 {}",
+                p99.map_or("-".into(), |p| format!("{p:.1} ms"))
+            )
+        }),
+        met: rate.map(|r| r >= 1000.0 && p99.is_some_and(|p| p <= 50.0)),
+        at_issue_size: true,
+        note: String::new(),
+    });
+    let checked: Vec<_> = scenarios
+        .values()
+        .filter(|s| s.leaked_fds.is_some())
+        .collect();
+    let churned = get(Scenario::Churn)
+        .and_then(|r| r.gateway.as_ref())
+        .map_or(0, |g| g.sessions);
+    out.push(Goal {
+        name: "no_leaks",
+        goal: "zero leaked fds or threads after a churn of 100,000 sessions",
+        measured: (!checked.is_empty()).then(|| {
+            let fds: usize = checked.iter().filter_map(|s| s.leaked_fds).sum();
+            let threads: usize = checked.iter().filter_map(|s| s.leaked_threads).sum();
+            format!("{fds} fds, {threads} threads leaked; churn of {churned} sessions")
+        }),
+        met: (!checked.is_empty()).then(|| checked.iter().all(|s| !s.leaked())),
+        at_issue_size: churned >= 100_000,
+        note: "any leak fails the run".into(),
+    });
+    out
+}
+
+fn opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or("-".into(), |x| format!("{x:.digits$}"))
+}
+
+fn kib(v: Option<f64>) -> String {
+    v.map_or("-".into(), |b| format!("{:.1}K", b / 1024.0))
+}
+
+/// The human table.
+pub fn table(summary: &Summary) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:<12} {:<8} {:>7} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7} {:>7} {:>6}",
+        "scenario",
+        "target",
+        "sessions",
+        "errors",
+        "rss/sess",
+        "echo p50",
+        "echo p99",
+        "MB/s",
+        "setup p50",
+        "setup p99",
+        "sess/s",
+        "cpu%",
+        "client%",
+        "busy%",
+        "leaks",
+    );
+    for (name, r) in summary.scenarios.iter() {
+        for (label, t) in [("direct", &r.direct), ("gateway", &r.gateway)] {
+            let Some(t) = t else { continue };
+            let leaks = match (t.leaked_fds, t.leaked_threads) {
+                (Some(f), Some(th)) => format!("{f}/{th}"),
+                _ => "-".into(),
+            };
+            let _ = writeln!(
+                s,
+                "{:<12} {:<8} {:>7} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7} {:>7} {:>6}",
+                name,
+                label,
+                t.sessions,
+                t.errors,
+                kib(t.rss_per_session_bytes),
+                opt(t.echo_p50_ms, 2),
+                opt(t.echo_p99_ms, 2),
+                opt(t.throughput_mb_s, 0),
+                opt(t.setup_p50_ms, 2),
+                opt(t.setup_p99_ms, 2),
+                opt(t.sessions_per_s, 0),
+                opt(t.process.as_ref().map(|p| p.cpu_percent), 0),
+                opt(t.client_cpu_percent, 0),
+                opt(t.machine_busy_percent, 0),
+                leaks,
+            );
+        }
+        if !r.ratios.is_empty() {
+            let g = |k: &str| opt(r.ratios.get(k).copied(), 2);
+            let _ = writeln!(
+                s,
+                "{:<12} {:<8} {:>7} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7}",
+                "",
+                "ratio",
+                "",
+                "",
+                g("rss_per_session_bytes"),
+                g("echo_p50_ms"),
+                g("echo_p99_ms"),
+                g("throughput_mb_s"),
+                g("setup_p50_ms"),
+                g("setup_p99_ms"),
+                g("sessions_per_s"),
+                g("cpu_percent"),
+            );
+        }
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "rss/sess: RSS growth of podgate (gateway) or the devcluster (direct) per open session; \
+         cpu%: that process, % of one core; client%: podgate-load, % of one core; busy%: whole \
+         machine, % of all cores; ratio = gateway / direct; leaks = fds/threads left in podgate"
+    );
+    let mut costs = String::new();
+    for (name, r) in summary.scenarios.iter() {
+        let (Some(g), Some(d)) = (&r.gateway, &r.direct) else {
+            continue;
+        };
+        for (key, unit, gv, dv) in [
+            (
+                "cpu_ms_per_session",
+                "CPU ms per session",
+                g.cpu_ms_per_session,
+                d.cpu_ms_per_session,
+            ),
+            (
+                "cpu_s_per_gb",
+                "CPU s per GB",
+                g.cpu_s_per_gb,
+                d.cpu_s_per_gb,
+            ),
+        ] {
+            if gv.is_none() && dv.is_none() {
+                continue;
+            }
+            let _ = writeln!(
+                costs,
+                "  {name:<12} {unit}: podgate {}, devcluster (direct) {}, ratio {}",
+                opt(gv, 3),
+                opt(dv, 3),
+                opt(r.ratios.get(key).copied(), 2)
+            );
+        }
+    }
+    if !costs.is_empty() {
+        let _ = writeln!(s);
+        let _ = writeln!(
+            s,
+            "cost in the serving process (independent of how busy the machine is):"
+        );
+        s.push_str(&costs);
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(s, "targets (issue 4):");
+    for g in &summary.targets {
+        let verdict = match g.met {
+            Some(true) => "met",
+            Some(false) => "NOT met",
+            None => "not measured",
+        };
+        let size = if g.met.is_some() && !g.at_issue_size {
+            " (below the issue's size)"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            s,
+            "  [{verdict:>12}] {}: {}{size}",
+            g.goal,
+            g.measured.as_deref().unwrap_or("-")
+        );
+    }
+    for (name, r) in summary.scenarios.iter() {
+        for (label, t) in [("direct", &r.direct), ("gateway", &r.gateway)] {
+            if let Some(t) = t
+                && !t.error_samples.is_empty()
+            {
+                let _ = writeln!(s, "errors in {name} ({label}):");
+                for e in &t.error_samples {
+                    let _ = writeln!(s, "  {e}");
+                }
+            }
+        }
+    }
+    if !summary.failures.is_empty() {
+        let _ = writeln!(s, "FAILED:");
+        for f in &summary.failures {
+            let _ = writeln!(s, "  {f}");
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ratios_only_where_both_measured() {
+        let g = TargetResult {
+            echo_p99_ms: Some(3.0),
+            throughput_mb_s: Some(80.0),
+            setup_p50_ms: Some(1.0),
+            ..TargetResult::default()
+        };
+        let d = TargetResult {
+            echo_p99_ms: Some(2.0),
+            throughput_mb_s: Some(100.0),
+            setup_p50_ms: Some(0.0),
+            ..TargetResult::default()
+        };
+        let r = ratios(&g, &d);
+        assert_eq!(r.get("echo_p99_ms"), Some(&1.5));
+        assert_eq!(r.get("throughput_mb_s"), Some(&0.8));
+        assert_eq!(r.get("setup_p50_ms"), None, "no division by zero");
+        assert_eq!(r.get("echo_p50_ms"), None);
+    }
+}

@@ -1,0 +1,200 @@
+//! `--spawn`: a devcluster and a podgate in front of it, each its own process so that /proc
+//! measures the gateway alone, wired with a generated certificate, a tokens file and a config
+//! whose limits do not refuse the benchmark.
+
+use anyhow::{Context as _, bail};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+use tokio::process::{Child, Command};
+
+pub const CLUSTER_ID: &str = "bench";
+pub const TOKEN: &str = "podgate-bench-admin-token";
+
+/// A process started for the run; stopped (SIGTERM, then SIGKILL) by [`Proc::stop`], killed
+/// when dropped.
+pub struct Proc {
+    pub name: &'static str,
+    pub pid: u32,
+    child: Child,
+}
+
+impl Proc {
+    /// SIGTERM, then up to `grace` for a clean exit, then SIGKILL.
+    pub async fn stop(mut self, grace: Duration) -> String {
+        if let Some(pid) = rustix::process::Pid::from_raw(self.pid as i32) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+        match tokio::time::timeout(grace, self.child.wait()).await {
+            Ok(Ok(status)) => format!("{} exited: {status}", self.name),
+            _ => {
+                let _ = self.child.kill().await;
+                format!("{} did not stop within {grace:?} and was killed", self.name)
+            }
+        }
+    }
+}
+
+pub struct Spawned {
+    pub devcluster: Proc,
+    pub gateway: Proc,
+    pub gateway_url: String,
+    pub gateway_ca_pem: String,
+    pub kubeconfig: PathBuf,
+    pub work_dir: PathBuf,
+}
+
+/// Starts `devcluster` and `podgate serve` from `bin_dir`, with their files and logs in
+/// `work_dir`.
+pub async fn start(bin_dir: &Path, work_dir: &Path) -> anyhow::Result<Spawned> {
+    std::fs::create_dir_all(work_dir)
+        .with_context(|| format!("cannot create {}", work_dir.display()))?;
+    let work_dir = std::fs::canonicalize(work_dir)?;
+    let kubeconfig = work_dir.join("devcluster.kubeconfig");
+    let devcluster_bin = bin_dir.join("devcluster");
+    let mut cmd = Command::new(&devcluster_bin);
+    cmd.args(["--listen", "127.0.0.1:0", "--kubeconfig-out"])
+        .arg(&kubeconfig);
+    // The cluster's address reaches clients through the kubeconfig it writes.
+    let (devcluster, _url) = launch("devcluster", cmd, &work_dir).await?;
+
+    // The gateway's certificate, for 127.0.0.1, and the CA clients trust.
+    let pem = podgate_devcluster::tls::generate_pem(&["127.0.0.1".into(), "localhost".into()])
+        .context("generating the gateway certificate")?;
+    let cert = work_dir.join("gateway.crt");
+    let key = work_dir.join("gateway.key");
+    write_private(&cert, &pem.cert_pem)?;
+    write_private(&key, &pem.key_pem)?;
+    let tokens = work_dir.join("tokens.yaml");
+    write_private(
+        &tokens,
+        &format!("- token: {TOKEN}\n  user: admin\n  groups: [system:masters]\n"),
+    )?;
+    let config = work_dir.join("podgate.yaml");
+    write_private(&config, &config_yaml(&cert, &key, &kubeconfig, &tokens))?;
+
+    let mut cmd = Command::new(bin_dir.join("podgate"));
+    cmd.arg("serve").arg("--config").arg(&config);
+    let (gateway, gateway_url) = launch("podgate", cmd, &work_dir).await?;
+    Ok(Spawned {
+        devcluster,
+        gateway,
+        gateway_url,
+        gateway_ca_pem: pem.ca_pem,
+        kubeconfig,
+        work_dir,
+    })
+}
+
+/// The bench's podgate config: the devcluster through its impersonating `podgate` context,
+/// limits high enough for the full profile, timeouts longer than any scenario.
+fn config_yaml(cert: &Path, key: &Path, kubeconfig: &Path, tokens: &Path) -> String {
+    format!(
+        "\
+# Written by podgate-load --spawn.
+listen: 127.0.0.1:0
+admin:
+  listen: 127.0.0.1:0
+tls:
+  cert_file: {cert}
+  key_file: {key}
+clusters:
+  - id: {CLUSTER_ID}
+    kubeconfig: {kubeconfig}
+    context: podgate
+    impersonate: true
+auth:
+  tokens_file: {tokens}
+sessions:
+  keepalive: 20s
+  idle_timeout: 30m
+  max_duration: 12h
+limits:
+  max_sessions: 200000
+  max_sessions_per_user: 200000
+  max_sessions_per_cluster: 200000
+  max_connections: 400000
+",
+        cert = cert.display(),
+        key = key.display(),
+        kubeconfig = kubeconfig.display(),
+        tokens = tokens.display(),
+    )
+}
+
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// Starts a server that prints `listening on URL` on stdout; its stderr goes to
+/// `work_dir/NAME.log`. Returns it and the URL.
+async fn launch(
+    name: &'static str,
+    mut cmd: Command,
+    work_dir: &Path,
+) -> anyhow::Result<(Proc, String)> {
+    let log_path = work_dir.join(format!("{name}.log"));
+    let log = std::fs::File::create(&log_path)
+        .with_context(|| format!("cannot create {}", log_path.display()))?;
+    let program = cmd.as_std().get_program().to_owned();
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().with_context(|| {
+        format!(
+            "cannot start {} (build it first: cargo build --release -p podgate -p podgate-devcluster)",
+            Path::new(&program).display()
+        )
+    })?;
+    let pid = child.id().context("the child has no pid")?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let url = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await? {
+            if let Some(url) = line.trim().strip_prefix("listening on ") {
+                return Ok(url.to_string());
+            }
+        }
+        bail!(
+            "{name} exited before saying where it listens; see {}",
+            log_path.display()
+        )
+    })
+    .await
+    .map_err(|_| {
+        anyhow::anyhow!(
+            "{name} did not start within 60 s; see {}",
+            log_path.display()
+        )
+    })??;
+    // Keep draining stdout so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok((Proc { name, pid, child }, url))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_is_valid_for_podgate() {
+        let p = |n: &str| Path::new("/tmp/podgate-load").join(n);
+        let text = config_yaml(&p("c.crt"), &p("c.key"), &p("k"), &p("t.yaml"));
+        let config =
+            podgate_config::parse(&p("podgate.yaml"), &text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.limits.max_sessions_per_user, 200_000);
+        assert_eq!(config.clusters[0].id, CLUSTER_ID);
+    }
+}
