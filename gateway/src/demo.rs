@@ -62,17 +62,9 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         })
         .await
         .map_err(|e| DemoError::Cluster(id, e.to_string()))?;
-        // The gateway talks to each cluster as `podgate`, which may only impersonate: the
-        // cluster's own rules decide what each person may do.
-        let kc = kube::config::Kubeconfig::from_yaml(&dc.kubeconfig().to_yaml())
-            .map_err(|e| DemoError::Cluster(id, e.to_string()))?;
-        let opts = kube::config::KubeConfigOptions {
-            context: Some("podgate".into()),
-            ..Default::default()
-        };
-        let config = kube::Config::from_custom_kubeconfig(kc, &opts)
+        let config = kube_config_for(&dc)
             .await
-            .map_err(|e| DemoError::Cluster(id, e.to_string()))?;
+            .map_err(|e| DemoError::Cluster(id, e))?;
         let cluster = crate::clusters::Cluster::from_kube_config(id, config, true)
             .map_err(|e| DemoError::Cluster(id, e.to_string()))?;
         specs.push(crate::clusters::ClusterSpec::Prebuilt(Arc::new(cluster)));
@@ -82,22 +74,14 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
     if let Some(e) = summary.failed.into_iter().next() {
         return Err(DemoError::Cluster("registry", e.to_string()));
     }
-    let hosts = vec![
-        "127.0.0.1".to_string(),
-        "localhost".to_string(),
-        opts.listen.ip().to_string(),
-    ];
-    let pem =
-        podgate_devcluster::tls::generate_pem(&hosts).map_err(|e| DemoError::Tls(e.to_string()))?;
-    let cert = crate::tls::ReloadingCert::from_pem(pem.cert_pem.as_bytes(), pem.key_pem.as_bytes())
-        .map_err(|e| DemoError::Tls(e.to_string()))?;
+    let (tls, ca_pem) = self_signed_tls(&[opts.listen.ip().to_string()]).map_err(DemoError::Tls)?;
     let tokens = podgate_config::parse_tokens(std::path::Path::new("<demo tokens>"), TOKENS)
         .map_err(|e| DemoError::Tls(e.to_string()))?;
     let (session_limits, sessions, connections) =
         StartOptions::settings_from(&Default::default(), &Default::default());
     let gateway = crate::app::start(StartOptions {
         listen: opts.listen,
-        tls: crate::tls::server_config(Arc::new(cert)),
+        tls,
         clusters: registry,
         authenticator: Arc::new(podgate_auth::StaticTokens::new(tokens)),
         session_limits,
@@ -111,12 +95,45 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
     let demo = Demo {
         gateway,
         clusters,
-        ca_pem: pem.ca_pem,
+        ca_pem,
     };
     if let Some(path) = &opts.kubeconfig_out {
         demo.kubeconfig(ADMIN_TOKEN).write(path)?;
     }
     Ok(demo)
+}
+
+/// How a gateway reaches a devcluster: the `podgate` context of its kubeconfig, a user who may
+/// only impersonate, so the cluster's own rules decide what each person may do.
+pub async fn kube_config_for(dc: &DevCluster) -> Result<kube::Config, String> {
+    let kc = kube::config::Kubeconfig::from_yaml(&dc.kubeconfig().to_yaml())
+        .map_err(|e| e.to_string())?;
+    let opts = kube::config::KubeConfigOptions {
+        context: Some("podgate".into()),
+        ..Default::default()
+    };
+    kube::Config::from_custom_kubeconfig(kc, &opts)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// A fresh CA and a certificate for loopback (and `extra_hosts`): the listener's TLS config
+/// and the CA's PEM for clients. The demo's listener, and the tests', use it.
+pub fn self_signed_tls(
+    extra_hosts: &[String],
+) -> Result<(Arc<rustls::ServerConfig>, String), String> {
+    let mut hosts = vec!["127.0.0.1".to_string(), "localhost".to_string()];
+    hosts.extend(
+        extra_hosts
+            .iter()
+            .filter(|h| !hosts.contains(h))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    let pem = podgate_devcluster::tls::generate_pem(&hosts).map_err(|e| e.to_string())?;
+    let cert = crate::tls::ReloadingCert::from_pem(pem.cert_pem.as_bytes(), pem.key_pem.as_bytes())
+        .map_err(|e| e.to_string())?;
+    Ok((crate::tls::server_config(Arc::new(cert)), pem.ca_pem))
 }
 
 impl Demo {

@@ -43,12 +43,7 @@ pub async fn start_full(
     })
     .await
     .expect("devcluster");
-    let kc = kube::config::Kubeconfig::from_yaml(&dc.kubeconfig().to_yaml()).expect("kubeconfig");
-    let opts = kube::config::KubeConfigOptions {
-        context: Some("podgate".into()),
-        ..Default::default()
-    };
-    let config = kube::Config::from_custom_kubeconfig(kc, &opts)
+    let config = podgate::demo::kube_config_for(&dc)
         .await
         .expect("kube config");
     let registry = Registry::new();
@@ -61,10 +56,7 @@ pub async fn start_full(
         )
         .await;
     assert!(summary.failed.is_empty());
-    let pem = podgate_devcluster::tls::generate_pem(&["127.0.0.1".into()]).expect("cert");
-    let cert =
-        podgate::tls::ReloadingCert::from_pem(pem.cert_pem.as_bytes(), pem.key_pem.as_bytes())
-            .expect("cert");
+    let (tls, ca_pem) = podgate::demo::self_signed_tls(&[]).expect("cert");
     let tokens = podgate_config::parse_tokens(
         std::path::Path::new("t"),
         &format!("- token: {TOKEN}\n  user: admin\n  groups: [system:masters]\n- token: {ALICE}\n  user: alice\n  groups: [dev]\n"),
@@ -74,7 +66,7 @@ pub async fn start_full(
         StartOptions::settings_from(&Default::default(), &Default::default());
     let mut opts = StartOptions {
         listen: "127.0.0.1:0".parse().unwrap(),
-        tls: podgate::tls::server_config(Arc::new(cert)),
+        tls,
         clusters: registry,
         authenticator: Arc::new(podgate_auth::StaticTokens::new(tokens)),
         session_limits,
@@ -89,7 +81,7 @@ pub async fn start_full(
     Env {
         gateway,
         cluster: dc,
-        ca_pem: pem.ca_pem,
+        ca_pem,
     }
 }
 

@@ -134,13 +134,7 @@ pub async fn start_with(tune: impl FnOnce(&mut Tuning)) -> Env {
         })
         .await
         .expect("devcluster starts");
-        let kc = kube::config::Kubeconfig::from_yaml(&dc.kubeconfig().to_yaml())
-            .expect("devcluster kubeconfig parses");
-        let opts = kube::config::KubeConfigOptions {
-            context: Some("podgate".into()),
-            ..Default::default()
-        };
-        let mut config = kube::Config::from_custom_kubeconfig(kc, &opts)
+        let mut config = podgate::demo::kube_config_for(&dc)
             .await
             .expect("kube config");
         let dial = (tuning.dial)(id, dc.addr());
@@ -161,15 +155,11 @@ pub async fn start_with(tune: impl FnOnce(&mut Tuning)) -> Env {
     let registry = podgate::clusters::Registry::new();
     let summary = registry.apply(specs, &Default::default()).await;
     assert!(summary.failed.is_empty(), "{:?}", summary.failed);
-    let pem =
-        podgate_devcluster::tls::generate_pem(&["127.0.0.1".to_string()]).expect("certificate");
-    let cert =
-        podgate::tls::ReloadingCert::from_pem(pem.cert_pem.as_bytes(), pem.key_pem.as_bytes())
-            .expect("certificate loads");
+    let (tls, ca_pem) = podgate::demo::self_signed_tls(&[]).expect("certificate");
     let tokens = podgate_config::parse_tokens(Path::new("<e2e tokens>"), TOKENS).expect("tokens");
     let gateway: Running = podgate::app::start(StartOptions {
         listen: "127.0.0.1:0".parse().expect("addr"),
-        tls: podgate::tls::server_config(Arc::new(cert)),
+        tls,
         clusters: registry,
         authenticator: Arc::new(podgate_auth::StaticTokens::new(tokens)),
         session_limits: tuning.limits,
@@ -185,7 +175,7 @@ pub async fn start_with(tune: impl FnOnce(&mut Tuning)) -> Env {
         demo: Demo {
             gateway,
             clusters,
-            ca_pem: pem.ca_pem,
+            ca_pem,
         },
         dir: tempfile::tempdir().expect("temp dir"),
     }
