@@ -92,6 +92,14 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         admin_listen: opts.admin_listen,
     })
     .await?;
+    // As `serve` does, so cluster health shows in /podgate/clusters and podgate_cluster_up.
+    let upstream = podgate_config::UpstreamConfig::default();
+    crate::clusters::spawn_health_checks(
+        gateway.gateway.clusters.clone(),
+        upstream.health_interval.get(),
+        upstream.health_timeout.get(),
+        gateway.gateway.shutdown.clone(),
+    );
     let demo = Demo {
         gateway,
         clusters,
