@@ -5,7 +5,10 @@ use podgate_config::Identity;
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1), plus the ones only meaningful to the gateway:
 /// credentials, cookies, and anything that would let a client choose its own identity.
-const DROP: &[&str] = &[
+const DROP: &[&str] = &["host", "authorization", "cookie"];
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1): never copied across the gateway, either way.
+pub const HOP_BY_HOP: &[&str] = &[
     "connection",
     "proxy-connection",
     "keep-alive",
@@ -15,9 +18,6 @@ const DROP: &[&str] = &[
     "upgrade",
     "proxy-authorization",
     "proxy-authenticate",
-    "host",
-    "authorization",
-    "cookie",
 ];
 
 /// The headers to send upstream for a client request made by `identity`.
@@ -33,6 +33,7 @@ pub fn forward(incoming: &HeaderMap, identity: &Identity, impersonate: bool) -> 
     for (name, value) in incoming {
         let n = name.as_str();
         if DROP.contains(&n)
+            || HOP_BY_HOP.contains(&n)
             || n.starts_with("impersonate-")
             || n.starts_with("sec-websocket-")
             || listed_in_connection.iter().any(|l| l == n)

@@ -64,9 +64,9 @@ fn main() -> ExitCode {
     let result = rt.block_on(async {
         match cli.command {
             Command::Serve { config } => podgate::serve::run(&config).await,
-            Command::CheckConfig { config } => {
-                podgate::serve::check(&config).map(|summary| println!("{summary}"))
-            }
+            Command::CheckConfig { config } => podgate::serve::check(&config)
+                .await
+                .map(|summary| println!("{summary}")),
             Command::Demo {
                 listen,
                 admin_listen,

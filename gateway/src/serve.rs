@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 const WATCH_EVERY: Duration = Duration::from_secs(2);
 
 /// Validates a config file and everything it names; returns a one-line summary.
-pub fn check(path: &Path) -> anyhow::Result<String> {
+pub async fn check(path: &Path) -> anyhow::Result<String> {
     let config = podgate_config::load(path)?;
     crate::tls::ReloadingCert::load(&config.tls.cert_file, &config.tls.key_file)?;
     let tokens = match &config.auth.tokens_file {
@@ -21,21 +21,10 @@ pub fn check(path: &Path) -> anyhow::Result<String> {
         None => 0,
     };
     let issuers = oidc(path, &config)?.map_or(0, |o| o.issuers().len());
-    for c in &config.clusters {
-        if let Some(kc) = &c.kubeconfig {
-            let k = kube::config::Kubeconfig::read_from(kc).map_err(|e| {
-                anyhow::anyhow!("cluster {}: kubeconfig {}: {e}", c.id, kc.display())
-            })?;
-            if let Some(ctx) = &c.context
-                && !k.contexts.iter().any(|x| &x.name == ctx)
-            {
-                anyhow::bail!(
-                    "cluster {}: kubeconfig {}: no context {ctx:?}",
-                    c.id,
-                    kc.display()
-                );
-            }
-        }
+    // Build each cluster as `serve` would (kubeconfig, context, client); the in-cluster
+    // service account exists only inside a pod, so those are left to `serve`.
+    for c in config.clusters.iter().filter(|c| !c.in_cluster) {
+        crate::clusters::Cluster::from_config(c, &config.upstream).await?;
     }
     Ok(format!(
         "{}: ok ({} clusters, {} static tokens, {} OIDC issuers, listening on {})",

@@ -135,6 +135,14 @@ async fn kubectl(files: &Files, kc: &Path, args: &[&str]) -> (i32, String, Strin
     )
 }
 
+fn check_config(config: &Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_podgate"))
+        .args(["check-config", "--config"])
+        .arg(config)
+        .output()
+        .expect("podgate check-config runs")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_config_accepts_good_and_names_the_problem() {
     podgate_devcluster::install_crypto_provider();
@@ -154,11 +162,7 @@ async fn check_config_accepts_good_and_names_the_problem() {
 
     let bad = files.dir.path().join("bad.yaml");
     std::fs::write(&bad, "tls: {cert_file: tls.crt, key_file: tls.key}\nclusters:\n  - id: Prod_1\n    kubeconfig: east.kubeconfig\n").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_podgate"))
-        .args(["check-config", "--config"])
-        .arg(&bad)
-        .output()
-        .unwrap();
+    let out = check_config(&bad);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -169,11 +173,7 @@ async fn check_config_accepts_good_and_names_the_problem() {
     // The OIDC section is checked by the auth crate, with the file and field named.
     let oidc = files.dir.path().join("oidc.yaml");
     std::fs::write(&oidc, "tls: {cert_file: tls.crt, key_file: tls.key}\nclusters:\n  - id: east\n    kubeconfig: east.kubeconfig\nauth:\n  oidc:\n    issuers:\n      - issuer: http://127.0.0.1:1/realm\n        audiences: [podgate]\n        insecure_http_for_loopback: true\n").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_podgate"))
-        .args(["check-config", "--config"])
-        .arg(&oidc)
-        .output()
-        .unwrap();
+    let out = check_config(&oidc);
     assert!(
         out.status.success(),
         "{}",
@@ -181,11 +181,7 @@ async fn check_config_accepts_good_and_names_the_problem() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 OIDC issuers"));
     std::fs::write(&oidc, "tls: {cert_file: tls.crt, key_file: tls.key}\nclusters:\n  - id: east\n    kubeconfig: east.kubeconfig\nauth:\n  oidc:\n    issuers:\n      - issuer: https://idp.example\n        audiences: []\n").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_podgate"))
-        .args(["check-config", "--config"])
-        .arg(&oidc)
-        .output()
-        .unwrap();
+    let out = check_config(&oidc);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -195,11 +191,7 @@ async fn check_config_accepts_good_and_names_the_problem() {
 
     let missing = files.dir.path().join("missing.yaml");
     std::fs::write(&missing, "tls: {cert_file: tls.crt, key_file: tls.key}\nclusters:\n  - id: x\n    kubeconfig: nope.kubeconfig\n").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_podgate"))
-        .args(["check-config", "--config"])
-        .arg(&missing)
-        .output()
-        .unwrap();
+    let out = check_config(&missing);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
