@@ -19,9 +19,11 @@ mod authenticator;
 mod credentials;
 pub mod oidc;
 pub mod policy;
+pub mod session;
 
 pub use authenticator::{AuthError, AuthFuture, Authenticator, Chain, StaticTokens};
 pub use credentials::{Credential, CredentialError, CredentialSource, extract};
 pub use oidc::{OidcAuthenticator, OidcConfig};
 /// Re-exported so users of this crate need not depend on `podgate-config` for the result type.
 pub use podgate_config::Identity;
+pub use session::{BrowserSession, SealError, SessionKey};
