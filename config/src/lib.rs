@@ -24,8 +24,9 @@ pub use imports::{
     ImportProblem, KubeconfigContexts, expand_import, kubeconfig_contexts, sanitize_id,
 };
 pub use schema::{
-    AccessPolicy, AdminConfig, AuditConfig, AuthConfig, ClusterConfig, ClusterSource, Config,
-    ImportConfig, LimitsConfig, MetricsConfig, SessionsConfig, TlsConfig, UpstreamConfig,
+    AccessPolicy, AdminConfig, AuditConfig, AuthConfig, BrowserSessionConfig, ClusterConfig,
+    ClusterSource, Config, ImportConfig, LimitsConfig, MetricsConfig, SessionsConfig, TlsConfig,
+    UpstreamConfig,
 };
 pub use size::{ByteSize, ParseSizeError};
 pub use tokens::{Identity, MIN_TOKEN_CHARS, TokenTable, ct_eq, load_tokens, parse_tokens};
@@ -113,6 +114,9 @@ fn resolve_paths(config: &mut Config, base: &Path) {
         resolve(&mut import.kubeconfig);
     }
     if let Some(file) = &mut config.auth.tokens_file {
+        resolve(file);
+    }
+    if let Some(file) = &mut config.auth.session.key_file {
         resolve(file);
     }
     if !matches!(config.audit.output.as_str(), "stdout" | "off") {

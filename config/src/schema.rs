@@ -208,6 +208,36 @@ pub struct AuthConfig {
     /// reports its problems with this file's name). Default: none, OIDC off.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub oidc: Option<serde_norway::Value>,
+    /// Browser sessions (the `podgate_session` cookie set by the login flow).
+    pub session: BrowserSessionConfig,
+}
+
+/// How browser sessions are sealed and which pages may use them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BrowserSessionConfig {
+    /// A file holding the cookie key: 32 random bytes, base64 (`head -c32 /dev/urandom |
+    /// base64`). Every replica needs the same key. Default: unset, a key is generated at start
+    /// and browser sessions end when podgate restarts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+    /// Pages allowed to open shells with the cookie, as origins (`https://podgate.example.com`).
+    /// Browsers attach cookies to cross-site WebSocket upgrades, so an upgrade authenticated
+    /// by cookie from any other origin is refused. Default: only the gateway's own origin
+    /// (`https://` and the request's Host).
+    pub allowed_origins: Vec<String>,
+    /// The longest a browser session lasts, whatever the token's own expiry. Default `12h`.
+    pub max_lifetime: Duration,
+}
+
+impl Default for BrowserSessionConfig {
+    fn default() -> Self {
+        BrowserSessionConfig {
+            key_file: None,
+            allowed_origins: Vec::new(),
+            max_lifetime: Duration::from_secs(12 * 3600),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

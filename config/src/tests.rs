@@ -261,6 +261,28 @@ fn session_errors() {
 }
 
 #[test]
+fn browser_session_errors() {
+    assert_eq!(
+        err(&with(
+            "auth: {session: {allowed_origins: [\"https://ok.example:8443\", \"https://x.example/\"]}}\n"
+        )),
+        "/etc/podgate/podgate.yaml: auth.session.allowed_origins: \"https://x.example/\" is not \
+         an origin; write scheme, host and optional port, like \"https://podgate.example.com\" \
+         (no path, no trailing slash)"
+    );
+    assert_eq!(
+        err(&with("auth: {session: {max_lifetime: 0s}}\n")),
+        "/etc/podgate/podgate.yaml: auth.session.max_lifetime: must be more than 0s"
+    );
+    let config = ok(&with("auth: {session: {key_file: cookie-key}}\n"));
+    assert_eq!(
+        config.auth.session.key_file.as_deref(),
+        Some(std::path::Path::new("/etc/podgate/cookie-key"))
+    );
+    assert_eq!(config.auth.session.max_lifetime.get().as_secs(), 12 * 3600);
+}
+
+#[test]
 fn limit_errors() {
     assert_eq!(
         err(&with(

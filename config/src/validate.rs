@@ -42,6 +42,7 @@ pub(crate) fn validate(config: &Config, imported: &[Imported], problems: &mut Pr
     if let Some(file) = &config.auth.tokens_file {
         not_empty(file, "auth.tokens_file", problems);
     }
+    browser_sessions(&config.auth.session, problems);
     sessions(config, problems);
     limits(config, problems);
     upstream(config, problems);
@@ -239,6 +240,28 @@ fn positive_duration(value: Duration, field: &str, problems: &mut Problems<'_>) 
     if value.is_zero() {
         problems.push(field, "must be more than 0s");
     }
+}
+
+/// Origins are compared as the browser sends them: scheme, host and port, nothing more.
+fn browser_sessions(session: &crate::BrowserSessionConfig, problems: &mut Problems<'_>) {
+    if let Some(file) = &session.key_file {
+        not_empty(file, "auth.session.key_file", problems);
+    }
+    for origin in &session.allowed_origins {
+        let ok = origin.split_once("://").is_some_and(|(scheme, rest)| {
+            matches!(scheme, "https" | "http") && !rest.is_empty() && !rest.contains('/')
+        });
+        if !ok {
+            problems.push(
+                "auth.session.allowed_origins",
+                format!(
+                    "{origin:?} is not an origin; write scheme, host and optional port, \
+                     like \"https://podgate.example.com\" (no path, no trailing slash)"
+                ),
+            );
+        }
+    }
+    positive_duration(session.max_lifetime, "auth.session.max_lifetime", problems);
 }
 
 #[cfg(test)]
