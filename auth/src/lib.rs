@@ -9,6 +9,9 @@
 //!    reads a tokens file; [`OidcAuthenticator`] verifies JWTs from OpenID providers (see
 //!    [`oidc`]); a [`Chain`] tries several authenticators in order.
 //!
+//! [`login`] is the browser's way in: the OpenID Connect code flow with PKCE whose ID token
+//! the gateway seals into a [`session`] cookie.
+//!
 //! 3. [`policy`] decides at the edge whether that identity may use a cluster, and which of its
 //!    namespaces, before any request leaves the gateway.
 //!
@@ -17,6 +20,7 @@
 
 mod authenticator;
 mod credentials;
+pub mod login;
 pub mod oidc;
 pub mod policy;
 pub mod session;

@@ -56,6 +56,10 @@ pub struct OidcConfig {
     /// repeat costs no signature check. `0` turns the cache off. Default 10000.
     #[serde(default = "default_cache_entries")]
     pub token_cache_entries: usize,
+    /// The browser login (authorization code flow) at one of the issuers. Unset: no
+    /// `/auth/login`; bearer tokens only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login: Option<crate::login::LoginConfig>,
 }
 
 impl OidcConfig {
@@ -63,6 +67,7 @@ impl OidcConfig {
         OidcConfig {
             issuers,
             token_cache_entries: DEFAULT_TOKEN_CACHE_ENTRIES,
+            login: None,
         }
     }
 }
@@ -216,6 +221,11 @@ impl OidcConfig {
             }
             for problem in issuer.validate() {
                 push(field(&problem.field), problem.message);
+            }
+        }
+        if let Some(login) = &self.login {
+            for problem in login.validate(&self.issuers) {
+                push(format!("login.{}", problem.field), problem.message);
             }
         }
         problems
