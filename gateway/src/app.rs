@@ -15,6 +15,8 @@ pub struct StartOptions {
     pub tls: Arc<rustls::ServerConfig>,
     pub clusters: Registry,
     pub authenticator: Arc<dyn Authenticator>,
+    /// Browser sessions; `None`: a generated key, no logins (API clients only).
+    pub browser: Option<crate::browser::Browser>,
     pub session_limits: SessionLimits,
     pub sessions: SessionSettings,
     pub connections: ConnectionLimits,
@@ -96,6 +98,10 @@ pub async fn start(opts: StartOptions) -> std::io::Result<Running> {
         Some(l) => Some(l.local_addr()?),
         None => None,
     };
+    let browser = match opts.browser {
+        Some(b) => b,
+        None => crate::browser::Browser::ephemeral().map_err(std::io::Error::other)?,
+    };
     let metrics = podgate_metrics::Metrics::new(
         opts.clusters.list().iter().map(|c| c.id.clone()),
         opts.session_series,
@@ -103,6 +109,7 @@ pub async fn start(opts: StartOptions) -> std::io::Result<Running> {
     let gateway = Arc::new(Gateway {
         clusters: opts.clusters,
         authenticator: opts.authenticator,
+        browser: Arc::new(browser),
         limits: Limits::new(opts.session_limits),
         metrics,
         audit: opts.audit,

@@ -84,6 +84,11 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         tls,
         clusters: registry,
         authenticator: Arc::new(podgate_auth::StaticTokens::new(tokens)),
+        // The web UI's login with a demo token, answered on loopback only.
+        browser: Some(crate::browser::Browser {
+            dev_login: true,
+            ..crate::browser::Browser::ephemeral().map_err(|e| DemoError::Setup(e.to_string()))?
+        }),
         session_limits,
         sessions,
         connections,

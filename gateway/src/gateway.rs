@@ -13,6 +13,8 @@ use tokio_util::task::TaskTracker;
 pub struct Gateway {
     pub clusters: Registry,
     pub authenticator: Arc<dyn Authenticator>,
+    /// Browser sessions: the cookie key, allowed origins, logins on offer.
+    pub browser: Arc<crate::browser::Browser>,
     pub limits: Arc<Limits>,
     pub metrics: podgate_metrics::Metrics,
     pub audit: crate::audit::Audit,

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod app;
 pub mod audit;
+pub mod browser;
 pub mod clusters;
 pub mod demo;
 pub mod gateway;

@@ -1,9 +1,10 @@
 //! Request routing: who is asking, which cluster, then relay (exec/attach upgrades) or proxy.
 
+use crate::browser::session::FromCookie;
 use crate::gateway::Gateway;
 use crate::http::{Body, json, status, with_type};
 use http::{Method, Request, Response, StatusCode, header};
-use podgate_auth::AuthError;
+use podgate_auth::{AuthError, Credential, CredentialSource};
 use podgate_config::Identity;
 use podgate_protocol::Status;
 use std::sync::Arc;
@@ -22,10 +23,28 @@ async fn route(gw: Arc<Gateway>, req: Request<hyper::body::Incoming>) -> Respons
     if path == "/healthz" || path == "/readyz" {
         return with_type(StatusCode::OK, "text/plain", crate::http::full("ok"));
     }
-    let identity = match authenticate(&gw, &req).await {
-        Ok(id) => id,
+    if path.starts_with("/auth/") {
+        return crate::browser::handle(&gw, req, source).await;
+    }
+    let (identity, set_cookie) = match authenticate(&gw, &req).await {
+        Ok(a) => a,
         Err(resp) => return resp,
     };
+    let mut response = route_as(gw, req, &path, source, identity).await;
+    // A refreshed browser session travels back on whatever answers the request (a 101 too).
+    if let Some(cookie) = set_cookie {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+async fn route_as(
+    gw: Arc<Gateway>,
+    req: Request<hyper::body::Incoming>,
+    path: &str,
+    source: Option<std::net::SocketAddr>,
+    identity: Identity,
+) -> Response<Body> {
     if path == "/podgate/whoami" {
         return json(
             StatusCode::OK,
@@ -141,18 +160,46 @@ pub fn strip_cluster_prefix(path_and_query: &str) -> &str {
     }
 }
 
+/// Who is asking, and a `Set-Cookie` to send back when their browser session was refreshed.
 async fn authenticate(
     gw: &Gateway,
     req: &Request<hyper::body::Incoming>,
-) -> Result<Identity, Response<Body>> {
+) -> Result<(Identity, Option<header::HeaderValue>), Response<Body>> {
     let unauthorized = || status(&Status::unauthorized());
+    let mut set_cookie = None;
     let credential = match podgate_auth::extract(req.headers(), req.uri()) {
         Ok(Some(c)) => c,
-        Ok(None) => {
-            tracing::info!(reason = "missing", "authentication failed");
-            gw.metrics.auth_failure("missing");
-            return Err(unauthorized());
-        }
+        // No bearer token: the browser session cookie, the lowest-precedence source.
+        Ok(None) => match crate::browser::session::read(&gw.browser, req.headers()).await {
+            FromCookie::Token {
+                token,
+                set_cookie: c,
+            } => {
+                set_cookie = c;
+                Credential {
+                    token,
+                    source: CredentialSource::Cookie,
+                }
+            }
+            FromCookie::Absent => {
+                tracing::info!(reason = "missing", "authentication failed");
+                gw.metrics.auth_failure("missing");
+                return Err(unauthorized());
+            }
+            FromCookie::Refused { reason } => {
+                tracing::info!(reason, "authentication failed: unusable session cookie");
+                gw.metrics.auth_failure(reason);
+                let mut resp = unauthorized();
+                resp.headers_mut().insert(
+                    header::SET_COOKIE,
+                    crate::browser::cookies::clear_cookie(
+                        crate::browser::cookies::SESSION_COOKIE,
+                        "/",
+                    ),
+                );
+                return Err(resp);
+            }
+        },
         Err(e) => {
             tracing::info!(reason = e.reason(), "authentication failed: {e}");
             gw.metrics.auth_failure(e.reason());
@@ -163,8 +210,23 @@ async fn authenticate(
             )));
         }
     };
+    // Browsers attach the cookie to requests from any site: only our own pages may use it to
+    // open shells or change things.
+    if credential.source == CredentialSource::Cookie
+        && crate::browser::origin::needs_check(req.method(), req.headers())
+        && let Err(refused) =
+            crate::browser::origin::check(req.headers(), req.uri(), &gw.browser.allowed_origins)
+    {
+        tracing::info!(reason = "cross_origin", "request refused: {refused}");
+        gw.metrics.auth_failure("cross_origin");
+        return Err(status(&Status::api_error(
+            403,
+            "Forbidden",
+            refused.to_string(),
+        )));
+    }
     match gw.authenticator.authenticate(&credential.token).await {
-        Ok(id) => Ok(id),
+        Ok(id) => Ok((id, set_cookie)),
         Err(AuthError::Unavailable(e)) => {
             tracing::warn!(
                 reason = "unavailable",

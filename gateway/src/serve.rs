@@ -127,6 +127,7 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
         tls: crate::tls::server_config(cert.clone()),
         clusters: registry.clone(),
         authenticator: authn,
+        browser: Some(crate::browser::Browser::from_config(&config.auth.session)?),
         session_limits,
         sessions,
         connections,

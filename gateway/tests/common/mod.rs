@@ -69,6 +69,7 @@ pub async fn start_full(
         tls,
         clusters: registry,
         authenticator: Arc::new(podgate_auth::StaticTokens::new(tokens)),
+        browser: None,
         session_limits,
         sessions,
         connections,
@@ -171,23 +172,77 @@ pub async fn tls(env: &Env) -> tokio_rustls::client::TlsStream<tokio::net::TcpSt
 
 /// One HTTP/1.1 request through the gateway with `token`: status code and body.
 pub async fn get(env: &Env, token: &str, path: &str) -> (u16, String) {
+    let auth = format!("Bearer {token}");
+    let r = request(env, "GET", path, &[("Authorization", &auth)], "").await;
+    (r.code, r.body)
+}
+
+/// A raw HTTP/1.1 answer: status, headers (names lower-cased, in order) and body.
+pub struct Answer {
+    pub code: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body's JSON (a chunked body carries size lines around it).
+    pub fn json(&self) -> serde_json::Value {
+        let json = self
+            .body
+            .lines()
+            .find(|l| l.starts_with('{'))
+            .unwrap_or(&self.body);
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// One HTTP/1.1 request through the gateway, headers and body as given (`Host` is added).
+pub async fn request(
+    env: &Env,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Answer {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let mut t = tls(env).await;
-    t.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+        env.gateway.addr
+    );
+    for (n, v) in headers {
+        head.push_str(&format!("{n}: {v}\r\n"));
+    }
+    if !body.is_empty() || method == "POST" {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    head.push_str(body);
+    t.write_all(head.as_bytes()).await.unwrap();
     let mut resp = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(10), t.read_to_end(&mut resp)).await;
     let text = String::from_utf8_lossy(&resp).into_owned();
-    let code = text
-        .split_whitespace()
-        .nth(1)
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let code = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    (
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Answer {
         code,
-        text.split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default(),
-    )
+        headers,
+        body: body.to_string(),
+    }
 }

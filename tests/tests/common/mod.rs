@@ -162,6 +162,7 @@ pub async fn start_with(tune: impl FnOnce(&mut Tuning)) -> Env {
         tls,
         clusters: registry,
         authenticator: Arc::new(podgate_auth::StaticTokens::new(tokens)),
+        browser: None,
         session_limits: tuning.limits,
         sessions: tuning.sessions,
         connections,

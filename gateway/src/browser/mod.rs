@@ -1,0 +1,161 @@
+//! People in browsers: the session cookie, login and logout under `/auth/`, and the Origin
+//! rule that keeps other sites from using the cookie.
+//!
+//! The cookie carries a sealed [`BrowserSession`] (the bearer token itself), so a cookie
+//! request is authenticated by exactly the authenticators a header request is, and any replica
+//! with the same key can serve it. Logins: [`dev_login`] (the demo's tokens, loopback only) and
+//! [`oidc`] (Authorization Code with PKCE against the configured issuer).
+
+pub mod cookies;
+pub mod dev_login;
+pub mod oidc;
+pub mod origin;
+pub mod session;
+
+use crate::gateway::Gateway;
+use crate::http::{Body, json, status};
+use http::header::{HeaderValue, LOCATION, SET_COOKIE};
+use http::{Method, Request, Response, StatusCode};
+use podgate_auth::{BrowserSession, SealError, SessionKey};
+use podgate_protocol::Status;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How browser sessions are sealed and what logins are offered.
+pub struct Browser {
+    pub key: SessionKey,
+    /// Origins allowed to use the cookie; empty: the gateway's own.
+    pub allowed_origins: Vec<String>,
+    pub max_lifetime: Duration,
+    /// `podgate demo`'s login with a demo token, from loopback only.
+    pub dev_login: bool,
+    pub oidc: Option<oidc::OidcLogin>,
+}
+
+impl Browser {
+    /// Sessions with a fresh random key and default settings, no logins: what tests and
+    /// embedders get unless they configure more.
+    pub fn ephemeral() -> Result<Self, SealError> {
+        Ok(Browser {
+            key: SessionKey::generate()?,
+            allowed_origins: Vec::new(),
+            max_lifetime: podgate_config::BrowserSessionConfig::default()
+                .max_lifetime
+                .get(),
+            dev_login: false,
+            oidc: None,
+        })
+    }
+
+    /// From `auth.session`: the key file when configured (a missing or bad file is an error,
+    /// never a silent fallback), else a generated key, with a warning because every browser
+    /// session then ends at restart and replicas cannot share sessions.
+    pub fn from_config(config: &podgate_config::BrowserSessionConfig) -> anyhow::Result<Self> {
+        let key = match &config.key_file {
+            Some(path) => SessionKey::load(path)?,
+            None => {
+                tracing::warn!(
+                    "auth.session.key_file is not set: browser sessions are sealed with a key \
+                     generated now, so they end when podgate restarts and work on this replica \
+                     only; set it to a file with 32 random bytes, base64"
+                );
+                SessionKey::generate()?
+            }
+        };
+        Ok(Browser {
+            key,
+            allowed_origins: config.allowed_origins.clone(),
+            max_lifetime: config.max_lifetime.get(),
+            dev_login: false,
+            oidc: None,
+        })
+    }
+
+    /// The `Set-Cookie` for `session`: lives until the token expires, at most `max_lifetime`.
+    pub fn session_cookie(&self, session: &BrowserSession) -> Result<HeaderValue, SealError> {
+        let sealed = session.seal(&self.key)?;
+        let mut max_age = self.max_lifetime.as_secs();
+        if session.expires_at != 0 && session.refresh_token.is_none() {
+            max_age = max_age.min(session.expires_at.saturating_sub(unix_now()));
+        }
+        Ok(cookies::set_cookie(
+            cookies::SESSION_COOKIE,
+            &sealed,
+            "/",
+            max_age,
+        ))
+    }
+}
+
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Everything under `/auth/`; none of it needs a session.
+pub async fn handle(
+    gw: &Arc<Gateway>,
+    req: Request<hyper::body::Incoming>,
+    peer: Option<SocketAddr>,
+) -> Response<Body> {
+    let browser = &gw.browser;
+    let path = req.uri().path().to_string();
+    // Logging someone in (or out) from another site is an attack too (login CSRF).
+    if origin::needs_check(req.method(), req.headers())
+        && let Err(refused) = origin::check(req.headers(), req.uri(), &browser.allowed_origins)
+    {
+        tracing::info!(reason = "cross_origin", "browser login refused: {refused}");
+        gw.metrics.auth_failure("cross_origin");
+        return status(&Status::api_error(403, "Forbidden", refused.to_string()));
+    }
+    match (req.method().clone(), path.as_str()) {
+        (Method::GET, "/auth/methods") => json(
+            StatusCode::OK,
+            &serde_json::json!({"dev": browser.dev_login, "oidc": browser.oidc.is_some()}),
+        ),
+        (Method::POST, "/auth/dev-login") => dev_login::handle(gw, req, peer).await,
+        (Method::GET | Method::POST, "/auth/logout") => logout(),
+        (Method::GET, "/auth/login") => match &browser.oidc {
+            Some(login) => login.login(gw, &req).await,
+            None => not_configured(),
+        },
+        (Method::GET, "/auth/callback") => match &browser.oidc {
+            Some(login) => login.callback(gw, &req).await,
+            None => not_configured(),
+        },
+        _ => status(&Status::api_error(
+            404,
+            "NotFound",
+            format!(
+                "{} {path} is not a podgate login endpoint (there are GET /auth/methods, \
+                 GET /auth/login, GET /auth/callback, POST /auth/dev-login, POST /auth/logout)",
+                req.method()
+            ),
+        )),
+    }
+}
+
+fn not_configured() -> Response<Body> {
+    status(&Status::api_error(
+        404,
+        "NotFound",
+        "browser login with OIDC is not configured on this gateway (auth.oidc.login)",
+    ))
+}
+
+/// Ends the browser session. The token inside stays valid until it expires (it is a bearer
+/// token, not ours to revoke); the browser just no longer holds it.
+fn logout() -> Response<Body> {
+    let mut resp = Response::new(crate::http::full(""));
+    *resp.status_mut() = StatusCode::SEE_OTHER;
+    resp.headers_mut()
+        .insert(LOCATION, HeaderValue::from_static("/"));
+    resp.headers_mut().insert(
+        SET_COOKIE,
+        cookies::clear_cookie(cookies::SESSION_COOKIE, "/"),
+    );
+    resp
+}

@@ -1,0 +1,70 @@
+//! Reading the session cookie on each request: open the seal, refresh an expiring OIDC token,
+//! and hand the bearer token to the authenticators.
+
+use super::{Browser, cookies, unix_now};
+use http::HeaderMap;
+use http::header::HeaderValue;
+use podgate_auth::BrowserSession;
+
+/// Refresh this long before the token expires, so a request never races the expiry.
+const REFRESH_MARGIN_SECS: u64 = 60;
+
+/// What the cookie of a request amounts to.
+pub enum FromCookie {
+    /// No session cookie.
+    Absent,
+    /// A token to authenticate, and a new cookie to set when the session was refreshed.
+    Token {
+        token: String,
+        set_cookie: Option<HeaderValue>,
+    },
+    /// The cookie cannot be used; the browser should drop it. `reason` is a bounded label.
+    Refused { reason: &'static str },
+}
+
+pub async fn read(browser: &Browser, headers: &HeaderMap) -> FromCookie {
+    let Some(sealed) = cookies::read_cookie(headers, cookies::SESSION_COOKIE) else {
+        return FromCookie::Absent;
+    };
+    let session = match BrowserSession::open(&browser.key, &sealed) {
+        Ok(s) => s,
+        // Altered, or sealed with a key this gateway no longer has (restart without a key file).
+        Err(_) => {
+            return FromCookie::Refused {
+                reason: "bad_cookie",
+            };
+        }
+    };
+    let now = unix_now();
+    if !session.expires_within(now, REFRESH_MARGIN_SECS) {
+        return FromCookie::Token {
+            token: session.token,
+            set_cookie: None,
+        };
+    }
+    let still_valid = !session.expires_within(now, 0);
+    if let (Some(_), Some(login)) = (&session.refresh_token, &browser.oidc) {
+        match login.refresh(&session).await {
+            Ok(fresh) => match browser.session_cookie(&fresh) {
+                Ok(cookie) => {
+                    return FromCookie::Token {
+                        token: fresh.token,
+                        set_cookie: Some(cookie),
+                    };
+                }
+                Err(e) => tracing::warn!("cannot seal the refreshed browser session: {e}"),
+            },
+            Err(e) => tracing::info!("browser session refresh failed: {e}"),
+        }
+    }
+    if still_valid {
+        FromCookie::Token {
+            token: session.token,
+            set_cookie: None,
+        }
+    } else {
+        FromCookie::Refused {
+            reason: "session_expired",
+        }
+    }
+}
