@@ -1,22 +1,27 @@
 # podgate: the two commands that matter are `make demo` and `make test`.
 CARGO ?= cargo
 
-.PHONY: demo test lint unit build devcluster bench bench-full setup
+.PHONY: demo test lint unit build devcluster bench bench-full setup web
 
 ## Run podgate on its embedded default: a gateway in front of two in-process devclusters.
-demo:
+demo: web
 	$(CARGO) run --quiet -p podgate -- demo
 
 ## Every test: formatting, lints, unit and end-to-end tests (real kubectl, real protocol).
-test: setup lint
+test: setup web lint
 	$(CARGO) test --workspace --all-targets --no-fail-fast
 
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-build:
+build: web
 	$(CARGO) build --workspace --all-targets
+
+## The browser terminal (gateway/web) into gateway/web/dist, which the gateway embeds:
+## `npm ci` when node_modules is missing or the lockfile changed, then esbuild.
+web:
+	@scripts/web.sh
 
 ## A devcluster on its own, writing a kubeconfig to target/devcluster.kubeconfig.
 devcluster:

@@ -43,6 +43,18 @@ else
   echo "setup: node/npm missing: the OpenID provider tests will be skipped" >&2
 fi
 
+# Debian's Chromium for the web UI tests (tests/tests/ui.rs drives it with playwright-core;
+# Playwright's own browser download is not used). Installed only when missing.
+if [ ! -x /usr/bin/chromium ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "setup: installing chromium (Debian package) for the web UI tests" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+# The web UI's npm dependencies (xterm.js, esbuild, playwright-core), pinned by its lockfile.
+"$(dirname "$0")/web.sh" deps
+
 # The official Kubernetes Python client, to check that devcluster kubeconfigs work with it
 # unchanged. In a virtualenv inside the build directory, pinned; installed only when missing.
 py="$(cd "$(dirname "$0")/.." && pwd)/target/py"

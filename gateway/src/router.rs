@@ -23,6 +23,9 @@ async fn route(gw: Arc<Gateway>, req: Request<hyper::body::Incoming>) -> Respons
     if path == "/healthz" || path == "/readyz" {
         return with_type(StatusCode::OK, "text/plain", crate::http::full("ok"));
     }
+    if let Some(page) = crate::web::serve(&req) {
+        return page;
+    }
     if path.starts_with("/auth/") {
         return crate::browser::handle(&gw, req, source).await;
     }

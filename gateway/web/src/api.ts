@@ -1,0 +1,82 @@
+// Calls to the gateway with the session cookie (never a token in script).
+
+import { parseStatus, type K8sStatus } from './protocol';
+
+export class ApiError extends Error {
+  constructor(
+    readonly code: number,
+    readonly status: K8sStatus | null,
+  ) {
+    super(status?.message ?? `HTTP ${code}`);
+  }
+}
+
+export async function getJSON<T>(path: string): Promise<T> {
+  let resp: Response;
+  try {
+    resp = await fetch(path, { credentials: 'same-origin', headers: { Accept: 'application/json' } });
+  } catch (e) {
+    throw new ApiError(0, { message: `podgate cannot be reached: ${String(e)}` });
+  }
+  const text = await resp.text();
+  if (!resp.ok) throw new ApiError(resp.status, parseStatus(text));
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    throw new ApiError(resp.status, { message: `podgate answered ${path} with something that is not JSON` });
+  }
+}
+
+/// The answer of a plain GET, as status code and parsed Status (for the exec probe).
+export async function probe(path: string): Promise<{ code: number; status: K8sStatus | null }> {
+  try {
+    const resp = await fetch(path, { credentials: 'same-origin', headers: { Accept: 'application/json' } });
+    return { code: resp.status, status: parseStatus(await resp.text()) };
+  } catch (e) {
+    return { code: 0, status: { message: `podgate cannot be reached: ${String(e)}` } };
+  }
+}
+
+export interface Whoami {
+  user: string;
+  groups: string[];
+}
+export interface ClusterInfo {
+  id: string;
+  up: boolean;
+  version?: string | null;
+  error?: string | null;
+}
+export interface Methods {
+  dev: boolean;
+  oidc: boolean;
+}
+
+/// The parts of a Pod the pickers show.
+export interface Pod {
+  metadata: { name: string; annotations?: Record<string, string> };
+  spec?: {
+    containers?: { name: string }[];
+    initContainers?: { name: string }[];
+    ephemeralContainers?: { name: string }[];
+  };
+  status?: {
+    phase?: string;
+    containerStatuses?: ContainerStatus[];
+    initContainerStatuses?: ContainerStatus[];
+    ephemeralContainerStatuses?: ContainerStatus[];
+  };
+}
+export interface ContainerStatus {
+  name: string;
+  ready?: boolean;
+  state?: {
+    running?: object;
+    waiting?: { reason?: string };
+    terminated?: { reason?: string; exitCode?: number };
+  };
+}
+
+export function clusterPath(cluster: string, rest: string): string {
+  return `/clusters/${encodeURIComponent(cluster)}${rest}`;
+}

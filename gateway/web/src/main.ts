@@ -1,0 +1,173 @@
+// podgate's browser terminal: log in, pick a pod, get shells in tabs.
+
+import './nonce';
+import { ApiError, getJSON, type Whoami } from './api';
+import { clear, h } from './dom';
+import { loginScreen } from './login';
+import { Picker } from './pickers';
+import * as route from './route';
+import { TerminalTab } from './terminal';
+import * as theme from './theme';
+
+class App {
+  private readonly root: HTMLElement;
+  private tabs: TerminalTab[] = [];
+  private active: TerminalTab | null = null;
+  private theme = theme.initial();
+  private readonly tabBar = h('nav', { class: 'tabs', 'aria-label': 'Terminals' });
+  private readonly panes = h('div', { class: 'panes' });
+  private picker: Picker | null = null;
+  private readonly pickerPane = h('div', { class: 'picker-pane' });
+
+  constructor(root: HTMLElement) {
+    this.root = root;
+    theme.apply(this.theme);
+    window.addEventListener('hashchange', () => this.followHash());
+  }
+
+  async start(): Promise<void> {
+    let me: Whoami;
+    try {
+      me = await getJSON<Whoami>('/podgate/whoami');
+    } catch (e) {
+      if (e instanceof ApiError && e.code === 401) {
+        clear(this.root);
+        this.root.appendChild(await loginScreen(() => void this.start()));
+        return;
+      }
+      clear(this.root);
+      this.root.appendChild(h('main', { class: 'login' }, h('h1', {}, 'podgate'),
+        h('p', { class: 'error', role: 'alert' }, `podgate cannot be reached: ${e instanceof Error ? e.message : String(e)}`)));
+      return;
+    }
+    this.render(me);
+    this.picker = new Picker((t) => this.open(t));
+    this.pickerPane.appendChild(this.picker.element);
+    void this.picker.loadClusters();
+    if (!this.followHash()) this.showPicker();
+  }
+
+  private render(me: Whoami): void {
+    clear(this.root);
+    const themeButton = h('button', { type: 'button', class: 'ghost', id: 'theme-toggle' });
+    const label = () => {
+      themeButton.textContent = this.theme === 'dark' ? '☀ Light' : '☾ Dark';
+      themeButton.title = `Switch to the ${this.theme === 'dark' ? 'light' : 'dark'} theme`;
+    };
+    label();
+    themeButton.addEventListener('click', () => {
+      this.theme = this.theme === 'dark' ? 'light' : 'dark';
+      theme.choose(this.theme);
+      for (const t of this.tabs) t.setTheme(this.theme);
+      label();
+    });
+    const header = h('header', { class: 'top' },
+      h('span', { class: 'brand' }, 'podgate'),
+      h('span', { class: 'who', title: me.groups.join(', ') }, me.user),
+      h('span', { class: 'spacer' }),
+      themeButton,
+      h('form', { method: 'post', action: '/auth/logout', class: 'logout' },
+        h('button', { type: 'submit', class: 'ghost' }, 'Log out')),
+    );
+    this.panes.appendChild(this.pickerPane);
+    this.root.append(header, this.tabBar, this.panes);
+    this.renderTabs();
+  }
+
+  private renderTabs(): void {
+    clear(this.tabBar);
+    for (const t of this.tabs) {
+      const select = h('button', {
+        type: 'button', class: 'tab-select', role: 'tab', 'aria-selected': String(t === this.active), title: t.title(),
+        onclick: () => this.activate(t),
+      }, h('span', { class: `dot ${t.state}`, 'aria-label': t.state }), t.title());
+      const close = h('button', { type: 'button', class: 'tab-close', title: 'Close this terminal', 'aria-label': `Close ${t.title()}`,
+        onclick: () => this.close(t) }, '×');
+      this.tabBar.appendChild(h('div', { class: `tab${t === this.active ? ' active' : ''}` }, select, close));
+    }
+    this.tabBar.appendChild(h('button', {
+      type: 'button', class: `tab-new${this.active ? '' : ' active'}`, id: 'tab-new', title: 'Open another terminal',
+      onclick: () => this.showPicker(),
+    }, '+ New terminal'));
+  }
+
+  private open(target: route.Target): void {
+    const tab = new TerminalTab(target, this.theme);
+    tab.onStateChange = () => this.renderTabs();
+    this.tabs.push(tab);
+    this.hideAll();
+    tab.mount(this.panes);
+    this.activate(tab);
+  }
+
+  private activate(tab: TerminalTab): void {
+    this.hideAll();
+    this.active = tab;
+    tab.show();
+    history.replaceState(null, '', route.format(tab.target));
+    this.renderTabs();
+  }
+
+  private hideAll(): void {
+    this.pickerPane.hidden = true;
+    for (const t of this.tabs) t.hide();
+  }
+
+  private showPicker(): void {
+    this.hideAll();
+    this.active = null;
+    this.pickerPane.hidden = false;
+    history.replaceState(null, '', '#/');
+    this.renderTabs();
+  }
+
+  private close(tab: TerminalTab): void {
+    const i = this.tabs.indexOf(tab);
+    if (i < 0) return;
+    tab.dispose();
+    this.tabs.splice(i, 1);
+    if (this.active === tab) {
+      const next = this.tabs[Math.min(i, this.tabs.length - 1)];
+      if (next) this.activate(next);
+      else this.showPicker();
+    } else {
+      this.renderTabs();
+    }
+  }
+
+  /// Opens (or switches to) the terminal the URL names; false when it names none.
+  private followHash(): boolean {
+    const target = route.parse(location.hash);
+    if (!target || !this.picker) return false;
+    const existing = this.tabs.find((t) => route.same(t.target, target));
+    if (existing) {
+      if (existing !== this.active) this.activate(existing);
+    } else {
+      this.open(target);
+    }
+    return true;
+  }
+
+  /// What the UI tests read (no secrets: the buffers are what the page shows anyway).
+  testView(): unknown {
+    return {
+      active: this.active ? this.tabs.indexOf(this.active) : -1,
+      tabs: this.tabs.map((t) => ({
+        title: t.title(),
+        target: t.target,
+        state: t.state,
+        text: t.text(),
+        cols: t.term.cols,
+        rows: t.term.rows,
+        stats: t.stats,
+      })),
+    };
+  }
+}
+
+const root = document.getElementById('app');
+if (root) {
+  const app = new App(root);
+  (window as unknown as { podgate: { view: () => unknown } }).podgate = { view: () => app.testView() };
+  void app.start();
+}
