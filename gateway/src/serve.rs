@@ -20,7 +20,8 @@ pub async fn check(path: &Path) -> anyhow::Result<String> {
         Some(f) => podgate_config::load_tokens(f)?.len(),
         None => 0,
     };
-    let issuers = oidc(path, &config)?.map_or(0, |o| o.issuers().len());
+    // Also reads the browser login's client secret file, so a missing one shows here.
+    let issuers = oidc(path, &config)?.map_or(0, |(o, _)| o.issuers().len());
     // Build each cluster as `serve` would (kubeconfig, context, client); the in-cluster
     // service account exists only inside a pod, so those are left to `serve`.
     for c in config.clusters.iter().filter(|c| !c.in_cluster) {
@@ -36,8 +37,13 @@ pub async fn check(path: &Path) -> anyhow::Result<String> {
     ))
 }
 
-/// The authenticator to serve with, and the static-token table a reload refreshes.
-type Authn = (Arc<dyn Authenticator>, Option<Arc<StaticTokens>>);
+/// The authenticator to serve with, the static-token table a reload refreshes, and the
+/// browser login at the OIDC issuer when configured.
+type Authn = (
+    Arc<dyn Authenticator>,
+    Option<Arc<StaticTokens>>,
+    Option<crate::browser::oidc::OidcLogin>,
+);
 
 /// Static tokens first (break-glass access keeps working when the identity provider is
 /// down), then OIDC.
@@ -51,7 +57,9 @@ fn authenticator(path: &Path, config: &podgate_config::Config) -> anyhow::Result
         }
         None => None,
     };
-    if let Some(oidc) = oidc(path, config)? {
+    let mut login = None;
+    if let Some((oidc, browser_login)) = oidc(path, config)? {
+        login = browser_login;
         let oidc = Arc::new(oidc);
         let warm = oidc.clone();
         tokio::spawn(async move {
@@ -68,14 +76,20 @@ fn authenticator(path: &Path, config: &podgate_config::Config) -> anyhow::Result
             "no authenticator is configured (auth.tokens_file, auth.oidc): every request will be refused with 401"
         );
     }
-    Ok((Arc::new(Chain::new(chain)), tokens))
+    Ok((Arc::new(Chain::new(chain)), tokens, login))
 }
 
-/// The `auth.oidc` section, checked by the auth crate; errors name the file and the field.
+/// The `auth.oidc` section, checked by the auth crate, and its browser login (`login`);
+/// errors name the file and the field.
 fn oidc(
     path: &Path,
     config: &podgate_config::Config,
-) -> anyhow::Result<Option<podgate_auth::OidcAuthenticator>> {
+) -> anyhow::Result<
+    Option<(
+        podgate_auth::OidcAuthenticator,
+        Option<crate::browser::oidc::OidcLogin>,
+    )>,
+> {
     let Some(section) = &config.auth.oidc else {
         return Ok(None);
     };
@@ -90,14 +104,19 @@ fn oidc(
             *ca = base.join(&*ca);
         }
     }
-    let authn = podgate_auth::OidcAuthenticator::new(&oidc).map_err(|e| {
+    if let Some(login) = &mut oidc.login {
+        login.resolve_paths(base);
+    }
+    let problems = |e: podgate_auth::oidc::InvalidConfig| {
         let lines: Vec<String> =
             e.0.iter()
                 .map(|p| format!("{file}: auth.oidc.{}: {}", p.field, p.message))
                 .collect();
         anyhow::anyhow!("{}", lines.join("\n"))
-    })?;
-    Ok(Some(authn))
+    };
+    let authn = podgate_auth::OidcAuthenticator::new(&oidc).map_err(problems)?;
+    let login = crate::browser::oidc::OidcLogin::from_config(&oidc, &authn).map_err(problems)?;
+    Ok(Some((authn, login)))
 }
 
 pub async fn run(path: &Path) -> anyhow::Result<()> {
@@ -119,7 +138,12 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
         &config.tls.cert_file,
         &config.tls.key_file,
     )?);
-    let (authn, static_tokens) = authenticator(path, &config)?;
+    let (authn, static_tokens, login) = authenticator(path, &config)?;
+    let mut browser = crate::browser::Browser::from_config(&config.auth.session)?;
+    if login.is_some() {
+        tracing::info!("browser login with OIDC at /auth/login");
+    }
+    browser.oidc = login;
     let (session_limits, sessions, connections) =
         StartOptions::settings_from(&config.limits, &config.sessions);
     let running = crate::app::start(StartOptions {
@@ -127,7 +151,7 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
         tls: crate::tls::server_config(cert.clone()),
         clusters: registry.clone(),
         authenticator: authn,
-        browser: Some(crate::browser::Browser::from_config(&config.auth.session)?),
+        browser: Some(browser),
         session_limits,
         sessions,
         connections,

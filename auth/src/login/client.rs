@@ -120,6 +120,14 @@ impl LoginClient {
         callback: &Callback,
     ) -> Result<Tokens, LoginError> {
         login.check_state(&callback.state)?;
+        if let Some(iss) = &callback.iss
+            && iss != self.issuer.issuer()
+        {
+            return Err(LoginError::BadCallback(format!(
+                "the callback names issuer {iss:?}, not {:?} (RFC 9207)",
+                self.issuer.issuer()
+            )));
+        }
         let (metadata, auth) = self.token_endpoint().await?;
         let request = TokenRequest::code(
             &callback.code,

@@ -1,6 +1,9 @@
 //! The `login` section of the OIDC config (`auth.oidc.login`): the OAuth client podgate is at
 //! the provider for the browser login.
 //!
+//! The session cookie's lifetime is `auth.session.max_lifetime`, and no longer than the ID
+//! token's unless a refresh token was granted.
+//!
 //! ```yaml
 //! oidc:
 //!   issuers:
@@ -13,7 +16,6 @@
 //!     client_secret_file: /etc/podgate/oidc/client-secret
 //!     # scopes: [openid, profile, email, groups, offline_access]
 //!     # redirect_url: https://podgate.example.com/auth/callback
-//!     max_session: 12h
 //!     login_timeout: 10m
 //! ```
 
@@ -56,10 +58,6 @@ pub struct LoginConfig {
     /// from the login request, which is right unless a proxy in front rewrites the host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redirect_url: Option<String>,
-    /// A session lasts at most this long without a refresh token, and its cookie at most this
-    /// long in any case. Default `12h`.
-    #[serde(default = "default_max_session")]
-    pub max_session: Duration,
     /// The time allowed between starting a login and coming back to `/auth/callback`. Default
     /// `10m`.
     #[serde(default = "default_login_timeout")]
@@ -78,14 +76,9 @@ impl std::fmt::Debug for LoginConfig {
             .field("client_secret_file", &self.client_secret_file)
             .field("scopes", &self.scopes)
             .field("redirect_url", &self.redirect_url)
-            .field("max_session", &self.max_session)
             .field("login_timeout", &self.login_timeout)
             .finish()
     }
-}
-
-fn default_max_session() -> Duration {
-    Duration::from_secs(12 * 3600)
 }
 
 fn default_login_timeout() -> Duration {
@@ -122,7 +115,6 @@ impl LoginConfig {
             client_secret_file: None,
             scopes: None,
             redirect_url: None,
-            max_session: default_max_session(),
             login_timeout: default_login_timeout(),
         }
     }
@@ -205,9 +197,6 @@ impl LoginConfig {
                 Ok(_) => {}
             }
         }
-        if self.max_session.is_zero() {
-            push("max_session", "must be more than 0s".to_owned());
-        }
         if self.login_timeout.is_zero() {
             push("login_timeout", "must be more than 0s".to_owned());
         }
@@ -281,7 +270,6 @@ mod tests {
             "issuer: https://idp.example\nclient_id: podgate\nclient_secret_file: s\n",
         )
         .expect("parses");
-        assert_eq!(config.max_session, Duration::from_secs(43200));
         assert_eq!(config.login_timeout, Duration::from_secs(600));
         assert!(problems(&config).is_empty(), "{:?}", problems(&config));
         let mut secret = LoginConfig::new("https://idp.example", "podgate");
@@ -296,7 +284,6 @@ mod tests {
         config.client_secret_file = Some(PathBuf::new());
         config.scopes = Some(vec!["profile".into(), "a b".into()]);
         config.redirect_url = Some("https://gw.example/callback".into());
-        config.max_session = Duration::ZERO;
         config.login_timeout = Duration::ZERO;
         let found = problems(&config);
         for want in [
@@ -307,7 +294,6 @@ mod tests {
             "scopes: must include openid",
             "scopes: a scope is empty or contains a space",
             "redirect_url: must end in /auth/callback",
-            "max_session: must be more than 0s",
             "login_timeout: must be more than 0s",
         ] {
             assert!(

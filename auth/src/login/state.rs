@@ -117,6 +117,9 @@ impl LoginState {
 pub struct Callback {
     pub code: String,
     pub state: String,
+    /// The issuer, when the provider names it (RFC 9207): must be the one the login went to,
+    /// which defeats mix-up attacks between several providers.
+    pub iss: Option<String>,
 }
 
 impl std::fmt::Debug for Callback {
@@ -135,12 +138,14 @@ pub fn parse_callback(query: Option<&str>) -> Result<Callback, LoginError> {
     let mut state = None;
     let mut error = None;
     let mut description = None;
+    let mut iss = None;
     for (name, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         let slot = match &*name {
             "code" => &mut code,
             "state" => &mut state,
             "error" => &mut error,
             "error_description" => &mut description,
+            "iss" => &mut iss,
             _ => continue,
         };
         if slot.is_some() {
@@ -156,7 +161,7 @@ pub fn parse_callback(query: Option<&str>) -> Result<Callback, LoginError> {
     }
     match (code, state) {
         (Some(code), Some(state)) if !code.is_empty() && !state.is_empty() => {
-            Ok(Callback { code, state })
+            Ok(Callback { code, state, iss })
         }
         _ if query.is_none_or(str::is_empty) => Err(LoginError::BadCallback(
             "no code and state (was /auth/callback opened directly?)".into(),
@@ -245,7 +250,8 @@ mod tests {
             parse_callback(Some("code=c1&state=s1&iss=x")).ok(),
             Some(Callback {
                 code: "c1".into(),
-                state: "s1".into()
+                state: "s1".into(),
+                iss: Some("x".into()),
             })
         );
         assert_eq!(

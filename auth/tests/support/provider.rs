@@ -18,13 +18,29 @@ use super::keys::TestKey;
 /// The client the provider script registers (client_credentials, client_secret_post).
 pub const CLIENT_ID: &str = "podgate-test";
 const CLIENT_SECRET: &str = "podgate-test-secret";
+/// The browser-login client (authorization code + refresh token, client_secret_basic).
+pub const LOGIN_CLIENT_ID: &str = "podgate-login";
+pub const LOGIN_CLIENT_SECRET: &str = "podgate-login-secret";
+/// The provider's people: (username, password, groups).
+pub const ALICE: (&str, &str, &[&str]) = ("alice", "alice-password", &["dev"]);
+pub const BOB: (&str, &str, &[&str]) = ("bob", "bob-password", &["contractors"]);
 /// The resource indicator: provider-issued access tokens carry it as `aud`.
 pub const RESOURCE: &str = "https://podgate.test";
 
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// Where the provider script lives (this file is shared by the auth and gateway crates).
 pub fn provider_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oidc-provider")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../auth/tests/oidc-provider")
+}
+
+/// What the provider is started with besides its keys.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Redirect URIs of the login client (`https://127.0.0.1:PORT/auth/callback`).
+    pub redirects: Vec<String>,
+    /// ID token lifetime in seconds (default 3600).
+    pub id_token_ttl: Option<u64>,
 }
 
 /// Whether node and the installed provider are here; prints a note (or panics under CI) if not.
@@ -63,6 +79,11 @@ pub struct Provider {
 impl Provider {
     /// Starts the provider on `port`, publishing `keys` (the first RS256 one signs).
     pub async fn start(port: u16, keys: &[&TestKey]) -> Provider {
+        Self::start_with(port, keys, &Options::default()).await
+    }
+
+    /// [`start`](Self::start) with a login client redirecting to `options.redirects`.
+    pub async fn start_with(port: u16, keys: &[&TestKey], options: &Options) -> Provider {
         let keys_file = std::env::temp_dir().join(format!(
             "podgate-oidc-keys-{}-{port}-{}.json",
             std::process::id(),
@@ -77,12 +98,20 @@ impl Provider {
             .collect();
         std::fs::write(&keys_file, Value::Array(document).to_string()).expect("writes keys");
 
-        let mut child = Command::new("node")
+        let mut command = Command::new("node");
+        command
             .arg("provider.mjs")
             .arg("--port")
             .arg(port.to_string())
             .arg("--keys")
-            .arg(&keys_file)
+            .arg(&keys_file);
+        for redirect in &options.redirects {
+            command.arg("--redirect").arg(redirect);
+        }
+        if let Some(ttl) = options.id_token_ttl {
+            command.arg("--id-token-ttl").arg(ttl.to_string());
+        }
+        let mut child = command
             .current_dir(provider_dir())
             // The script exits when stdin closes, so it cannot outlive the test.
             .stdin(Stdio::piped())
