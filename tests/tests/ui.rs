@@ -53,6 +53,36 @@ fn missing() -> Option<String> {
     None
 }
 
+/// Runs the browser driver's scenario `group` against `env`; returns its stdout after
+/// asserting that every scenario passed.
+async fn driver(env: &common::Env, group: &str, shots: &Path) -> String {
+    let _ = std::fs::create_dir_all(shots);
+    let mut cmd = tokio::process::Command::new("node");
+    cmd.arg(repo().join("gateway/web/tests/ui.mjs"))
+        .current_dir(repo().join("gateway/web"))
+        .env("PODGATE_URL", env.demo.gateway.url())
+        .env("PODGATE_GROUP", group)
+        .env("PODGATE_SCREENSHOTS", shots)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(300), cmd.output())
+        .await
+        .expect("the browser test finishes within 5 minutes")
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("--- browser scenarios {group} ---\n{stdout}");
+    eprintln!("{stderr}");
+    assert!(
+        out.status.success() && stdout.contains(" passed, 0 failed"),
+        "the browser scenarios {group} failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    stdout
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn web_ui_in_chromium() {
     if let Some(why) = missing() {
@@ -95,29 +125,7 @@ async fn web_ui_in_chromium() {
     );
 
     let shots = target_dir().join("ui");
-    let _ = std::fs::create_dir_all(&shots);
-    let mut cmd = tokio::process::Command::new("node");
-    cmd.arg(repo().join("gateway/web/tests/ui.mjs"))
-        .current_dir(repo().join("gateway/web"))
-        .env("PODGATE_URL", env.demo.gateway.url())
-        .env("PODGATE_SCREENSHOTS", &shots)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let out = tokio::time::timeout(Duration::from_secs(300), cmd.output())
-        .await
-        .expect("the browser test finishes within 5 minutes")
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}");
-    eprintln!("{stderr}");
-    assert!(
-        out.status.success() && stdout.contains(" passed, 0 failed"),
-        "the browser test failed ({}):\n{stdout}\n{stderr}",
-        out.status
-    );
+    let out = driver(&env, "main", &shots).await;
     for scenario in [
         "demo login, open shell-0, echo hello",
         "the first size reaches the pod before the shell draws, and resizes follow",
@@ -125,12 +133,15 @@ async fn web_ui_in_chromium() {
         "exit 3 shows code 3, and Enter starts a new session",
         "two tabs work at once",
         "a deep link opens the right pod",
+        "narrow window at 200% zoom stays usable",
         "a dropped connection offers reconnect, and Enter reconnects",
         "bob on a pod he may not exec reads Forbidden",
+        "a missing pod reads Not found",
+        "no errors in the page console",
     ] {
         assert!(
-            stdout.contains(&format!("ok - {scenario}")),
-            "scenario {scenario:?} did not pass:\n{stdout}"
+            out.contains(&format!("ok - {scenario}")),
+            "scenario {scenario:?} did not pass:\n{out}"
         );
     }
     assert!(
@@ -138,5 +149,35 @@ async fn web_ui_in_chromium() {
         "screenshots in {}",
         shots.display()
     );
+
+    // A cluster that stops answering.
+    let mut env = env;
+    env.stop_cluster("dev-west").await;
+    let out = driver(&env, "unreachable", &shots).await;
+    assert!(
+        out.contains("ok - a stopped cluster reads unreachable"),
+        "{out}"
+    );
+    env.demo.shutdown().await;
+
+    // The gateway's own endings: idle timeout, maximum duration, the per-user session limit.
+    let env = common::start_with(|t| {
+        t.sessions.idle_timeout = Some(Duration::from_secs(4));
+        t.sessions.max_duration = Some(Duration::from_secs(12));
+        t.limits.per_user = 1;
+        t.dev_login = true;
+    })
+    .await;
+    let out = driver(&env, "limits", &shots).await;
+    for scenario in [
+        "a second session past the per-user limit is refused with a reason",
+        "maximum session duration is shown",
+        "idle timeout is shown, and Enter reconnects",
+    ] {
+        assert!(
+            out.contains(&format!("ok - {scenario}")),
+            "scenario {scenario:?} did not pass:\n{out}"
+        );
+    }
     env.demo.shutdown().await;
 }

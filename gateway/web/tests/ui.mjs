@@ -5,6 +5,9 @@
 //   PODGATE_SCREENSHOTS  directory for screenshots (under the cargo target dir)
 //   PODGATE_OIDC         "1" when the gateway offers OIDC login against the test provider,
 //                        whose login form takes PODGATE_OIDC_USER / PODGATE_OIDC_PASSWORD
+//   PODGATE_GROUP        which scenarios: "main" (default; the demo as it starts),
+//                        "unreachable" (dev-west stopped), or "limits" (a gateway with a 3 s
+//                        idle timeout, 8 s maximum duration and one session per user)
 //   PODGATE_ONLY         optional: a substring of the scenario names to run
 // Prints "ok - NAME" or "FAIL - NAME: why" per scenario and "N passed, N failed" at the end;
 // exits 1 when any failed. Every wait polls a condition with a deadline.
@@ -17,6 +20,7 @@ import { join } from 'node:path';
 const BASE = process.env.PODGATE_URL;
 const SHOTS = process.env.PODGATE_SCREENSHOTS || join(process.cwd(), 'ui-screenshots');
 const ONLY = process.env.PODGATE_ONLY || '';
+const GROUP = process.env.PODGATE_GROUP || 'main';
 const CHROMIUM = process.env.PODGATE_CHROMIUM || '/usr/bin/chromium';
 if (!BASE) {
   console.error('PODGATE_URL is not set');
@@ -65,6 +69,16 @@ async function waitOpen(page, i) {
   await until(`tab ${i} open`, async () => (await tab(page, i))?.state === 'open');
 }
 
+let readyCount = 0;
+/// Waits until tab `i`'s shell runs commands (its rc files are done).
+async function ready(page, i) {
+  await waitOpen(page, i);
+  const marker = `ready-${++readyCount}`;
+  await page.locator('.tab-select').nth(i).click();
+  await type(page, `echo ${marker}\r`);
+  await waitText(page, i, marker, hasLine(marker), 90_000);
+}
+
 /// Types into the active terminal (xterm's hidden textarea has the focus).
 async function type(page, text) {
   await page.locator('.pane:not([hidden]) .xterm-helper-textarea').focus();
@@ -84,25 +98,14 @@ async function launch() {
     headless: true,
     ignoreHTTPSErrors: true,
     viewport: { width: 1100, height: 700 },
-    ...(process.env.PODGATE_BEARER ? { extraHTTPHeaders: { Authorization: `Bearer ${process.env.PODGATE_BEARER}` } } : {}),
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
-  if (process.env.PODGATE_BEARER) {
-    await ctx.addInitScript((token) => {
-      const Orig = window.WebSocket;
-      const entry = 'base64url.bearer.authorization.k8s.io.' + btoa(token).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
-      window.WebSocket = function (url, protocols) { return new Orig(url, [...protocols, entry]); };
-      Object.assign(window.WebSocket, Orig);
-      window.WebSocket.prototype = Orig.prototype;
-    }, process.env.PODGATE_BEARER);
-  }
   return ctx;
 }
 
 async function devLogin(page, url, token) {
   await page.goto(url);
-  if (process.env.PODGATE_BEARER) return;
   await page.locator('#login-token').fill(token);
   await page.locator('#login-dev').click();
   await until('logged in', async () => (await page.locator('.who').count()) > 0);
@@ -170,215 +173,273 @@ const consoleErrors = [];
 page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
 page.on('pageerror', (e) => consoleErrors.push(String(e)));
 
-await scenario('serves the page with a strict CSP', async () => {
-  const resp = await page.goto(BASE);
-  const csp = resp.headers()['content-security-policy'] || '';
-  if (!csp.includes("default-src 'self'") || !csp.includes("script-src 'self'")) throw new Error(`CSP: ${csp}`);
-  await until('the login screen', async () => (await page.locator('#login-token').count()) > 0);
-  await shot(page, 'login');
-});
-
-await scenario('a wrong demo token is refused with a message', async () => {
-  await page.locator('#login-token').fill('not-a-token');
-  await page.locator('#login-dev').click();
-  await until('the refusal', async () => /not valid/.test(await page.locator('main.login .error').innerText()));
-});
-
-let shellTab = -1;
-await scenario('demo login, open shell-0, echo hello', async () => {
-  await devLogin(page, BASE, 'podgate-demo-admin');
-  await shot(page, 'pickers');
-  shellTab = await pick(page, { cluster: 'dev-east', namespace: 'default', pod: 'shell-0' });
-  await waitOpen(page, shellTab);
-  await type(page, 'echo hello\r');
-  await waitText(page, shellTab, 'hello', hasLine('hello'));
-  const hash = await page.evaluate(() => location.hash);
-  if (hash !== '#/clusters/dev-east/namespaces/default/pods/shell-0?container=main') throw new Error(`URL does not follow the tab: ${hash}`);
-  await shot(page, 'shell-0');
-});
-
-await scenario('the first size reaches the pod before the shell draws, and resizes follow', async () => {
-  const sizeIs = async (marker) => {
-    const t = await tab(page, shellTab);
-    const want = `${t.rows} ${t.cols}`;
-    await type(page, `stty size; echo ${marker}\r`);
-    const got = await waitText(page, shellTab, `${marker}`, (text) => hasLine(marker)(text));
-    const ls = lines(got.text);
-    const answer = ls[ls.lastIndexOf(marker) - 1];
-    if (answer !== want) throw new Error(`stty size said ${answer}, the terminal is ${want}`);
-    return want;
-  };
-  const first = await sizeIs('size-one');
-  await page.setViewportSize({ width: 720, height: 420 });
-  await until('a smaller terminal', async () => `${(await tab(page, shellTab)).rows} ${(await tab(page, shellTab)).cols}` !== first);
-  await until('the resize sent', async () => {
-    const t = await tab(page, shellTab);
-    const last = t.stats.resizes[t.stats.resizes.length - 1];
-    return last && last.cols === t.cols && last.rows === t.rows;
+async function mainGroup() {
+  await scenario('serves the page with a strict CSP', async () => {
+    const resp = await page.goto(BASE);
+    const csp = resp.headers()['content-security-policy'] || '';
+    if (!csp.includes("default-src 'self'") || !csp.includes("script-src 'self'")) throw new Error(`CSP: ${csp}`);
+    await until('the login screen', async () => (await page.locator('#login-token').count()) > 0);
+    await shot(page, 'login');
   });
-  const second = await sizeIs('size-two');
-  if (second === first) throw new Error('the size did not change');
-  await shot(page, 'resized');
-  await page.setViewportSize({ width: 1100, height: 700 });
-});
 
-await scenario('multi-byte UTF-8 split across frames renders', async () => {
-  // Each printf is its own write, so each piece arrives in its own frame, cut mid-character.
-  await type(page, "printf 'caf\\303'; sleep 0.3; printf '\\251 \\342\\202'; sleep 0.3; printf '\\254 \\360\\237'; sleep 0.3; printf '\\230\\200 done\\n'\r");
-  await waitText(page, shellTab, 'café € 😀 done', (text) => lines(text).some((l) => l.includes('café € 😀 done')));
-  const t = await tab(page, shellTab);
-  if (t.stats.splitFrames < 1) throw new Error('no frame ended inside a character: the test proved nothing');
-  if (t.text.includes('\ufffd')) throw new Error('a replacement character was drawn');
-});
-
-await scenario('exit 3 shows code 3, and Enter starts a new session', async () => {
-  await type(page, 'exit 3\r');
-  await waitText(page, shellTab, 'the exit code', (text) => text.includes('process exited with code 3'));
-  await until('ended', async () => (await tab(page, shellTab)).state === 'ended');
-  await shot(page, 'exit-3');
-  await type(page, '\r');
-  await until('a second session', async () => {
-    const t = await tab(page, shellTab);
-    return t.state === 'open' && t.stats.sessions === 2;
+  await scenario('a wrong demo token is refused with a message', async () => {
+    await page.locator('#login-token').fill('not-a-token');
+    await page.locator('#login-dev').click();
+    await until('the refusal', async () => /not valid/.test(await page.locator('main.login .error').innerText()));
   });
-  await type(page, 'echo again-$((40+2))\r');
-  await waitText(page, shellTab, 'again-42', hasLine('again-42'));
-});
 
-await scenario('two tabs work at once', async () => {
-  const second = await pick(page, { cluster: 'dev-east', namespace: 'default', pod: 'multi-0', container: 'sidecar' });
-  if (second === shellTab) throw new Error('no new tab');
-  await waitOpen(page, second);
-  await type(page, 'echo two-$((1+1))\r');
-  await waitText(page, second, 'two-2', hasLine('two-2'));
-  const hash = await page.evaluate(() => location.hash);
-  if (!hash.includes('/pods/multi-0?container=sidecar')) throw new Error(`URL does not follow the tab: ${hash}`);
-  await page.locator('.tab-select').nth(shellTab).click();
-  await type(page, 'echo one-$((0+1))\r');
-  await waitText(page, shellTab, 'one-1', hasLine('one-1'));
-  const [a, b] = [await tab(page, shellTab), await tab(page, second)];
-  if (a.state !== 'open' || b.state !== 'open') throw new Error(`both should be open: ${a.state} ${b.state}`);
-  if (lines(b.text).includes('one-1')) throw new Error("tab 1's output reached tab 2");
-  await shot(page, 'two-tabs');
-});
+  let shellTab = -1;
+  await scenario('demo login, open shell-0, echo hello', async () => {
+    await devLogin(page, BASE, 'podgate-demo-admin');
+    await shot(page, 'pickers');
+    shellTab = await pick(page, { cluster: 'dev-east', namespace: 'default', pod: 'shell-0' });
+    await waitOpen(page, shellTab);
+    await type(page, 'echo hello\r');
+    await waitText(page, shellTab, 'hello', hasLine('hello'));
+    const hash = await page.evaluate(() => location.hash);
+    if (hash !== '#/clusters/dev-east/namespaces/default/pods/shell-0?container=main') throw new Error(`URL does not follow the tab: ${hash}`);
+    await shot(page, 'shell-0');
+  });
 
-await scenario('search, theme toggle remembered', async () => {
-  await page.locator('.pane:not([hidden]) .xterm-helper-textarea').focus();
-  await page.keyboard.press('Control+Shift+F');
-  await until('the search bar', async () => page.locator('.pane:not([hidden]) .search input').isVisible());
-  await page.keyboard.press('Escape');
-  const before = await page.evaluate(() => document.documentElement.dataset.theme);
-  await page.locator('#theme-toggle').click();
-  const after = await page.evaluate(() => document.documentElement.dataset.theme);
-  if (before === after) throw new Error('the theme did not change');
-  await shot(page, `theme-${after}`);
-  await page.reload();
-  await until('the theme kept', async () => (await page.evaluate(() => document.documentElement.dataset.theme)) === after);
-  await page.locator('#theme-toggle').click();
-});
+  await scenario('the first size reaches the pod before the shell draws, and resizes follow', async () => {
+    const sizeIs = async (marker) => {
+      const t = await tab(page, shellTab);
+      const want = `${t.rows} ${t.cols}`;
+      await type(page, `stty size; echo ${marker}\r`);
+      const got = await waitText(page, shellTab, `${marker}`, (text) => hasLine(marker)(text));
+      const ls = lines(got.text);
+      const answer = ls[ls.lastIndexOf(marker) - 1];
+      if (answer !== want) throw new Error(`stty size said ${answer}, the terminal is ${want}`);
+      return want;
+    };
+    const first = await sizeIs('size-one');
+    await page.setViewportSize({ width: 720, height: 420 });
+    await until('a smaller terminal', async () => `${(await tab(page, shellTab)).rows} ${(await tab(page, shellTab)).cols}` !== first);
+    await until('the resize sent', async () => {
+      const t = await tab(page, shellTab);
+      const last = t.stats.resizes[t.stats.resizes.length - 1];
+      return last && last.cols === t.cols && last.rows === t.rows;
+    });
+    const second = await sizeIs('size-two');
+    if (second === first) throw new Error('the size did not change');
+    await shot(page, 'resized');
+    await page.setViewportSize({ width: 1100, height: 700 });
+  });
 
-await scenario('a deep link opens the right pod', async () => {
-  const link = '#/clusters/dev-west/namespaces/shop/pods/web-0?container=web';
-  await page.goto('about:blank');
-  await page.goto(BASE + '/' + link);
-  await until('the tab', async () => (await view(page)).tabs.length === 1);
-  const t = await activeTab(page);
-  if (t.target.cluster !== 'dev-west' || t.target.pod !== 'web-0' || t.target.container !== 'web') throw new Error(JSON.stringify(t.target));
-  await waitOpen(page, 0);
-  await type(page, 'echo "$HOSTNAME"\r');
-  await waitText(page, 0, 'web-0', hasLine('web-0'));
-  if ((await page.evaluate(() => location.hash)) !== link) throw new Error('the URL changed');
-});
+  await scenario('multi-byte UTF-8 split across frames renders', async () => {
+    // Each printf is its own write, so each piece arrives in its own frame, cut mid-character.
+    await type(page, "printf 'caf\\303'; sleep 0.3; printf '\\251 \\342\\202'; sleep 0.3; printf '\\254 \\360\\237'; sleep 0.3; printf '\\230\\200 done\\n'\r");
+    await waitText(page, shellTab, 'café € 😀 done', (text) => lines(text).some((l) => l.includes('café € 😀 done')));
+    const t = await tab(page, shellTab);
+    if (t.stats.splitFrames < 1) throw new Error('no frame ended inside a character: the test proved nothing');
+    if (t.text.includes('\ufffd')) throw new Error('a replacement character was drawn');
+  });
 
-await scenario('narrow window at 200% zoom stays usable', async () => {
-  const narrow = await admin.newPage();
-  await narrow.setViewportSize({ width: 360, height: 640 });
-  // 200% zoom of a 720 px wide window is a 360 CSS px viewport at device scale 2.
-  const cdp = await admin.newCDPSession(narrow);
-  await cdp.send('Emulation.setDeviceMetricsOverride', { width: 360, height: 640, deviceScaleFactor: 2, mobile: false });
-  await narrow.goto(BASE + '/#/clusters/dev-east/namespaces/default/pods/shell-0?container=main');
-  await waitOpen(narrow, 0);
-  const overflow = await narrow.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
-  if (overflow > 0) throw new Error(`the page scrolls sideways by ${overflow}px`);
-  await type(narrow, 'stty size\r');
-  const t = await tab(narrow, 0);
-  await waitText(narrow, 0, 'the narrow size', hasLine(`${t.rows} ${t.cols}`));
-  await shot(narrow, 'narrow-200pct');
-  await narrow.locator('#tab-new').click();
-  await shot(narrow, 'narrow-200pct-pickers');
-  await narrow.close();
-});
-
-await scenario('a dropped connection offers reconnect, and Enter reconnects', async () => {
-  const fwd = await forwarder(BASE);
-  const p = await admin.newPage();
-  try {
-    await p.goto(fwd.url + '/#/clusters/dev-east/namespaces/default/pods/shell-0?container=main');
-    await waitOpen(p, 0);
-    await type(p, 'echo before-drop\r');
-    await waitText(p, 0, 'before-drop', hasLine('before-drop'));
-    fwd.cut();
-    await waitText(p, 0, 'the lost connection', (text) => text.includes('Connection lost') && text.includes('Press Enter to reconnect'));
-    await shot(p, 'connection-lost');
-    await type(p, '\r');
-    await until('reconnected', async () => {
-      const t = await tab(p, 0);
+  await scenario('exit 3 shows code 3, and Enter starts a new session', async () => {
+    await type(page, 'exit 3\r');
+    await waitText(page, shellTab, 'the exit code', (text) => text.includes('process exited with code 3'));
+    await until('ended', async () => (await tab(page, shellTab)).state === 'ended');
+    await shot(page, 'exit-3');
+    await type(page, '\r');
+    await until('a second session', async () => {
+      const t = await tab(page, shellTab);
       return t.state === 'open' && t.stats.sessions === 2;
     });
-    await type(p, 'echo after-drop\r');
-    await waitText(p, 0, 'after-drop', hasLine('after-drop'));
-  } finally {
-    await p.close();
-    await fwd.close();
-  }
-});
+    await type(page, 'echo again-$((40+2))\r');
+    await waitText(page, shellTab, 'again-42', hasLine('again-42'));
+  });
 
-await scenario('bob on a pod he may not exec reads Forbidden', async () => {
-  const bob = await launch();
-  try {
-    const p = bob.pages()[0] ?? (await bob.newPage());
-    await devLogin(p, BASE + '/#/clusters/dev-east/namespaces/default/pods/shell-0', 'podgate-demo-bob');
-    await until('the tab', async () => (await view(p)).tabs.length === 1);
-    await waitText(p, 0, 'Forbidden', (text) => text.includes('Forbidden') && text.includes('pods/exec'));
-    await shot(p, 'bob-forbidden');
-  } finally {
-    await bob.close();
-  }
-});
+  await scenario('two tabs work at once', async () => {
+    const second = await pick(page, { cluster: 'dev-east', namespace: 'default', pod: 'multi-0', container: 'sidecar' });
+    if (second === shellTab) throw new Error('no new tab');
+    await waitOpen(page, second);
+    await type(page, 'echo two-$((1+1))\r');
+    await waitText(page, second, 'two-2', hasLine('two-2'));
+    const hash = await page.evaluate(() => location.hash);
+    if (!hash.includes('/pods/multi-0?container=sidecar')) throw new Error(`URL does not follow the tab: ${hash}`);
+    await page.locator('.tab-select').nth(shellTab).click();
+    await type(page, 'echo one-$((0+1))\r');
+    await waitText(page, shellTab, 'one-1', hasLine('one-1'));
+    const [a, b] = [await tab(page, shellTab), await tab(page, second)];
+    if (a.state !== 'open' || b.state !== 'open') throw new Error(`both should be open: ${a.state} ${b.state}`);
+    if (lines(b.text).includes('one-1')) throw new Error("tab 1's output reached tab 2");
+    await shot(page, 'two-tabs');
+  });
 
-await scenario('a missing pod reads Not found', async () => {
-  await page.goto('about:blank');
-  await page.goto(BASE + '/#/clusters/dev-east/namespaces/default/pods/nope-0');
-  await waitText(page, 0, 'Not found', (text) => text.includes('Not found') && text.includes('nope-0'));
-});
+  await scenario('search, theme toggle remembered', async () => {
+    await page.locator('.pane:not([hidden]) .xterm-helper-textarea').focus();
+    await page.keyboard.press('Control+Shift+F');
+    await until('the search bar', async () => page.locator('.pane:not([hidden]) .search input').isVisible());
+    await page.keyboard.press('Escape');
+    const before = await page.evaluate(() => document.documentElement.dataset.theme);
+    await page.locator('#theme-toggle').click();
+    const after = await page.evaluate(() => document.documentElement.dataset.theme);
+    if (before === after) throw new Error('the theme did not change');
+    await shot(page, `theme-${after}`);
+    await page.reload();
+    await until('the theme kept', async () => (await page.evaluate(() => document.documentElement.dataset.theme)) === after);
+    await page.locator('#theme-toggle').click();
+    // The reload reopened the tab in the URL: let its shell start before the page is left
+    // (a shell killed while starting can leave its rc files' locks behind).
+    await ready(page, 0);
+  });
 
-if (process.env.PODGATE_OIDC === '1') {
-  await scenario('OIDC login', async () => {
-    const ctx = await launch();
+  await scenario('a deep link opens the right pod', async () => {
+    const link = '#/clusters/dev-west/namespaces/shop/pods/web-0?container=web';
+    await page.goto('about:blank');
+    await page.goto(BASE + '/' + link);
+    await until('the tab', async () => (await view(page)).tabs.length === 1);
+    const t = await activeTab(page);
+    if (t.target.cluster !== 'dev-west' || t.target.pod !== 'web-0' || t.target.container !== 'web') throw new Error(JSON.stringify(t.target));
+    await waitOpen(page, 0);
+    await type(page, 'echo "$HOSTNAME"\r');
+    await waitText(page, 0, 'web-0', hasLine('web-0'));
+    if ((await page.evaluate(() => location.hash)) !== link) throw new Error('the URL changed');
+  });
+
+  await scenario('narrow window at 200% zoom stays usable', async () => {
+    const narrow = await admin.newPage();
+    await narrow.setViewportSize({ width: 360, height: 640 });
+    // 200% zoom of a 720 px wide window is a 360 CSS px viewport at device scale 2.
+    const cdp = await admin.newCDPSession(narrow);
+    await cdp.send('Emulation.setDeviceMetricsOverride', { width: 360, height: 640, deviceScaleFactor: 2, mobile: false });
+    await narrow.goto(BASE + '/#/clusters/dev-east/namespaces/default/pods/shell-0?container=main');
+    await waitOpen(narrow, 0);
+    const overflow = await narrow.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    if (overflow > 0) throw new Error(`the page scrolls sideways by ${overflow}px`);
+    await type(narrow, 'stty size\r');
+    const t = await tab(narrow, 0);
+    await waitText(narrow, 0, 'the narrow size', hasLine(`${t.rows} ${t.cols}`));
+    await shot(narrow, 'narrow-200pct');
+    await narrow.locator('#tab-new').click();
+    await shot(narrow, 'narrow-200pct-pickers');
+    await narrow.close();
+  });
+
+  await scenario('a dropped connection offers reconnect, and Enter reconnects', async () => {
+    const fwd = await forwarder(BASE);
+    const p = await admin.newPage();
     try {
-      const p = ctx.pages()[0] ?? (await ctx.newPage());
-      await p.goto(BASE + '/#/clusters/dev-east/namespaces/default/pods/shell-0');
-      await p.locator('#login-oidc').click();
-      await p.locator('input[name="login"]').fill(process.env.PODGATE_OIDC_USER || '');
-      await p.locator('input[name="password"]').fill(process.env.PODGATE_OIDC_PASSWORD || '');
-      await p.locator('button[type="submit"]').click();
-      // The provider may ask for consent once.
-      await until('back at podgate', async () => {
-        if (p.url().startsWith(BASE)) return true;
-        const consent = p.locator('button[type="submit"]');
-        if (await consent.count()) await consent.first().click().catch(() => {});
-        return false;
+      await p.goto(fwd.url + '/#/clusters/dev-east/namespaces/default/pods/shell-0?container=main');
+      await waitOpen(p, 0);
+      await type(p, 'echo before-drop\r');
+      await waitText(p, 0, 'before-drop', hasLine('before-drop'));
+      fwd.cut();
+      await waitText(p, 0, 'the lost connection', (text) => text.includes('Connection lost') && text.includes('Press Enter to reconnect'));
+      await shot(p, 'connection-lost');
+      await type(p, '\r');
+      await until('reconnected', async () => {
+        const t = await tab(p, 0);
+        return t.state === 'open' && t.stats.sessions === 2;
       });
-      await until('logged in', async () => (await p.locator('.who').count()) > 0);
-      await shot(p, 'oidc-logged-in');
+      await type(p, 'echo after-drop\r');
+      await waitText(p, 0, 'after-drop', hasLine('after-drop'));
     } finally {
-      await ctx.close();
+      await p.close();
+      await fwd.close();
     }
+  });
+
+  await scenario('bob on a pod he may not exec reads Forbidden', async () => {
+    const bob = await launch();
+    try {
+      const p = bob.pages()[0] ?? (await bob.newPage());
+      await devLogin(p, BASE + '/#/clusters/dev-east/namespaces/default/pods/shell-0', 'podgate-demo-bob');
+      await until('the tab', async () => (await view(p)).tabs.length === 1);
+      await waitText(p, 0, 'Forbidden', (text) => text.includes('Forbidden') && text.includes('pods/exec'));
+      await shot(p, 'bob-forbidden');
+    } finally {
+      await bob.close();
+    }
+  });
+
+  await scenario('a missing pod reads Not found', async () => {
+    await page.goto('about:blank');
+    await page.goto(BASE + '/#/clusters/dev-east/namespaces/default/pods/nope-0');
+    await waitText(page, 0, 'Not found', (text) => text.includes('Not found') && text.includes('nope-0'));
+  });
+
+  if (process.env.PODGATE_OIDC === '1') {
+    await scenario('OIDC login', async () => {
+      const ctx = await launch();
+      try {
+        const p = ctx.pages()[0] ?? (await ctx.newPage());
+        await p.goto(BASE + '/#/clusters/dev-east/namespaces/default/pods/shell-0');
+        await p.locator('#login-oidc').click();
+        await p.locator('input[name="login"]').fill(process.env.PODGATE_OIDC_USER || '');
+        await p.locator('input[name="password"]').fill(process.env.PODGATE_OIDC_PASSWORD || '');
+        await p.locator('button[type="submit"]').click();
+        // The provider may ask for consent once.
+        await until('back at podgate', async () => {
+          if (p.url().startsWith(BASE)) return true;
+          const consent = p.locator('button[type="submit"]');
+          if (await consent.count()) await consent.first().click().catch(() => {});
+          return false;
+        });
+        await until('logged in', async () => (await p.locator('.who').count()) > 0);
+        await shot(p, 'oidc-logged-in');
+      } finally {
+        await ctx.close();
+      }
+    });
+  }
+}
+
+
+/// dev-west has been stopped: opening a shell there says the cluster is unreachable.
+async function unreachableGroup() {
+  await scenario('a stopped cluster reads unreachable', async () => {
+    await devLogin(page, BASE + '/#/clusters/dev-west/namespaces/default/pods/shell-0', 'podgate-demo-admin');
+    await until('the tab', async () => (await view(page)).tabs.length === 1);
+    await waitText(page, 0, 'unreachable', (text) => text.includes('Cluster unreachable') && text.includes('dev-west'));
+    await shot(page, 'cluster-unreachable');
   });
 }
 
+/// A gateway with a 4 s idle timeout, a 12 s maximum session duration and one session per
+/// user: each ending is written in the terminal, and Enter starts a new session.
+async function limitsGroup() {
+  await scenario('a second session past the per-user limit is refused with a reason', async () => {
+    await devLogin(page, BASE + '/#/clusters/dev-east/namespaces/default/pods/shell-0', 'podgate-demo-admin');
+    await until('the tab', async () => (await view(page)).tabs.length === 1);
+    await waitOpen(page, 0);
+    // Output every half second keeps this session from idling until its maximum duration.
+    await type(page, 'while :; do echo tick; sleep 0.5; done\r');
+    await waitText(page, 0, 'ticks', hasLine('tick'));
+    const second = await pick(page, { cluster: 'dev-east', namespace: 'default', pod: 'multi-0', container: 'app' });
+    await waitText(page, second, 'the refusal', (text) => /session limit/i.test(text));
+    await shot(page, 'session-limit');
+    await page.locator('.tab-close').nth(second).click();
+  });
+  await scenario('maximum session duration is shown', async () => {
+    await waitText(page, 0, 'the maximum duration', (text) => text.includes('Maximum session duration reached'), 30_000);
+    await shot(page, 'max-duration');
+  });
+  await scenario('idle timeout is shown, and Enter reconnects', async () => {
+    await type(page, '\r');
+    await until('a second session', async () => (await tab(page, 0)).stats.sessions === 2);
+    await waitText(page, 0, 'the idle timeout', (text) => text.includes('Idle timeout') && text.includes('without input or output'), 30_000);
+    await shot(page, 'idle-timeout');
+    await type(page, '\r');
+    await until('a third session', async () => {
+      const t = await tab(page, 0);
+      return t.stats.sessions === 3 && t.state === 'open';
+    });
+    await ready(page, 0);
+  });
+}
+
+const groups = { main: mainGroup, unreachable: unreachableGroup, limits: limitsGroup };
+if (!groups[GROUP]) {
+  console.error(`unknown PODGATE_GROUP ${GROUP}`);
+  process.exit(2);
+}
+await groups[GROUP]();
+
 await scenario('no errors in the page console', async () => {
-  const relevant = consoleErrors.filter((e) => !/WebSocket connection to .* failed|status of 40[34]/.test(e));
+  // Refused requests are expected (whoami before login, the exec probes); script errors and
+  // CSP violations are not.
+  const relevant = consoleErrors.filter((e) => !/^Failed to load resource|WebSocket connection to .* failed/.test(e));
   if (relevant.length) throw new Error(relevant.join('\n'));
 });
 

@@ -101,6 +101,9 @@ pub struct Tuning {
     /// The address the gateway dials for a cluster, given its id and its devcluster's
     /// address (a test may put a proxy in between); the devcluster's own by default.
     pub dial: Dial,
+    /// Whether the browser login with the demo's tokens (`POST /auth/dev-login`, loopback
+    /// only) is on, as in `podgate demo`; off by default.
+    pub dev_login: bool,
 }
 
 /// See [`Tuning::dial`]: `(cluster id, devcluster address) -> address to dial`.
@@ -123,6 +126,7 @@ pub async fn start_with(tune: impl FnOnce(&mut Tuning)) -> Env {
         session_series: Default::default(),
         admin: false,
         dial: Box::new(|_, addr| addr),
+        dev_login: false,
     };
     tune(&mut tuning);
     let mut clusters = Vec::new();
@@ -162,7 +166,10 @@ pub async fn start_with(tune: impl FnOnce(&mut Tuning)) -> Env {
         tls,
         clusters: registry,
         authenticator: Arc::new(podgate_auth::StaticTokens::new(tokens)),
-        browser: None,
+        browser: tuning.dev_login.then(|| podgate::browser::Browser {
+            dev_login: true,
+            ..podgate::browser::Browser::ephemeral().expect("browser session key")
+        }),
         session_limits: tuning.limits,
         sessions: tuning.sessions,
         connections,
