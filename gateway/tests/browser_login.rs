@@ -14,6 +14,8 @@ mod keys;
 #[allow(dead_code)]
 #[path = "../../auth/tests/support/provider.rs"]
 mod provider;
+#[path = "browser_login/web.rs"]
+mod web;
 
 use common::*;
 use podgate::browser::Browser;
@@ -28,6 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use web::{Cookie, Decision, Web, location, remember};
 
 /// The session key, known to the test so it can look inside the cookies the gateway sets.
 const SESSION_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
@@ -70,6 +73,10 @@ impl Setup {
             })
             .collect();
         self.provider = Some(Provider::start_with(self.port, &keys, &self.options).await);
+    }
+
+    fn web(&self) -> Web<'_> {
+        Web::new(&self.env, self.issuer())
     }
 
     fn key(&self) -> SessionKey {
@@ -146,285 +153,6 @@ async fn setup(id_token_ttl: Option<u64>, tune: impl FnOnce(&mut IssuerConfig)) 
     Some(s)
 }
 
-/// A cookie as a browser keeps it.
-#[derive(Clone, Debug)]
-struct Cookie {
-    name: String,
-    value: String,
-    path: String,
-}
-
-/// A browser, as far as redirects, forms and cookies go: one jar for the gateway, one for the
-/// provider.
-struct Web<'a> {
-    env: &'a Env,
-    issuer: String,
-    gateway: Vec<Cookie>,
-    idp: Vec<Cookie>,
-}
-
-enum Decision {
-    Allow,
-    Cancel,
-}
-
-impl<'a> Web<'a> {
-    fn new(s: &'a Setup) -> Self {
-        Web {
-            env: &s.env,
-            issuer: s.issuer(),
-            gateway: Vec::new(),
-            idp: Vec::new(),
-        }
-    }
-
-    fn cookie(&self, name: &str) -> Option<String> {
-        self.gateway
-            .iter()
-            .find(|c| c.name == name)
-            .map(|c| c.value.clone())
-    }
-
-    fn set_cookie(&mut self, name: &str, value: &str) {
-        self.gateway.retain(|c| c.name != name);
-        self.gateway.push(Cookie {
-            name: name.into(),
-            value: value.into(),
-            path: "/".into(),
-        });
-    }
-
-    /// `GET` (or `POST` with a form) of an absolute URL on either host, or a gateway path.
-    async fn send(&mut self, method: &str, url: &str, form: &[(&str, &str)]) -> Answer {
-        let gateway_base = self.env.gateway.url();
-        let (on_gateway, path) = if let Some(p) = url.strip_prefix(&gateway_base) {
-            (true, p.to_string())
-        } else if let Some(p) = url.strip_prefix(&self.issuer) {
-            (false, p.to_string())
-        } else if url.starts_with('/') {
-            (true, url.to_string())
-        } else {
-            panic!("the browser was sent off to {url}");
-        };
-        let jar = if on_gateway {
-            &mut self.gateway
-        } else {
-            &mut self.idp
-        };
-        let path_only = path.split('?').next().unwrap_or("/");
-        let cookies: Vec<String> = jar
-            .iter()
-            .filter(|c| path_only.starts_with(&c.path))
-            .map(|c| format!("{}={}", c.name, c.value))
-            .collect();
-        let cookie = cookies.join("; ");
-        let body = form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(form)
-            .finish();
-        let mut headers: Vec<(&str, &str)> = Vec::new();
-        if !cookie.is_empty() {
-            headers.push(("Cookie", &cookie));
-        }
-        if method == "POST" {
-            headers.push(("Content-Type", "application/x-www-form-urlencoded"));
-        }
-        let answer = if on_gateway {
-            request(self.env, method, &path, &headers, &body).await
-        } else {
-            plain_request(&self.issuer, method, &path, &headers, &body).await
-        };
-        for (_, value) in answer.headers.iter().filter(|(n, _)| n == "set-cookie") {
-            remember(jar, value);
-        }
-        answer
-    }
-
-    async fn get(&mut self, url: &str) -> Answer {
-        self.send("GET", url, &[]).await
-    }
-
-    /// Follows the provider's redirects and forms from `authorize` until it sends the browser
-    /// back to the gateway; returns that callback URL.
-    async fn through_provider(
-        &mut self,
-        authorize: &str,
-        user: (&str, &str, &[&str]),
-        decision: Decision,
-    ) -> String {
-        let gateway_base = self.env.gateway.url();
-        let mut next = authorize.to_string();
-        for _ in 0..12 {
-            if next.starts_with(&gateway_base) {
-                return next;
-            }
-            let answer = self.get(&next).await;
-            let form = match answer.code {
-                302 | 303 => {
-                    next = absolute(&self.issuer, location(&answer));
-                    continue;
-                }
-                200 => answer.body,
-                code => panic!("the provider answered {code}: {}", answer.body),
-            };
-            let (action, fields): (&str, Vec<(&str, &str)>) = match decision {
-                Decision::Cancel => ("/abort", vec![]),
-                Decision::Allow if form.contains("/login\"") => {
-                    ("/login", vec![("username", user.0), ("password", user.1)])
-                }
-                Decision::Allow => ("/confirm", vec![]),
-            };
-            let target = form_action(&form, action);
-            let answer = self
-                .send("POST", &absolute(&self.issuer, &target), &fields)
-                .await;
-            assert_eq!(answer.code, 303, "{target}: {}", answer.body);
-            next = absolute(&self.issuer, location(&answer));
-        }
-        panic!("the provider never sent the browser back");
-    }
-
-    /// Starts a login at the gateway (`return_to`), and returns the provider URL it sent the
-    /// browser to.
-    async fn start(&mut self, return_to: &str) -> String {
-        let query = form_urlencoded::Serializer::new(String::new())
-            .append_pair("return_to", return_to)
-            .finish();
-        let answer = self.get(&format!("/auth/login?{query}")).await;
-        assert_eq!(answer.code, 303, "{}", answer.body);
-        let login = answer
-            .headers
-            .iter()
-            .find(|(n, v)| n == "set-cookie" && v.starts_with("podgate_login="))
-            .map(|(_, v)| v.clone())
-            .expect("a login cookie");
-        assert!(
-            login.contains("Path=/auth/callback")
-                && login.contains("HttpOnly")
-                && login.contains("Secure")
-                && login.contains("SameSite=Lax"),
-            "{login}"
-        );
-        let to = location(&answer).to_string();
-        assert!(to.starts_with(&format!("{}/auth?", self.issuer)), "{to}");
-        for part in [
-            "response_type=code",
-            "code_challenge_method=S256",
-            "client_id=podgate-login",
-            "nonce=",
-            "state=",
-        ] {
-            assert!(to.contains(part), "{part} missing in {to}");
-        }
-        to
-    }
-
-    /// The whole login as `user`; the gateway's answer to the callback.
-    async fn log_in(&mut self, user: (&str, &str, &[&str]), return_to: &str) -> Answer {
-        let authorize = self.start(return_to).await;
-        let callback = self
-            .through_provider(&authorize, user, Decision::Allow)
-            .await;
-        self.get(&callback).await
-    }
-}
-
-/// Keeps a `Set-Cookie` in `jar` (replacing one of the same name and path; `Max-Age=0` removes).
-fn remember(jar: &mut Vec<Cookie>, header: &str) {
-    let mut parts = header.split(';').map(str::trim);
-    let Some((name, value)) = parts.next().and_then(|p| p.split_once('=')) else {
-        return;
-    };
-    let mut path = "/".to_string();
-    let mut gone = value.is_empty();
-    for attribute in parts {
-        let (k, v) = attribute.split_once('=').unwrap_or((attribute, ""));
-        if k.eq_ignore_ascii_case("path") {
-            path = v.to_string();
-        }
-        if k.eq_ignore_ascii_case("max-age") && v == "0" {
-            gone = true;
-        }
-        if k.eq_ignore_ascii_case("expires") && v.contains("1970") {
-            gone = true;
-        }
-    }
-    jar.retain(|c| !(c.name == name && c.path == path));
-    if !gone {
-        jar.push(Cookie {
-            name: name.to_string(),
-            value: value.to_string(),
-            path,
-        });
-    }
-}
-
-fn location(answer: &Answer) -> &str {
-    answer
-        .header("location")
-        .unwrap_or_else(|| panic!("a redirect without Location: {}", answer.body))
-}
-
-fn absolute(base: &str, url: &str) -> String {
-    if url.starts_with('/') {
-        format!("{base}{url}")
-    } else {
-        url.to_string()
-    }
-}
-
-/// The `action` of the form in `html` whose action ends with `suffix`.
-fn form_action(html: &str, suffix: &str) -> String {
-    html.split("action=\"")
-        .skip(1)
-        .filter_map(|rest| rest.split('"').next())
-        .find(|action| action.ends_with(suffix))
-        .unwrap_or_else(|| panic!("no form posting to …{suffix} in {html}"))
-        .to_string()
-}
-
-/// One plain-HTTP/1.1 request to the provider.
-async fn plain_request(
-    base: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> Answer {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let host = base.trim_start_matches("http://");
-    let mut tcp = tokio::net::TcpStream::connect(host)
-        .await
-        .expect("connects to the provider");
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
-    for (n, v) in headers {
-        head.push_str(&format!("{n}: {v}\r\n"));
-    }
-    head.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-    tcp.write_all(head.as_bytes()).await.expect("writes");
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut raw))
-        .await
-        .expect("the provider answers within 10 s")
-        .expect("reads");
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.lines();
-    let code = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    Answer {
-        code,
-        headers,
-        body: body.to_string(),
-    }
-}
-
 fn auth_failures(env: &Env, reason: &str) -> u64 {
     let text = env.gateway.gateway.metrics.render();
     let needle = format!("podgate_auth_failures_total{{reason=\"{reason}\"}} ");
@@ -480,7 +208,7 @@ async fn the_code_flow_ends_in_a_session_cookie() {
     let Some(s) = setup(None, |_| {}).await else {
         return;
     };
-    let mut web = Web::new(&s);
+    let mut web = s.web();
     let methods = web.get("/auth/methods").await;
     assert_eq!(methods.json()["oidc"], true);
 
@@ -555,7 +283,7 @@ async fn forged_and_failed_logins_are_refused_and_counted() {
         "/\\evil.example",
         "javascript:alert(1)",
     ] {
-        let mut web = Web::new(&s);
+        let mut web = s.web();
         let query = form_urlencoded::Serializer::new(String::new())
             .append_pair("return_to", evil)
             .finish();
@@ -568,12 +296,12 @@ async fn forged_and_failed_logins_are_refused_and_counted() {
 
     // State mismatch: a callback for one login, delivered with another login's cookie (the
     // login CSRF shape: an attacker's code and state, the victim's browser).
-    let mut attacker = Web::new(&s);
+    let mut attacker = s.web();
     let authorize = attacker.start("/").await;
     let forged_callback = attacker
         .through_provider(&authorize, BOB, Decision::Allow)
         .await;
-    let mut victim = Web::new(&s);
+    let mut victim = s.web();
     victim.start("/").await;
     let r = victim.get(&forged_callback).await;
     assert_eq!(r.code, 400, "{}", r.body);
@@ -585,7 +313,7 @@ async fn forged_and_failed_logins_are_refused_and_counted() {
     assert!(session_cookie(&r).is_none());
     assert_eq!(auth_failures(env, "login_state_mismatch"), 1);
     // Without any login cookie, or with an altered one: refused as well.
-    let mut stranger = Web::new(&s);
+    let mut stranger = s.web();
     assert_eq!(stranger.get(&forged_callback).await.code, 400);
     stranger.start("/").await;
     let mut altered = stranger.cookie("podgate_login").expect("login cookie");
@@ -600,14 +328,14 @@ async fn forged_and_failed_logins_are_refused_and_counted() {
     assert_eq!(stranger.get(&forged_callback).await.code, 400);
     assert_eq!(auth_failures(env, "login_bad_cookie"), 1);
     // A session cookie is not a login cookie, nor the reverse (purpose-bound sealing).
-    let mut mixup = Web::new(&s);
+    let mut mixup = s.web();
     mixup.start("/").await;
     let login = mixup.cookie("podgate_login").expect("login cookie");
     mixup.set_cookie("podgate_session", &login);
     assert_eq!(whoami(&mut mixup).await.code, 401);
 
     // The person cancels at the provider: access_denied, a readable page, counted.
-    let mut web = Web::new(&s);
+    let mut web = s.web();
     let authorize = web.start("/").await;
     let callback = web
         .through_provider(&authorize, ALICE, Decision::Cancel)
@@ -640,7 +368,7 @@ async fn an_expired_id_token_is_refreshed_with_the_refresh_token() {
     else {
         return;
     };
-    let mut web = Web::new(&s);
+    let mut web = s.web();
     assert_eq!(web.log_in(ALICE, "/").await.code, 303);
     let original = session_of(&s, &web);
     assert!(original.refresh_token.is_some());
@@ -685,7 +413,7 @@ async fn an_expired_id_token_is_refreshed_with_the_refresh_token() {
     s.provider.take().expect("running").stop().await;
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let ended = loop {
-        let mut browser = Web::new(&s);
+        let mut browser = s.web();
         browser.set_cookie("podgate_session", &newest);
         let r = whoami(&mut browser).await;
         if r.code == 401 {
@@ -711,7 +439,7 @@ async fn a_cross_site_page_cannot_open_a_shell_with_an_oidc_session() {
     let Some(s) = setup(None, |_| {}).await else {
         return;
     };
-    let mut web = Web::new(&s);
+    let mut web = s.web();
     assert_eq!(web.log_in(ALICE, "/").await.code, 303);
     let cookie = web.cookie("podgate_session").expect("cookie");
     let before = auth_failures(&s.env, "cross_origin");
@@ -804,10 +532,10 @@ async fn kubectl_execs_with_a_provider_token_and_outsiders_are_refused_at_the_ed
     let dir = tempfile::tempdir().expect("temp dir");
     // Each person logs in through the browser flow; their ID token goes into a kubeconfig, as
     // `kubectl oidc-login` or a UI's "copy kubeconfig" would do.
-    let mut alice = Web::new(&s);
+    let mut alice = s.web();
     assert_eq!(alice.log_in(ALICE, "/").await.code, 303);
     let alice_token = session_of(&s, &alice).token;
-    let mut bob = Web::new(&s);
+    let mut bob = s.web();
     assert_eq!(bob.log_in(BOB, "/").await.code, 303);
     let bob_token = session_of(&s, &bob).token;
     assert_eq!(
@@ -908,7 +636,7 @@ async fn rotated_provider_keys_are_accepted_without_a_gateway_restart() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // A browser login now gets a k2-signed ID token, and the session works.
-    let mut web = Web::new(&s);
+    let mut web = s.web();
     assert_eq!(web.log_in(ALICE, "/").await.code, 303);
     assert_eq!(kid(&session_of(&s, &web).token), "k2");
     assert_eq!(whoami(&mut web).await.code, 200);

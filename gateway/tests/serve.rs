@@ -189,6 +189,43 @@ async fn check_config_accepts_good_and_names_the_problem() {
         "{err}"
     );
 
+    // The browser login: its client secret file (relative to the config) must be readable,
+    // and its client id must be an audience of its issuer.
+    let login = |client_id: &str| {
+        format!(
+            "tls: {{cert_file: tls.crt, key_file: tls.key}}\nclusters:\n  - id: east\n    \
+             kubeconfig: east.kubeconfig\nauth:\n  oidc:\n    issuers:\n      - issuer: \
+             http://127.0.0.1:1/realm\n        audiences: [podgate]\n        \
+             insecure_http_for_loopback: true\n    login:\n      issuer: \
+             http://127.0.0.1:1/realm\n      client_id: {client_id}\n      \
+             client_secret_file: client-secret\n"
+        )
+    };
+    std::fs::write(&oidc, login("podgate")).unwrap();
+    let out = check_config(&oidc);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("oidc.yaml: auth.oidc.login.client_secret_file: cannot read")
+            && err.contains("client-secret"),
+        "{err}"
+    );
+    std::fs::write(files.dir.path().join("client-secret"), "s3cret\n").unwrap();
+    let out = check_config(&oidc);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(&oidc, login("web")).unwrap();
+    let out = check_config(&oidc);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("oidc.yaml: auth.oidc.login.client_id: \"web\" is not among the audiences"),
+        "{err}"
+    );
+
     let missing = files.dir.path().join("missing.yaml");
     std::fs::write(&missing, "tls: {cert_file: tls.crt, key_file: tls.key}\nclusters:\n  - id: x\n    kubeconfig: nope.kubeconfig\n").unwrap();
     let out = check_config(&missing);
