@@ -127,35 +127,12 @@ impl OidcLogin {
         Ok(resp)
     }
 
-    /// The configured redirect URL, else `https://<Host>/auth/callback` for the host the
-    /// browser addressed (the provider only redirects to registered URLs, so a forged Host
-    /// gains nothing).
     fn redirect_uri(&self, req: &Request<hyper::body::Incoming>) -> Result<String, LoginError> {
-        if let Some(url) = &self.client.config().redirect_url {
-            return Ok(url.clone());
-        }
-        let host = req
-            .uri()
-            .authority()
-            .map(|a| a.as_str().to_owned())
-            .or_else(|| {
-                req.headers()
-                    .get(HOST)
-                    .and_then(|h| h.to_str().ok())
-                    .map(str::to_owned)
-            })
-            .filter(|h| {
-                h.parse::<http::uri::Authority>()
-                    .is_ok_and(|a| a.as_str() == h && !h.contains('@'))
-            })
-            .ok_or_else(|| {
-                LoginError::BadCallback(
-                    "the request has no usable Host to build the callback URL from; set \
-                     auth.oidc.login.redirect_url"
-                        .into(),
-                )
-            })?;
-        Ok(format!("https://{host}{CALLBACK_PATH}"))
+        redirect_uri(
+            self.client.config().redirect_url.as_deref(),
+            req.uri(),
+            req.headers(),
+        )
     }
 
     /// `GET /auth/callback?code&state`: exchange the code, set the session cookie, redirect to
@@ -269,6 +246,40 @@ impl OidcLogin {
     }
 }
 
+/// The configured redirect URL, else `https://<Host>/auth/callback` for the host the browser
+/// addressed (the provider only redirects to registered URLs, so a forged Host gains nothing;
+/// one that is not a plain `host[:port]` is refused rather than put into a URL).
+fn redirect_uri(
+    configured: Option<&str>,
+    uri: &http::Uri,
+    headers: &http::HeaderMap,
+) -> Result<String, LoginError> {
+    if let Some(url) = configured {
+        return Ok(url.to_owned());
+    }
+    let host = uri
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .or_else(|| {
+            headers
+                .get(HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_owned)
+        })
+        .filter(|h| {
+            h.parse::<http::uri::Authority>()
+                .is_ok_and(|a| a.as_str() == h && !h.contains('@'))
+        })
+        .ok_or_else(|| {
+            LoginError::BadCallback(
+                "the request has no usable Host to build the callback URL from; set \
+                 auth.oidc.login.redirect_url"
+                    .into(),
+            )
+        })?;
+    Ok(format!("https://{host}{CALLBACK_PATH}"))
+}
+
 fn redirect(location: HeaderValue) -> Response<Body> {
     let mut resp = Response::new(full(""));
     *resp.status_mut() = StatusCode::SEE_OTHER;
@@ -324,6 +335,47 @@ mod tests {
         );
         assert!(page.contains("login_provider_error"));
         assert!(page.contains("href=\"/auth/login\""));
+    }
+
+    #[test]
+    fn the_callback_url_comes_from_the_host() {
+        let uri: http::Uri = "/auth/login".parse().expect("uri");
+        let with_host = |host: &'static str| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(HOST, HeaderValue::from_static(host));
+            headers
+        };
+        assert_eq!(
+            redirect_uri(None, &uri, &with_host("podgate.example:8443")).ok(),
+            Some("https://podgate.example:8443/auth/callback".to_owned())
+        );
+        assert_eq!(
+            redirect_uri(
+                Some("https://public.example/auth/callback"),
+                &uri,
+                &with_host("internal:8443")
+            )
+            .ok(),
+            Some("https://public.example/auth/callback".to_owned())
+        );
+        // HTTP/2 carries the authority in the URI.
+        let absolute: http::Uri = "https://h2.example/auth/login".parse().expect("uri");
+        assert_eq!(
+            redirect_uri(None, &absolute, &http::HeaderMap::new()).ok(),
+            Some("https://h2.example/auth/callback".to_owned())
+        );
+        for bad in ["evil.example/x", "user@evil.example", "a b", ""] {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(HOST, HeaderValue::from_str(bad).expect("header"));
+            assert!(
+                matches!(
+                    redirect_uri(None, &uri, &headers),
+                    Err(LoginError::BadCallback(_))
+                ),
+                "{bad:?}"
+            );
+        }
+        assert!(redirect_uri(None, &uri, &http::HeaderMap::new()).is_err());
     }
 
     #[test]
