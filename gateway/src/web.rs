@@ -38,7 +38,7 @@ pub fn serve<B>(req: &Request<B>) -> Option<Response<Body>> {
     }
     let host = host_of(req);
     let mut resp = if path == "/" || path == "/index.html" {
-        index(host.as_deref())
+        index(find("/index.html"), host.as_deref())
     } else {
         asset(path)
     };
@@ -52,8 +52,9 @@ fn find(path: &str) -> Option<&'static [u8]> {
     ASSETS.iter().find(|(p, _)| *p == path).map(|(_, b)| *b)
 }
 
-fn index(host: Option<&str>) -> Response<Body> {
-    let Some(html) = find("/index.html") else {
+/// The page from the embedded `html` (none: the UI was not built), with a fresh nonce.
+fn index(html: Option<&[u8]>, host: Option<&str>) -> Response<Body> {
+    let Some(html) = html else {
         let mut r = with_type(
             StatusCode::SERVICE_UNAVAILABLE,
             "text/plain; charset=utf-8",
@@ -236,6 +237,45 @@ mod tests {
             host_of(&get("/", "Gate.example:443")).as_deref(),
             Some("gate.example:443")
         );
+    }
+
+    async fn body(r: Response<Body>) -> String {
+        use http_body_util::BodyExt as _;
+        let bytes = r.into_body().collect().await.expect("body").to_bytes();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    #[tokio::test]
+    async fn without_a_build_the_page_says_how_to_make_one() {
+        let r = index(None, Some("h"));
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body(r).await.contains("web UI not built: run `make web`"));
+    }
+
+    #[tokio::test]
+    async fn each_page_gets_its_own_nonce_in_the_csp() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let html = br#"<meta name="podgate-style-nonce" content="__PODGATE_NONCE__">"#;
+        let mut seen = Vec::new();
+        for _ in 0..2 {
+            let r = index(Some(html), Some("127.0.0.1:8443"));
+            assert_eq!(r.status(), StatusCode::OK);
+            let csp = r.headers()[header::CONTENT_SECURITY_POLICY]
+                .to_str()
+                .expect("ascii")
+                .to_string();
+            let page = body(r).await;
+            let nonce = page
+                .split("content=\"")
+                .nth(1)
+                .and_then(|s| s.split('"').next())
+                .expect("a nonce")
+                .to_string();
+            assert_eq!(nonce.len(), 32, "{page}");
+            assert!(csp.contains(&format!("'nonce-{nonce}'")), "{csp}");
+            seen.push(nonce);
+        }
+        assert_ne!(seen[0], seen[1]);
     }
 
     #[test]

@@ -15,7 +15,7 @@ export function refusal(code: number, st: K8sStatus | null): Notice {
   const detail = st?.message ?? `HTTP ${code}`;
   switch (code) {
     case 401:
-      return { title: 'Not logged in (your session has expired)', detail: 'Log in again, then press Enter.', retry: true };
+      return { title: 'Not logged in', detail: 'Your login has expired: reload the page to log in again.', retry: true };
     case 403:
       return { title: 'Forbidden', detail, retry: false };
     case 404:

@@ -249,6 +249,17 @@ async function mainGroup() {
     await waitText(page, shellTab, 'again-42', hasLine('again-42'));
   });
 
+  await scenario('copy on select puts the selection on the clipboard', async () => {
+    await admin.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: BASE });
+    await type(page, 'echo copyme-$((6*7))\r');
+    await waitText(page, shellTab, 'copyme-42', hasLine('copyme-42'));
+    const row = page.locator('.pane:not([hidden]) .xterm-rows > div').filter({ hasText: /^copyme-42\s*$/ });
+    const box = await row.last().boundingBox();
+    // The rows lie under xterm's screen layer, which takes the mouse: click there.
+    await page.mouse.dblclick(box.x + 12, box.y + box.height / 2);
+    await until('the clipboard', async () => (await page.evaluate(() => navigator.clipboard.readText())) === 'copyme-42');
+  });
+
   await scenario('two tabs work at once', async () => {
     const second = await pick(page, { cluster: 'dev-east', namespace: 'default', pod: 'multi-0', container: 'sidecar' });
     if (second === shellTab) throw new Error('no new tab');
