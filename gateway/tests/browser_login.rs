@@ -358,6 +358,50 @@ async fn forged_and_failed_logins_are_refused_and_counted() {
     assert!(!r.body.contains("End-User aborted"));
 }
 
+/// `url` with its query parameter `name` set to `value`.
+fn with_param(url: &str, name: &str, value: &str) -> String {
+    let (base, query) = url.split_once('?').expect("a query");
+    let query = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(
+            form_urlencoded::parse(query.as_bytes())
+                .map(|(k, v)| if k == name { (k, value.into()) } else { (k, v) }),
+        )
+        .finish();
+    format!("{base}?{query}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_nonce_and_the_pkce_verifier_bind_the_tokens_to_the_login() {
+    let Some(s) = setup(None, |_| {}).await else {
+        return;
+    };
+    // The authorization request altered on its way to the provider (state kept): the provider
+    // issues an ID token with another nonce, which the gateway refuses after the exchange.
+    let mut web = s.web();
+    let authorize = web.start("/").await;
+    let injected = with_param(&authorize, "nonce", "attacker-chosen-nonce");
+    let callback = web
+        .through_provider(&injected, ALICE, Decision::Allow)
+        .await;
+    let r = web.get(&callback).await;
+    assert_eq!(r.code, 502, "{}", r.body);
+    assert!(session_cookie(&r).is_none());
+    assert_eq!(auth_failures(&s.env, "login_id_token"), 1);
+
+    // Another code challenge: the provider refuses this login's verifier at the token endpoint,
+    // so a code stolen from the redirect is useless without the browser's login cookie.
+    let mut web = s.web();
+    let authorize = web.start("/").await;
+    let other = podgate_auth::login::challenge("a-verifier-the-gateway-never-had");
+    let stolen = with_param(&authorize, "code_challenge", &other);
+    let callback = web.through_provider(&stolen, ALICE, Decision::Allow).await;
+    let r = web.get(&callback).await;
+    assert_eq!(r.code, 502, "{}", r.body);
+    assert!(session_cookie(&r).is_none());
+    assert_eq!(auth_failures(&s.env, "login_token_request"), 1);
+    assert_eq!(whoami(&mut web).await.code, 401);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_id_token_is_refreshed_with_the_refresh_token() {
     // ID tokens live 2 s, and the gateway allows no clock leeway, so they really expire.
