@@ -7,6 +7,7 @@ pub mod audit;
 pub mod browser;
 pub mod clusters;
 pub mod demo;
+pub mod fdlimit;
 pub mod gateway;
 pub mod headers;
 pub mod http;

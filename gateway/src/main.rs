@@ -88,6 +88,8 @@ async fn demo(
     admin_listen: SocketAddr,
     kubeconfig_out: PathBuf,
 ) -> anyhow::Result<()> {
+    let limits = podgate_config::LimitsConfig::default();
+    podgate::fdlimit::raise_and_report(limits.max_connections, limits.max_sessions);
     let demo = podgate::demo::start(podgate::demo::DemoOptions {
         listen,
         admin_listen: Some(admin_listen),

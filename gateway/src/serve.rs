@@ -121,6 +121,7 @@ fn oidc(
 
 pub async fn run(path: &Path) -> anyhow::Result<()> {
     let config = podgate_config::load(path)?;
+    crate::fdlimit::raise_and_report(config.limits.max_connections, config.limits.max_sessions);
     let registry = Registry::new();
     let summary = registry
         .apply(config.clusters.clone(), &config.upstream)
