@@ -130,6 +130,17 @@ fn server_name(host: &str) -> anyhow::Result<ServerName<'static>> {
     ServerName::try_from(host.to_string()).with_context(|| format!("{host:?} is not a TLS name"))
 }
 
+/// ring with AES-128-GCM first, as kubectl offers it (Go's crypto/tls prefers AES-128-GCM on
+/// CPUs with AES instructions). podgate's listener picks AES-128-GCM whatever the client's
+/// order; without this the direct path would run AES-256-GCM-SHA384 and the gateway's client
+/// leg AES-128, so the two paths would not do the same work.
+pub fn client_provider() -> rustls::crypto::CryptoProvider {
+    let mut p = rustls::crypto::ring::default_provider();
+    p.cipher_suites
+        .sort_by_key(|s| s.suite() != rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
+    p
+}
+
 fn connector(ca_pem: &str, opts: TlsOptions) -> anyhow::Result<tokio_rustls::TlsConnector> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
@@ -140,12 +151,10 @@ fn connector(ca_pem: &str, opts: TlsOptions) -> anyhow::Result<tokio_rustls::Tls
     if roots.is_empty() {
         bail!("no CA certificate found in the given PEM");
     }
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(client_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     // WebSocket upgrades are HTTP/1.1 (podgate also offers h2).
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     if !opts.resumption {

@@ -49,7 +49,8 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    // AES-128-GCM first, for the upstream clients too (kube-rs builds them from the default).
+    let _ = podgate::tls::provider().install_default();
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

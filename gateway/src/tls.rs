@@ -250,13 +250,41 @@ fn parse_pair(
     }
 }
 
+/// The AES-128-GCM suites: on every x86 and ARM server CPU of the last decade their bulk
+/// encryption (AES-NI/VAES) and their hash (SHA-256, on the SHA extensions) run in hardware.
+/// ring's default order puts AES-256-GCM-SHA384 first, whose SHA-384 key schedule and
+/// transcript hash run in software: 6–8 % of the gateway's CPU per session setup (profile in
+/// BENCHMARKS.md). Go clients and servers (kubectl, kube-apiserver) pick AES-128-GCM on such
+/// hardware too; its 128-bit keys are what TLS 1.3 requires every implementation to offer.
+fn preferred(suite: &rustls::SupportedCipherSuite) -> bool {
+    use rustls::CipherSuite as S;
+    matches!(
+        suite.suite(),
+        S::TLS13_AES_128_GCM_SHA256
+            | S::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+            | S::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+    )
+}
+
+/// ring with the AES-128-GCM suites first and everything else in ring's order: the
+/// listener's provider, and (installed as the process default by `main`) the upstream
+/// clients', so both legs of a session use it.
+pub fn provider() -> rustls::crypto::CryptoProvider {
+    let mut p = rustls::crypto::ring::default_provider();
+    // Stable: the preferred suites keep their order among themselves, as do the others.
+    p.cipher_suites.sort_by_key(|s| !preferred(s));
+    p
+}
+
 /// The listener's rustls configuration: ring, TLS 1.2 and 1.3, no client certificates (users
-/// authenticate with tokens), certificate from `resolver` at every handshake.
+/// authenticate with tokens), certificate from `resolver` at every handshake. The server's
+/// suite order wins over the client's (see [`provider`]): rustls clients, like the
+/// kubernetes Python client's OpenSSL, list AES-256 first.
 ///
 /// ALPN offers `h2` first for kubectl's API calls and `http/1.1` for WebSocket upgrades,
 /// which HTTP/2 cannot carry here.
 pub fn server_config(resolver: Arc<ReloadingCert>) -> Arc<rustls::ServerConfig> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(provider());
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         // Only fails for a provider without any cipher suite for TLS 1.2 or 1.3; ring's
@@ -265,6 +293,7 @@ pub fn server_config(resolver: Arc<ReloadingCert>) -> Arc<rustls::ServerConfig> 
         .with_no_client_auth()
         .with_cert_resolver(resolver);
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    cfg.ignore_client_order = true;
     Arc::new(cfg)
 }
 
@@ -495,6 +524,59 @@ mod tests {
         assert_eq!(
             cfg.alpn_protocols,
             vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+        );
+    }
+
+    #[test]
+    fn provider_puts_aes_128_gcm_first_and_keeps_every_suite() {
+        let ours = provider();
+        let ring = rustls::crypto::ring::default_provider();
+        assert_eq!(
+            ours.cipher_suites[0].suite(),
+            rustls::CipherSuite::TLS13_AES_128_GCM_SHA256
+        );
+        let mut a: Vec<_> = ours.cipher_suites.iter().map(|s| s.suite()).collect();
+        let mut b: Vec<_> = ring.cipher_suites.iter().map(|s| s.suite()).collect();
+        a.sort_by_key(|s| u16::from(*s));
+        b.sort_by_key(|s| u16::from(*s));
+        assert_eq!(a, b);
+    }
+
+    /// A client listing AES-256 first (rustls's default order) still gets AES-128-GCM.
+    #[test]
+    fn the_servers_suite_order_wins() {
+        let ca = ca();
+        let a = leaf(&ca);
+        let r = ReloadingCert::from_pem(a.cert_pem.as_bytes(), a.key_pem.as_bytes()).expect("pem");
+        let mut server = rustls::ServerConnection::new(server_config(Arc::new(r))).expect("server");
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca.der().clone()).expect("root");
+        let client_cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+        let mut client = rustls::ClientConnection::new(Arc::new(client_cfg), name).expect("client");
+        for _ in 0..8 {
+            if !client.is_handshaking() && !server.is_handshaking() {
+                break;
+            }
+            let mut wire = Vec::new();
+            client.write_tls(&mut wire).expect("client writes");
+            server.read_tls(&mut wire.as_slice()).expect("server reads");
+            server.process_new_packets().expect("server handshake");
+            wire.clear();
+            server.write_tls(&mut wire).expect("server writes");
+            client.read_tls(&mut wire.as_slice()).expect("client reads");
+            client.process_new_packets().expect("client handshake");
+        }
+        assert!(!client.is_handshaking() && !server.is_handshaking());
+        assert_eq!(
+            server.negotiated_cipher_suite().map(|s| s.suite()),
+            Some(rustls::CipherSuite::TLS13_AES_128_GCM_SHA256)
         );
     }
 
