@@ -1,10 +1,17 @@
 //! One exec/attach session's frames, both ways, in a single task.
 //!
-//! Four long-lived futures (a reader and a writer per side) run in one `select!` and are
-//! dropped together when the session ends, so nothing of a session outlives it. Readers are
-//! never raced per frame (fastwebsockets' `read_frame` is not cancel-safe). Each writer is fed
-//! by a small bounded channel: a client that stops reading fills its channel, the upstream
-//! reader stops, TCP pushes back to the pod, and the session's memory stays bounded.
+//! Two long-lived relay futures (one per direction: read a frame on one side, write it to the
+//! other), a keepalive pinger and the session timers run in one `select!` and are dropped
+//! together when the session ends, so nothing of a session outlives it. Readers are never
+//! raced per frame (fastwebsockets' `read_frame` is not cancel-safe).
+//!
+//! A frame read is written to the other side before the next one is read: at most one frame
+//! per direction is in the gateway's hands, so a client that stops reading stops the
+//! upstream reader, TCP pushes back to the pod, and the session's memory stays bounded by
+//! `max_message`. There is no queue between reader and writer: a queue in the same task cost
+//! a self-wake, a copy and a poll of every future of the session per frame (profile in
+//! BENCHMARKS.md). Each side's write half is shared, through a FIFO async lock, by the frames
+//! relayed to it and by the pings, pongs and closes the gateway sends on its own.
 //!
 //! Frames pass without re-encoding when both sides speak the same sub-protocol; otherwise
 //! each is decoded and re-encoded (`podgate_protocol::frame`).
@@ -15,12 +22,10 @@ use podgate_metrics::Direction;
 use podgate_protocol::frame::{self, ChannelFrame};
 use podgate_protocol::{Protocol, Status};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-/// Frames queued per direction; with `max_message` this bounds a session's buffers.
-const QUEUE: usize = 4;
 /// How long a closing message may take to reach a client that is not reading.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
@@ -160,6 +165,61 @@ fn relay_frame(
     }
 }
 
+/// One side's write half, shared by the frames relayed to that side and the gateway's own
+/// pings, pongs and closes. tokio's lock is FIFO and, the session being one task, only orders
+/// writes: it never blocks a thread.
+type Writer = tokio::sync::Mutex<fastwebsockets::WebSocketWrite<tokio::io::WriteHalf<Io>>>;
+
+/// Writes one frame and pushes it out (rustls buffers records until flushed).
+async fn send(w: &Writer, f: Frame<'_>) -> Result<(), WebSocketError> {
+    let mut w = w.lock().await;
+    w.write_frame(f).await?;
+    w.flush().await
+}
+
+/// What the client side's writes need to tell a slow client from a gone one.
+struct ClientLiveness<'a> {
+    /// Evidence the client is there: a pong, or a data frame it took off our hands.
+    alive: &'a Clock,
+    keepalive: Duration,
+}
+
+impl ClientLiveness<'_> {
+    /// Two and a half keepalive periods without a sign of life: the client is gone.
+    fn limit(&self) -> Duration {
+        self.keepalive * 2 + self.keepalive / 2
+    }
+}
+
+/// Writes a frame to the client. A client that stops reading blocks the write; it is alive
+/// only while it still answers pings, so a write that waits past the liveness limit with no
+/// sign of life ends the session. The deadline timer is only armed when the write does not
+/// complete at once (the common case needs no timer).
+async fn to_client(w: &Writer, f: Frame<'_>, live: &ClientLiveness<'_>) -> Result<(), Outcome> {
+    use std::task::Poll;
+    let mut write = std::pin::pin!(send(w, f));
+    if let Poll::Ready(r) = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await {
+        return r.map_err(|_| Outcome::ClientError);
+    }
+    let write_started = Instant::now();
+    let stalled = async {
+        loop {
+            tokio::time::sleep(live.keepalive / 2).await;
+            let limit = live.limit();
+            if write_started.elapsed() > limit && live.alive.get().elapsed() > limit {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        r = write => r.map_err(|_| Outcome::ClientError),
+        _ = stalled => Err(Outcome::ClientUnresponsive),
+    }
+}
+
+/// How long the echo of a peer's close frame may take; the session ends either way.
+const CLOSE_ECHO: Duration = Duration::from_secs(1);
+
 /// Runs a session until it ends and says how.
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
@@ -171,30 +231,44 @@ pub async fn run(
     session: &crate::sessions::SessionInfo,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> Outcome {
-    let (mut c_read, mut c_write) = client.split(tokio::io::split);
-    let (mut u_read, mut u_write) = upstream.split(tokio::io::split);
+    let (mut c_read, c_write) = client.split(tokio::io::split);
+    let (mut u_read, u_write) = upstream.split(tokio::io::split);
     c_read.set_max_message_size(settings.max_message);
     u_read.set_max_message_size(settings.max_message);
     let mut c_read = fastwebsockets::FragmentCollectorRead::new(c_read);
     let mut u_read = fastwebsockets::FragmentCollectorRead::new(u_read);
-
-    let (to_client, mut to_client_rx) = mpsc::channel::<Frame<'static>>(QUEUE);
-    let (to_client_ctl, mut to_client_ctl_rx) = mpsc::channel::<Frame<'static>>(2);
-    let (to_upstream, mut to_upstream_rx) = mpsc::channel::<Frame<'static>>(QUEUE);
-    let (to_upstream_ctl, mut to_upstream_ctl_rx) = mpsc::channel::<Frame<'static>>(2);
+    let c_write: Writer = tokio::sync::Mutex::new(c_write);
+    let u_write: Writer = tokio::sync::Mutex::new(u_write);
 
     let started = Instant::now();
     let last_activity = &session.activity;
-    // Evidence the client is there: a pong, or a data frame it took off our hands.
     let last_alive = Clock::new(started);
+    let live = ClientLiveness {
+        alive: &last_alive,
+        keepalive: settings.keepalive,
+    };
     let exit = Mutex::new(None::<Outcome>);
     let exit_get = || *exit.lock().unwrap_or_else(|p| p.into_inner());
     let exit_set = |o: Outcome| *exit.lock().unwrap_or_else(|p| p.into_inner()) = Some(o);
+    // A close frame went to the cluster: nothing may follow it.
+    let upstream_closed = AtomicBool::new(false);
+    // Why a write the readers were obliged to make (a pong, a close echo) failed.
+    let client_fault = Mutex::new(None::<Outcome>);
 
-    let client_reader = async {
+    let client_to_upstream = async {
         let mut obligated = |f: Frame<'static>| {
-            let ctl = to_client_ctl.clone();
-            async move { ctl.send(f).await }
+            let (c_write, live, client_fault) = (&c_write, &live, &client_fault);
+            async move {
+                if f.opcode == OpCode::Close {
+                    // The echo of the client's close: best effort, the session ends anyway.
+                    let _ = tokio::time::timeout(CLOSE_ECHO, send(c_write, f)).await;
+                    return Ok(());
+                }
+                to_client(c_write, f, live).await.map_err(|o| {
+                    *client_fault.lock().unwrap_or_else(|p| p.into_inner()) = Some(o);
+                    std::io::Error::other("writing to the client failed")
+                })
+            }
         };
         loop {
             let f = match c_read.read_frame(&mut obligated).await {
@@ -206,12 +280,16 @@ pub async fn run(
                         settings.max_message
                     );
                     exit_set(Outcome::ClientError);
-                    let _ = tokio::time::timeout(CLOSE_GRACE, async {
-                        let _ = to_client_ctl.send(Frame::close(1009, why.as_bytes())).await;
-                        std::future::pending::<()>().await
-                    })
+                    let _ = tokio::time::timeout(
+                        CLOSE_GRACE,
+                        to_client(&c_write, Frame::close(1009, why.as_bytes()), &live),
+                    )
                     .await;
                     return Outcome::ClientError;
+                }
+                Err(WebSocketError::SendError(_)) => {
+                    let fault = *client_fault.lock().unwrap_or_else(|p| p.into_inner());
+                    return fault.unwrap_or(Outcome::ClientError);
                 }
                 Err(e) => {
                     return outcome_of_read_error(&e, Outcome::ClientClosed, Outcome::ClientError);
@@ -228,13 +306,20 @@ pub async fn run(
                         }
                     };
                     match relay_frame(f, client_protocol, upstream_protocol, &mut seen) {
+                        Forward::Frame(_) if upstream_closed.load(Relaxed) => {
+                            tracing::debug!("dropping client data after closing the upstream");
+                        }
                         Forward::Frame(out) => {
-                            if to_upstream.send(out).await.is_err() {
+                            if send(&u_write, out).await.is_err() {
                                 return Outcome::UpstreamError;
                             }
                         }
                         Forward::CloseUpstream => {
-                            let _ = to_upstream_ctl.send(Frame::close(1000, b"")).await;
+                            if !upstream_closed.swap(true, Relaxed)
+                                && send(&u_write, Frame::close(1000, b"")).await.is_err()
+                            {
+                                return Outcome::UpstreamError;
+                            }
                         }
                         Forward::Drop => {}
                     }
@@ -244,14 +329,25 @@ pub async fn run(
         }
     };
 
-    let upstream_reader = async {
+    let upstream_to_client = async {
         let mut obligated = |f: Frame<'static>| {
-            let ctl = to_upstream_ctl.clone();
-            async move { ctl.send(f).await }
+            let (u_write, upstream_closed) = (&u_write, &upstream_closed);
+            async move {
+                if f.opcode == OpCode::Close {
+                    // The echo of the cluster's close, unless ours went first.
+                    if !upstream_closed.swap(true, Relaxed) {
+                        let _ = tokio::time::timeout(CLOSE_ECHO, send(u_write, f)).await;
+                    }
+                    return Ok(());
+                }
+                send(u_write, f).await
+            }
         };
         let end = loop {
             let f = match u_read.read_frame(&mut obligated).await {
                 Ok(f) => f,
+                // A pong the cluster was owed could not be written.
+                Err(WebSocketError::SendError(_)) => return Outcome::UpstreamError,
                 Err(e) => {
                     break outcome_of_read_error(
                         &e,
@@ -277,101 +373,37 @@ pub async fn run(
                         _ => {}
                     };
                     match relay_frame(f, upstream_protocol, client_protocol, &mut seen) {
-                        Forward::Frame(out) => {
-                            if to_client.send(out).await.is_err() {
-                                break Outcome::ClientError;
-                            }
-                        }
+                        Forward::Frame(out) => match to_client(&c_write, out, &live).await {
+                            Ok(()) => last_alive.touch(),
+                            Err(o) => return o,
+                        },
                         Forward::CloseUpstream | Forward::Drop => {}
                     }
                 }
                 _ => {}
             }
         };
-        // Everything the cluster sent is queued; the close follows it and the client writer
-        // ends the session once it is written.
-        let _ = to_client.send(Frame::close(1000, b"")).await;
+        // Everything the cluster sent is written; the close follows it and ends the session.
         exit_set(exit_get().unwrap_or(end));
-        std::future::pending::<Outcome>().await
+        match to_client(&c_write, Frame::close(1000, b""), &live).await {
+            Ok(()) => exit_get().unwrap_or(end),
+            Err(o) => o,
+        }
     };
 
-    let client_writer = async {
+    let pinger = async {
         let mut ping = tokio::time::interval_at(started + settings.keepalive, settings.keepalive);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let f = tokio::select! {
-                biased;
-                Some(f) = to_client_ctl_rx.recv() => f,
-                Some(f) = to_client_rx.recv() => f,
-                _ = ping.tick() => {
-                    // Two and a half keepalive periods without a sign of life: the client is gone.
-                    if last_alive.get().elapsed() > settings.keepalive * 2 + settings.keepalive / 2 {
-                        return Outcome::ClientUnresponsive;
-                    }
-                    Frame::new(true, OpCode::Ping, None, Payload::Borrowed(b"podgate"))
-                }
-            };
-            let closing = f.opcode == OpCode::Close;
-            // A client that stops reading blocks this write; it is alive only if it still
-            // answers pings, so the write races the same deadline the ping timer applies.
-            let write_started = Instant::now();
-            let stalled = async {
-                loop {
-                    tokio::time::sleep(settings.keepalive / 2).await;
-                    let limit = settings.keepalive * 2 + settings.keepalive / 2;
-                    if write_started.elapsed() > limit && last_alive.get().elapsed() > limit {
-                        return;
-                    }
-                }
-            };
-            let data = matches!(f.opcode, OpCode::Binary | OpCode::Text);
-            // Flush when nothing else is queued: batches under load, no delay when quiet.
-            let flush = closing || (to_client_rx.is_empty() && to_client_ctl_rx.is_empty());
-            let write = async {
-                c_write.write_frame(f).await?;
-                if flush {
-                    c_write.flush().await?;
-                }
-                Ok::<(), WebSocketError>(())
-            };
-            tokio::select! {
-                r = write => if r.is_err() {
-                    return Outcome::ClientError;
-                },
-                _ = stalled => return Outcome::ClientUnresponsive,
+            ping.tick().await;
+            if last_alive.get().elapsed() > live.limit() {
+                return Outcome::ClientUnresponsive;
             }
-            if data {
-                last_alive.touch();
-            }
-            if closing {
-                return exit_get().unwrap_or(Outcome::UpstreamClosed);
+            let f = Frame::new(true, OpCode::Ping, None, Payload::Borrowed(b"podgate"));
+            if let Err(o) = to_client(&c_write, f, &live).await {
+                return o;
             }
         }
-    };
-
-    let upstream_writer = async {
-        loop {
-            let f = tokio::select! {
-                biased;
-                Some(f) = to_upstream_ctl_rx.recv() => f,
-                Some(f) = to_upstream_rx.recv() => f,
-                else => break,
-            };
-            let closing = f.opcode == OpCode::Close;
-            if u_write.write_frame(f).await.is_err() {
-                return Outcome::UpstreamError;
-            }
-            if (closing || (to_upstream_rx.is_empty() && to_upstream_ctl_rx.is_empty()))
-                && u_write.flush().await.is_err()
-            {
-                return Outcome::UpstreamError;
-            }
-            if closing {
-                break;
-            }
-        }
-        // Half-closed towards the cluster: keep relaying what it still sends.
-        std::future::pending::<Outcome>().await
     };
 
     let timers = async {
@@ -413,24 +445,25 @@ pub async fn run(
         } else {
             why.clone().into_bytes()
         };
+        exit_set(outcome);
         let _ = tokio::time::timeout(CLOSE_GRACE, async {
-            let _ = to_client_ctl
-                .send(encoded(client_protocol, frame::STATUS, &body))
-                .await;
+            to_client(
+                &c_write,
+                encoded(client_protocol, frame::STATUS, &body),
+                &live,
+            )
+            .await?;
             let reason: Vec<u8> = why.bytes().take(120).collect();
-            let _ = to_client_ctl.send(Frame::close(1000, &reason)).await;
-            exit_set(outcome);
-            std::future::pending::<()>().await
+            to_client(&c_write, Frame::close(1000, &reason), &live).await
         })
         .await;
         outcome
     };
 
     tokio::select! {
-        o = client_reader => o,
-        o = upstream_reader => o,
-        o = client_writer => o,
-        o = upstream_writer => o,
+        o = client_to_upstream => o,
+        o = upstream_to_client => o,
+        o = pinger => o,
         o = timers => o,
     }
 }
