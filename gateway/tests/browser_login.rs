@@ -704,3 +704,133 @@ fn base64_url_decode(text: &str) -> Option<Vec<u8>> {
         .decode(text)
         .ok()
 }
+
+/// Everything podgate and its auth crate log in this test process (debug and up), captured so
+/// a test can check what the log would give away.
+fn captured_logs() -> Arc<std::sync::Mutex<Vec<u8>>> {
+    static LOGS: std::sync::OnceLock<Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(
+                "info,podgate=debug,podgate_auth=debug",
+            ))
+            .with_ansi(false)
+            .with_writer(move || LogSink(sink.clone()))
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+        buffer
+    })
+    .clone()
+}
+
+struct LogSink(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_refreshes_and_failures_log_no_secrets() {
+    let logs = captured_logs();
+    // ID tokens of 3 s: the first request after the login refreshes (within a minute of expiry).
+    let Some(s) = setup(Some(3), |_| {}).await else {
+        return;
+    };
+    let mut secrets: Vec<(&str, String)> = vec![("client secret", LOGIN_CLIENT_SECRET.into())];
+
+    let mut web = s.web();
+    let authorize = web.start("/").await;
+    let sealed_login = web.cookie("podgate_login").expect("login cookie");
+    let login = podgate_auth::login::LoginState::open(
+        &s.key(),
+        Some(&sealed_login),
+        u64::MAX / 2,
+        u64::MAX,
+    )
+    .expect("the gateway's login cookie");
+    let callback = web
+        .through_provider(&authorize, ALICE, Decision::Allow)
+        .await;
+    let code = callback
+        .split(['?', '&'])
+        .find_map(|p| p.strip_prefix("code="))
+        .expect("a code")
+        .to_string();
+    assert_eq!(web.get(&callback).await.code, 303);
+    let session = session_of(&s, &web);
+    let sealed_session = web.cookie("podgate_session").expect("session cookie");
+    let me = whoami(&mut web).await;
+    assert_eq!(me.code, 200, "{}", me.body);
+    assert!(session_cookie(&me).is_some(), "refreshed");
+    let refreshed = session_of(&s, &web);
+    secrets.extend([
+        ("login cookie", sealed_login),
+        ("state", login.state.clone()),
+        ("nonce", login.nonce.clone()),
+        ("PKCE verifier", login.verifier.clone()),
+        ("code", code),
+        ("ID token", session.token.clone()),
+        (
+            "refresh token",
+            session.refresh_token.clone().expect("granted"),
+        ),
+        ("session cookie", sealed_session),
+        ("refreshed ID token", refreshed.token.clone()),
+    ]);
+
+    // Failures: a refused code exchange, a state mismatch.
+    let mut other = s.web();
+    let authorize = other.start("/").await;
+    let stolen = with_param(
+        &authorize,
+        "code_challenge",
+        &podgate_auth::login::challenge("x"),
+    );
+    let callback = other
+        .through_provider(&stolen, ALICE, Decision::Allow)
+        .await;
+    assert_eq!(other.get(&callback).await.code, 502);
+    let mut victim = s.web();
+    victim.start("/").await;
+    let authorize = other.start("/").await;
+    let callback = other
+        .through_provider(&authorize, ALICE, Decision::Allow)
+        .await;
+    assert_eq!(victim.get(&callback).await.code, 400);
+    secrets.push((
+        "code of the forged callback",
+        callback
+            .split(['?', '&'])
+            .find_map(|p| p.strip_prefix("code="))
+            .expect("a code")
+            .to_string(),
+    ));
+
+    let text = String::from_utf8_lossy(&logs.lock().expect("logs")).into_owned();
+    for line in [
+        "browser login",
+        "login_state_mismatch",
+        "login_token_request",
+    ] {
+        assert!(text.contains(line), "the log lacks {line:?}:\n{text}");
+    }
+    for (what, secret) in &secrets {
+        assert!(secret.len() >= 8, "{what} is too short to search for");
+        assert!(
+            !text.contains(secret.as_str()),
+            "the log shows the {what}:\n{text}"
+        );
+    }
+}
