@@ -333,6 +333,28 @@ async fn forged_and_failed_logins_are_refused_and_counted() {
     mixup.set_cookie("podgate_session", &login);
     assert_eq!(whoami(&mut mixup).await.code, 401);
 
+    // A login that took longer than login_timeout (its cookie says it started an hour ago).
+    let mut late = s.web();
+    let authorize = late.start("/").await;
+    let sealed = late.cookie("podgate_login").expect("login cookie");
+    let mut started =
+        podgate_auth::login::LoginState::open(&s.key(), Some(&sealed), 0, u64::MAX).expect("ours");
+    started.issued_at -= 3600;
+    late.gateway.clear();
+    late.gateway.push(Cookie {
+        name: "podgate_login".into(),
+        value: started.seal(&s.key()).expect("sealed"),
+        path: "/auth/callback".into(),
+    });
+    let callback = late
+        .through_provider(&authorize, ALICE, Decision::Allow)
+        .await;
+    let r = late.get(&callback).await;
+    assert_eq!(r.code, 400, "{}", r.body);
+    assert!(r.body.contains("took too long"), "{}", r.body);
+    assert!(session_cookie(&r).is_none());
+    assert_eq!(auth_failures(env, "login_expired"), 1);
+
     // The person cancels at the provider: access_denied, a readable page, counted.
     let mut web = s.web();
     let authorize = web.start("/").await;
