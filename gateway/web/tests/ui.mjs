@@ -3,11 +3,12 @@
 // passes:
 //   PODGATE_URL          https://127.0.0.1:PORT of the gateway
 //   PODGATE_SCREENSHOTS  directory for screenshots (under the cargo target dir)
-//   PODGATE_OIDC         "1" when the gateway offers OIDC login against the test provider,
-//                        whose login form takes PODGATE_OIDC_USER / PODGATE_OIDC_PASSWORD
 //   PODGATE_GROUP        which scenarios: "main" (default; the demo as it starts),
 //                        "unreachable" (dev-west stopped), or "limits" (a gateway with a 3 s
-//                        idle timeout, 8 s maximum duration and one session per user)
+//                        idle timeout, 12 s maximum duration and one session per user), or
+//                        "oidc" (a gateway whose login is OIDC at the test provider; its
+//                        login form takes PODGATE_OIDC_USER / PODGATE_OIDC_PASSWORD; cluster
+//                        id "old")
 //   PODGATE_ONLY         optional: a substring of the scenario names to run
 // Prints "ok - NAME" or "FAIL - NAME: why" per scenario and "N passed, N failed" at the end;
 // exits 1 when any failed. Every wait polls a condition with a deadline.
@@ -370,30 +371,12 @@ async function mainGroup() {
     await waitText(page, 0, 'Not found', (text) => text.includes('Not found') && text.includes('nope-0'));
   });
 
-  if (process.env.PODGATE_OIDC === '1') {
-    await scenario('OIDC login', async () => {
-      const ctx = await launch();
-      try {
-        const p = ctx.pages()[0] ?? (await ctx.newPage());
-        await p.goto(BASE + '/#/clusters/dev-east/namespaces/default/pods/shell-0');
-        await p.locator('#login-oidc').click();
-        await p.locator('input[name="login"]').fill(process.env.PODGATE_OIDC_USER || '');
-        await p.locator('input[name="password"]').fill(process.env.PODGATE_OIDC_PASSWORD || '');
-        await p.locator('button[type="submit"]').click();
-        // The provider may ask for consent once.
-        await until('back at podgate', async () => {
-          if (p.url().startsWith(BASE)) return true;
-          const consent = p.locator('button[type="submit"]');
-          if (await consent.count()) await consent.first().click().catch(() => {});
-          return false;
-        });
-        await until('logged in', async () => (await p.locator('.who').count()) > 0);
-        await shot(p, 'oidc-logged-in');
-      } finally {
-        await ctx.close();
-      }
-    });
-  }
+  await scenario('log out returns to the login screen', async () => {
+    await page.getByRole('button', { name: 'Log out' }).click();
+    await until('the login screen', async () => (await page.locator('#login-token').count()) > 0);
+    const who = await page.evaluate(() => fetch('/podgate/whoami').then((r) => r.status));
+    if (who !== 401) throw new Error(`whoami after logout: ${who}`);
+  });
 }
 
 
@@ -440,7 +423,44 @@ async function limitsGroup() {
   });
 }
 
-const groups = { main: mainGroup, unreachable: unreachableGroup, limits: limitsGroup };
+
+/// Login through the OpenID provider, starting from a deep link that must survive the trip.
+async function oidcGroup() {
+  await scenario('OIDC login returns to the deep link and opens the shell', async () => {
+    const link = '#/clusters/old/namespaces/default/pods/shell-0?container=main';
+    await page.goto(BASE + '/' + link);
+    await page.locator('#login-oidc').click();
+    await page.locator('input[name="username"]').fill(process.env.PODGATE_OIDC_USER || '');
+    await page.locator('input[name="password"]').fill(process.env.PODGATE_OIDC_PASSWORD || '');
+    await shot(page, 'oidc-provider-login');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    // The provider asks for consent the first time.
+    await until('back at podgate', async () => {
+      if (page.url().startsWith(BASE)) return true;
+      const allow = page.getByRole('button', { name: 'Allow' });
+      if (await allow.count()) await allow.click().catch(() => {});
+      return false;
+    });
+    await until('logged in', async () => (await page.locator('.who').count()) > 0);
+    const who = await page.locator('.who').innerText();
+    if (!who.includes(process.env.PODGATE_OIDC_USER || '?')) throw new Error(`logged in as ${who}`);
+    await until('the deep link opened', async () => (await view(page)).tabs.length === 1);
+    await ready(page, 0);
+    await type(page, 'echo via-oidc-$((2+3))\r');
+    await waitText(page, 0, 'via-oidc-5', hasLine('via-oidc-5'));
+    if ((await page.evaluate(() => location.hash)) !== link) throw new Error('the URL changed');
+    await shot(page, 'oidc-logged-in');
+  });
+  await scenario('log out ends the browser session', async () => {
+    await page.getByRole('button', { name: 'Log out' }).click();
+    await until('the login screen', async () => (await page.locator('#login-oidc').count()) > 0).catch(async (e) => {
+      await shot(page, 'logout-failed');
+      throw new Error(`${e.message}; at ${page.url()}: ${(await page.locator('body').innerText()).slice(0, 500)}`);
+    });
+  });
+}
+
+const groups = { main: mainGroup, unreachable: unreachableGroup, limits: limitsGroup, oidc: oidcGroup };
 if (!groups[GROUP]) {
   console.error(`unknown PODGATE_GROUP ${GROUP}`);
   process.exit(2);

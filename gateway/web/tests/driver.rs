@@ -1,0 +1,104 @@
+//! Runs the web UI's browser driver (`gateway/web/tests/ui.mjs`: playwright-core driving
+//! Debian's `/usr/bin/chromium`) from a Rust test. Shared by path between
+//! `tests/tests/ui.rs` (the demo) and `gateway/tests/ui_oidc.rs` (OIDC login).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+pub fn repo() -> PathBuf {
+    let mut dir = Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf();
+    while !dir.join("gateway/web/package.json").exists() {
+        if !dir.pop() {
+            panic!("no repo root above {}", env!("CARGO_MANIFEST_DIR"));
+        }
+    }
+    dir
+}
+
+/// Where screenshots go: `<cargo target dir>/ui`.
+pub fn screenshots() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|p| if p.is_relative() { repo().join(p) } else { p })
+        .unwrap_or_else(|| repo().join("target"));
+    target.join("ui")
+}
+
+/// Why the browser test cannot run here, if it cannot.
+fn missing() -> Option<String> {
+    let node = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !node {
+        return Some("node is not installed".into());
+    }
+    if !Path::new("/usr/bin/chromium").exists() {
+        return Some("/usr/bin/chromium is not installed (scripts/setup.sh installs it)".into());
+    }
+    if !repo()
+        .join("gateway/web/node_modules/playwright-core/package.json")
+        .exists()
+    {
+        return Some("gateway/web/node_modules is missing (run scripts/setup.sh)".into());
+    }
+    if podgate::web::ASSETS.is_empty() {
+        return Some("the web UI was not built into this podgate (run `make web` first)".into());
+    }
+    None
+}
+
+/// Whether the browser test can run; a loud skip note when not, and a panic under `CI=true`.
+pub fn available() -> bool {
+    let Some(why) = missing() else {
+        return true;
+    };
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("the web UI test cannot run under CI: {why}");
+    }
+    eprintln!("\n\n!!!!!! SKIPPED: the web UI test in Chromium did not run: {why} !!!!!!\n\n");
+    false
+}
+
+/// Runs the driver's scenario `group` against the gateway at `url` with `extra` environment;
+/// returns its output after asserting that every scenario passed.
+pub async fn run(url: &str, group: &str, extra: &[(&str, &str)]) -> String {
+    let shots = screenshots();
+    let _ = std::fs::create_dir_all(&shots);
+    let mut cmd = tokio::process::Command::new("node");
+    cmd.arg(repo().join("gateway/web/tests/ui.mjs"))
+        .current_dir(repo().join("gateway/web"))
+        .env("PODGATE_URL", url)
+        .env("PODGATE_GROUP", group)
+        .env("PODGATE_SCREENSHOTS", &shots)
+        .envs(extra.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(300), cmd.output())
+        .await
+        .expect("the browser scenarios finish within 5 minutes")
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("--- browser scenarios {group} ---\n{stdout}");
+    eprintln!("{stderr}");
+    assert!(
+        out.status.success() && stdout.contains(" passed, 0 failed"),
+        "the browser scenarios {group} failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    stdout
+}
+
+/// Asserts that each of `scenarios` passed in `out`.
+pub fn assert_passed(out: &str, scenarios: &[&str]) {
+    for s in scenarios {
+        assert!(
+            out.contains(&format!("ok - {s}")),
+            "scenario {s:?} did not pass:\n{out}"
+        );
+    }
+}
