@@ -474,7 +474,13 @@ fn configmap_config_is_valid_and_mirrors_the_example() {
         if let (Some(want), Some(got)) = (fields.as_object(), deployed.as_object()) {
             let want: BTreeSet<&String> = want.keys().collect();
             let got: BTreeSet<&String> = got.keys().collect();
-            assert_eq!(got, want, "fields of {section}");
+            if section == "auth" {
+                // Credentials come from optional Secrets, so some auth fields stay commented
+                // out; whatever is set must still be a field the example documents.
+                assert!(got.is_subset(&want), "fields of auth: {got:?} not in {want:?}");
+            } else {
+                assert_eq!(got, want, "fields of {section}");
+            }
         }
     }
 }
