@@ -193,13 +193,8 @@ async fn authenticate(
                 tracing::info!(reason, "authentication failed: unusable session cookie");
                 gw.metrics.auth_failure(reason);
                 let mut resp = unauthorized();
-                resp.headers_mut().insert(
-                    header::SET_COOKIE,
-                    crate::browser::cookies::clear_cookie(
-                        crate::browser::cookies::SESSION_COOKIE,
-                        "/",
-                    ),
-                );
+                resp.headers_mut()
+                    .insert(header::SET_COOKIE, clear_session());
                 return Err(resp);
             }
         },
@@ -245,9 +240,20 @@ async fn authenticate(
         Err(e) => {
             tracing::info!(reason = e.reason(), source = %credential.source, "authentication failed: {e}");
             gw.metrics.auth_failure(e.reason());
-            Err(unauthorized())
+            let mut resp = unauthorized();
+            // A session whose token is no longer accepted is over: the browser drops it and
+            // the UI offers a new login.
+            if credential.source == CredentialSource::Cookie {
+                resp.headers_mut()
+                    .insert(header::SET_COOKIE, clear_session());
+            }
+            Err(resp)
         }
     }
+}
+
+fn clear_session() -> header::HeaderValue {
+    crate::browser::cookies::clear_cookie(crate::browser::cookies::SESSION_COOKIE, "/")
 }
 
 #[cfg(test)]

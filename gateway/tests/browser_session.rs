@@ -164,6 +164,27 @@ async fn altered_or_foreign_cookies_are_refused_and_cleared() {
     let r = request(&env, "GET", "/podgate/whoami", &[("Cookie", &altered)], "").await;
     assert_eq!(r.code, 401);
     assert_eq!(auth_failures(&env, "bad_cookie"), before + 2);
+    // Sealed by this gateway, but the token inside is no longer accepted: refused and cleared.
+    let stale = podgate_auth::BrowserSession {
+        token: "revoked-token".into(),
+        refresh_token: None,
+        expires_at: 0,
+    }
+    .seal(&env.gateway.gateway.browser.key)
+    .expect("sealed");
+    let r = request(
+        &env,
+        "GET",
+        "/podgate/whoami",
+        &[("Cookie", &format!("podgate_session={stale}"))],
+        "",
+    )
+    .await;
+    assert_eq!(r.code, 401);
+    assert!(
+        r.header("set-cookie")
+            .is_some_and(|c| c.contains("Max-Age=0"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

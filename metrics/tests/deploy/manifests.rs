@@ -477,7 +477,10 @@ fn configmap_config_is_valid_and_mirrors_the_example() {
             if section == "auth" {
                 // Credentials come from optional Secrets, so some auth fields stay commented
                 // out; whatever is set must still be a field the example documents.
-                assert!(got.is_subset(&want), "fields of auth: {got:?} not in {want:?}");
+                assert!(
+                    got.is_subset(&want),
+                    "fields of auth: {got:?} not in {want:?}"
+                );
             } else {
                 assert_eq!(got, want, "fields of {section}");
             }
