@@ -58,6 +58,7 @@ async fn web_ui_in_chromium() {
             "multi-byte UTF-8 split across frames renders",
             "exit 3 shows code 3, and Enter starts a new session",
             "copy on select puts the selection on the clipboard",
+            "links in the output are clickable",
             "two tabs work at once",
             "search, theme toggle remembered",
             "a deep link opens the right pod",

@@ -261,6 +261,21 @@ async function mainGroup() {
     await until('the clipboard', async () => (await page.evaluate(() => navigator.clipboard.readText())) === 'copyme-42');
   });
 
+  await scenario('links in the output are clickable', async () => {
+    await type(page, 'echo https://example.invalid/podgate-$((1+1))\r');
+    await waitText(page, shellTab, 'the link', hasLine('https://example.invalid/podgate-2'));
+    const row = page.locator('.pane:not([hidden]) .xterm-rows > div').filter({ hasText: /^https:\/\/example\.invalid\/podgate-2\s*$/ });
+    const box = await row.last().boundingBox();
+    await page.mouse.move(box.x + 40, box.y + box.height / 2);
+    await until('the pointer over the link', async () => (await page.locator('.pane:not([hidden]) .xterm-screen.xterm-cursor-pointer, .pane:not([hidden]) .xterm.xterm-cursor-pointer').count()) > 0);
+    // The link opens in a new window (the address does not resolve; asking for it is enough).
+    const asked = admin.waitForEvent('request', { predicate: (r) => r.url().startsWith('https://example.invalid/podgate-2'), timeout: WAIT_MS });
+    const popup = page.waitForEvent('popup', { timeout: WAIT_MS });
+    await page.mouse.click(box.x + 40, box.y + box.height / 2);
+    await asked;
+    await (await popup).close();
+  });
+
   await scenario('two tabs work at once', async () => {
     const second = await pick(page, { cluster: 'dev-east', namespace: 'default', pod: 'multi-0', container: 'sidecar' });
     if (second === shellTab) throw new Error('no new tab');
