@@ -8,6 +8,7 @@
 //! under `CI=true` that is a failure instead.
 
 mod common;
+#[allow(dead_code)]
 #[path = "../web/tests/driver.rs"]
 mod driver;
 #[path = "../../auth/tests/support/keys.rs"]

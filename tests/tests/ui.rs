@@ -11,6 +11,24 @@ mod driver;
 
 use std::time::Duration;
 
+/// The web UI's pure parts (deep links, framing, UTF-8 boundaries, messages, command lines)
+/// under node's test runner: gateway/web/tests/unit.test.ts.
+#[test]
+fn web_unit_tests() {
+    if !driver::node_available() {
+        return;
+    }
+    let out = std::process::Command::new("node")
+        .arg("tests/unit.mjs")
+        .current_dir(driver::repo().join("gateway/web"))
+        .output()
+        .expect("node runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!("{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "web unit tests failed:\n{text}");
+    assert!(text.contains("fail 0"), "{text}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn web_ui_in_chromium() {
     if !driver::available() {

@@ -5,6 +5,7 @@
 import { ApiError, clusterPath, getJSON, type ClusterInfo, type ContainerStatus, type Pod } from './api';
 import { h, setOptions } from './dom';
 import type { Target } from './route';
+import { splitCommand } from './command';
 
 interface List<T> {
   items?: T[];
@@ -65,31 +66,6 @@ function stateOf(s: ContainerStatus | undefined): string {
     return `terminated${t.reason ? ': ' + t.reason : ''}${t.exitCode !== undefined ? ` (exit ${t.exitCode})` : ''}`;
   }
   return 'unknown';
-}
-
-/// Splits a typed command line into argv: whitespace separates, '…' and "…" quote.
-export function splitCommand(line: string): string[] {
-  const out: string[] = [];
-  let cur = '';
-  let quote: string | null = null;
-  let has = false;
-  for (const ch of line) {
-    if (quote) {
-      if (ch === quote) quote = null;
-      else cur += ch;
-    } else if (ch === '"' || ch === "'") {
-      quote = ch;
-      has = true;
-    } else if (/\s/.test(ch)) {
-      if (has || cur) out.push(cur);
-      cur = '';
-      has = false;
-    } else {
-      cur += ch;
-    }
-  }
-  if (has || cur) out.push(cur);
-  return out;
 }
 
 export class Picker {

@@ -25,14 +25,28 @@ pub fn screenshots() -> PathBuf {
     target.join("ui")
 }
 
-/// Why the browser test cannot run here, if it cannot.
-fn missing() -> Option<String> {
+/// Why node and the web UI's npm dependencies are not usable here, if they are not.
+fn missing_node() -> Option<String> {
     let node = std::process::Command::new("node")
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success());
     if !node {
         return Some("node is not installed".into());
+    }
+    if !repo()
+        .join("gateway/web/node_modules/esbuild/package.json")
+        .exists()
+    {
+        return Some("gateway/web/node_modules is missing (run scripts/setup.sh)".into());
+    }
+    None
+}
+
+/// Why the browser test cannot run here, if it cannot.
+fn missing() -> Option<String> {
+    if let Some(why) = missing_node() {
+        return Some(why);
     }
     if !Path::new("/usr/bin/chromium").exists() {
         return Some("/usr/bin/chromium is not installed (scripts/setup.sh installs it)".into());
@@ -51,7 +65,17 @@ fn missing() -> Option<String> {
 
 /// Whether the browser test can run; a loud skip note when not, and a panic under `CI=true`.
 pub fn available() -> bool {
-    let Some(why) = missing() else {
+    skip_unless(missing())
+}
+
+/// Whether node and the web UI's npm dependencies are here (for its unit tests); as
+/// [`available`] when not.
+pub fn node_available() -> bool {
+    skip_unless(missing_node())
+}
+
+fn skip_unless(missing: Option<String>) -> bool {
+    let Some(why) = missing else {
         return true;
     };
     if std::env::var("CI").as_deref() == Ok("true") {
