@@ -80,6 +80,7 @@ async fn web_ui_in_chromium() {
             "two tabs work at once",
             "search, theme toggle remembered",
             "a deep link opens the right pod",
+            "a command as its first act sees the window size, then exits 0",
             "narrow window at 200% zoom stays usable",
             "a dropped connection offers reconnect, and Enter reconnects",
             "bob on a pod he may not exec reads Forbidden",

@@ -324,6 +324,14 @@ async function mainGroup() {
     if ((await page.evaluate(() => location.hash)) !== link) throw new Error('the URL changed');
   });
 
+  await scenario('a command as its first act sees the window size, then exits 0', async () => {
+    await page.goto('about:blank');
+    await page.goto(BASE + '/#/clusters/dev-east/namespaces/default/pods/shell-0?container=main&command=stty&command=size');
+    await until('the tab', async () => (await view(page)).tabs.length === 1);
+    const t = await waitText(page, 0, 'the exit', (text) => text.includes('process exited with code 0'));
+    if (!hasLine(`${t.rows} ${t.cols}`)(t.text)) throw new Error(`stty size did not say ${t.rows} ${t.cols}:\n${t.text}`);
+  });
+
   await scenario('narrow window at 200% zoom stays usable', async () => {
     const narrow = await admin.newPage();
     await narrow.setViewportSize({ width: 360, height: 640 });
