@@ -14,7 +14,7 @@ class App {
   private tabs: TerminalTab[] = [];
   private active: TerminalTab | null = null;
   private theme = theme.initial();
-  private readonly tabBar = h('nav', { class: 'tabs', 'aria-label': 'Terminals' });
+  private readonly tabBar = h('nav', { class: 'tabs', role: 'tablist', 'aria-label': 'Terminals' });
   private readonly panes = h('div', { class: 'panes' });
   private picker: Picker | null = null;
   private readonly pickerPane = h('div', { class: 'picker-pane' });

@@ -31,6 +31,9 @@ export interface Stats {
   lastNotice: string;
 }
 
+/// Stdin bytes per WebSocket message, far below the gateway's message limit.
+const MAX_STDIN_CHUNK = 32 * 1024;
+
 /// Fits the terminal this long after the last size change (a window drag sends many).
 const FIT_DEBOUNCE_MS = 60;
 
@@ -242,11 +245,16 @@ export class TerminalTab {
       }
       return;
     }
+    // A big paste goes in pieces: the gateway refuses single messages past its limit.
+    const frames: Uint8Array[] = [];
+    for (let at = 1; at < frame.length; at += MAX_STDIN_CHUNK) {
+      frames.push(frame.length <= MAX_STDIN_CHUNK + 1 ? frame : stdinFrame(frame.subarray(at, at + MAX_STDIN_CHUNK)));
+    }
     if (this.state === 'connecting') {
-      this.pending.push(frame);
+      this.pending.push(...frames);
       return;
     }
-    this.ws?.send(frame);
+    for (const f of frames) this.ws?.send(f);
   }
 
   private sendSize(force = false): void {

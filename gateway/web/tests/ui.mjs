@@ -29,7 +29,9 @@ if (!BASE) {
 }
 mkdirSync(SHOTS, { recursive: true });
 
-const WAIT_MS = 20_000;
+// Generous: a fresh shell runs the machine's rc files, and pyenv's, for one, waits up to 60 s
+// for a lock a killed shell left behind. Waits end as soon as their condition holds.
+const WAIT_MS = 90_000;
 
 /// Polls `fn` (async) until it returns a truthy value or the deadline passes.
 async function until(what, fn, ms = WAIT_MS) {
