@@ -76,6 +76,7 @@ async fn web_ui_in_chromium() {
             "multi-byte UTF-8 split across frames renders",
             "exit 3 shows code 3, and Enter starts a new session",
             "copy on select puts the selection on the clipboard",
+            "Ctrl+Shift+C copies the selection and Ctrl+Shift+V pastes",
             "links in the output are clickable",
             "two tabs work at once",
             "search, theme toggle remembered",

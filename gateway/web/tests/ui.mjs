@@ -263,6 +263,25 @@ async function mainGroup() {
     await until('the clipboard', async () => (await page.evaluate(() => navigator.clipboard.readText())) === 'copyme-42');
   });
 
+  await scenario('Ctrl+Shift+C copies the selection and Ctrl+Shift+V pastes', async () => {
+    await page.evaluate(() => navigator.clipboard.writeText('echo pasted-$((3*3))'));
+    await page.locator('.pane:not([hidden]) .xterm-helper-textarea').focus();
+    await page.keyboard.press('Control+Shift+V');
+    await page.keyboard.press('Enter');
+    await waitText(page, shellTab, 'pasted-9', hasLine('pasted-9'));
+    const row = page.locator('.pane:not([hidden]) .xterm-rows > div').filter({ hasText: /^pasted-9\s*$/ });
+    const box = await row.last().boundingBox();
+    await page.mouse.dblclick(box.x + 12, box.y + box.height / 2);
+    const clip = () => page.evaluate(() => navigator.clipboard.readText());
+    await until('copy on select', async () => (await clip()) === 'pasted-9');
+    // Cleared, so only the key can put the selection back.
+    await page.evaluate(() => navigator.clipboard.writeText('nothing'));
+    await until('the clipboard cleared', async () => (await clip()) === 'nothing');
+    await page.locator('.pane:not([hidden]) .xterm-helper-textarea').focus();
+    await page.keyboard.press('Control+Shift+C');
+    await until('the copy', async () => (await clip()) === 'pasted-9');
+  });
+
   await scenario('links in the output are clickable', async () => {
     await type(page, 'echo https://example.invalid/podgate-$((1+1))\r');
     await waitText(page, shellTab, 'the link', hasLine('https://example.invalid/podgate-2'));
