@@ -54,6 +54,7 @@ export class TerminalTab {
   private pending: Uint8Array[] = [];
   private fitTimer: number | undefined;
   private lastSize = '';
+  private disposed = false;
 
   constructor(readonly target: Target, theme: ThemeName) {
     this.term = new Terminal({
@@ -130,6 +131,7 @@ export class TerminalTab {
   }
 
   dispose(): void {
+    this.disposed = true;
     const ws = this.ws;
     this.ws = null;
     ws?.close(1000, 'tab closed');
@@ -228,6 +230,7 @@ export class TerminalTab {
   }
 
   private end(n: Notice): void {
+    if (this.disposed) return; // the tab was closed while its refusal was being asked about
     this.stats.lastNotice = [n.title, n.detail].filter(Boolean).join(': ');
     const color = /exited with code 0$/.test(n.title) ? '32' : n.title.startsWith('process exited') ? '33' : '31';
     let out = `\r\n\x1b[0m\x1b[1;${color}m${n.title}\x1b[0m\r\n`;
