@@ -38,6 +38,25 @@ async fn exec_streams_and_exit_code() {
     }
 }
 
+/// A pod's processes see a container's environment, not the host user's: their own HOME (so
+/// no host rc files or history), the pod's hostname, and nothing else the host process has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_processes_get_their_own_environment() {
+    let env = start().await;
+    let k = &kubectls()[0];
+    let script = "echo \"home=$HOME\"; echo \"host=$HOSTNAME\"; \
+                  echo \"pkg=${CARGO_PKG_NAME:-none}\"; [ \"$PWD\" = \"$HOME\" ] && echo same";
+    let out = kubectl(&env, k, &["exec", "shell-0", "--", "sh", "-c", script], b"").await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let home = std::env::var("HOME").unwrap_or_default();
+    assert!(!text.contains(&format!("home={home}\n")), "{text}");
+    assert!(text.contains("host=shell-0\n"), "{text}");
+    // cargo sets CARGO_PKG_NAME for this test process; the pod must not inherit it.
+    assert!(text.contains("pkg=none\n"), "{text}");
+    assert!(text.contains("same\n"), "{text}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_stdin_round_trips_byte_exact() {
     let env = start().await;

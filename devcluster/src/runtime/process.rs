@@ -105,6 +105,21 @@ fn exit_of(command: &[String], status: std::process::ExitStatus) -> Exit {
     )
 }
 
+/// The environment of a process in a pod: a container's, not the host user's. Only `PATH`
+/// comes from the host, so its programs resolve; `HOME` is the pod's own directory, so shells
+/// read none of the host's rc files (slow, and different on every machine) and write no history
+/// into the host user's home.
+fn pod_env(launch: &Launch) -> Vec<(&'static str, std::ffi::OsString)> {
+    let path = std::env::var_os("PATH")
+        .unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    vec![
+        ("PATH", path),
+        ("HOME", launch.workdir.clone().into_os_string()),
+        ("HOSTNAME", launch.hostname.clone().into()),
+        ("LANG", "C.UTF-8".into()),
+    ]
+}
+
 /// How long a tty session waits for the client's first resize before starting the process,
 /// so the program's first `stty size` (or first screen) already sees the real window.
 const FIRST_RESIZE_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
@@ -128,7 +143,8 @@ async fn run_tty(
     let child = pty_process::Command::new(program)
         .args(args)
         .current_dir(&launch.workdir)
-        .env("HOSTNAME", &launch.hostname)
+        .env_clear()
+        .envs(pod_env(launch))
         .env("TERM", "xterm-256color")
         .kill_on_drop(true)
         .spawn(pts)
@@ -168,7 +184,8 @@ async fn run_pipes(
     let mut child = tokio::process::Command::new(program)
         .args(args)
         .current_dir(&launch.workdir)
-        .env("HOSTNAME", &launch.hostname)
+        .env_clear()
+        .envs(pod_env(launch))
         .stdin(piped(launch.stdin))
         .stdout(piped(launch.stdout))
         .stderr(piped(launch.stderr))
