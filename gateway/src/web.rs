@@ -40,7 +40,7 @@ pub fn serve<B>(req: &Request<B>) -> Option<Response<Body>> {
     let mut resp = if path == "/" || path == "/index.html" {
         index(find("/index.html"), host.as_deref())
     } else {
-        asset(path)
+        asset(path, accepts_gzip(req))
     };
     if req.method() == Method::HEAD {
         *resp.body_mut() = full(bytes::Bytes::new());
@@ -80,8 +80,14 @@ fn index(html: Option<&[u8]>, host: Option<&str>) -> Response<Body> {
     r
 }
 
-fn asset(path: &str) -> Response<Body> {
-    let Some(bytes) = find(path) else {
+/// An asset, from its gzipped twin (made by build.mjs) when the browser takes gzip.
+fn asset(path: &str, gzip: bool) -> Response<Body> {
+    let gzipped = if gzip {
+        find(&format!("{path}.gz"))
+    } else {
+        None
+    };
+    let Some(bytes) = gzipped.or_else(|| find(path)) else {
         return with_type(
             StatusCode::NOT_FOUND,
             "text/plain; charset=utf-8",
@@ -90,6 +96,12 @@ fn asset(path: &str) -> Response<Body> {
     };
     let mut r = with_type(StatusCode::OK, content_type(path), full(bytes));
     secure(&mut r, &csp(None, None));
+    if gzipped.is_some() {
+        r.headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    r.headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     r.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=31536000, immutable"),
@@ -169,6 +181,25 @@ fn host_of<B>(req: &Request<B>) -> Option<String> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
     ok.then(|| raw.to_ascii_lowercase())
+}
+
+/// Whether `Accept-Encoding` lists gzip (without `q=0`).
+fn accepts_gzip<B>(req: &Request<B>) -> bool {
+    req.headers()
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let mut parts = item.split(';').map(str::trim);
+            let coding = parts.next().unwrap_or("");
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q == 0.0)
+            });
+            coding.eq_ignore_ascii_case("gzip") && !refused
+        })
 }
 
 /// 16 random bytes from the TLS crypto provider, hex.
@@ -278,6 +309,22 @@ mod tests {
             seen.push(nonce);
         }
         assert_ne!(seen[0], seen[1]);
+    }
+
+    #[test]
+    fn gzip_is_taken_unless_refused() {
+        let with = |v: &str| {
+            Request::builder()
+                .uri("/assets/a.js")
+                .header(header::ACCEPT_ENCODING, v)
+                .body(())
+                .expect("request")
+        };
+        assert!(accepts_gzip(&with("gzip, deflate, br, zstd")));
+        assert!(accepts_gzip(&with("br;q=1.0, GZIP;q=0.5")));
+        assert!(!accepts_gzip(&with("br, zstd")));
+        assert!(!accepts_gzip(&with("gzip;q=0")));
+        assert!(!accepts_gzip(&get("/", "h")));
     }
 
     #[test]

@@ -55,6 +55,14 @@ async fn web_ui_in_chromium() {
         .expect("index.html names its script");
     let js = common::get(&env, script, "", &[]).await;
     assert_eq!(js.code, 200);
+    assert_eq!(js.header("content-encoding"), None);
+    let gz = common::get(&env, script, "", &["Accept-Encoding: gzip, br"]).await;
+    assert_eq!(gz.code, 200);
+    assert_eq!(gz.header("content-encoding").as_deref(), Some("gzip"));
+    assert_eq!(
+        gz.header("content-type").as_deref(),
+        Some("text/javascript; charset=utf-8")
+    );
     assert_eq!(
         js.header("content-type").as_deref(),
         Some("text/javascript; charset=utf-8")
