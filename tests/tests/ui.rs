@@ -94,6 +94,7 @@ async fn web_ui_in_chromium() {
             "a dropped connection offers reconnect, and Enter reconnects",
             "bob on a pod he may not exec reads Forbidden",
             "a missing pod reads Not found",
+            "a missing container reads Container not found",
             "log out returns to the login screen",
             "no errors in the page console",
         ],

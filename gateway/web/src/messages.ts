@@ -39,6 +39,8 @@ export function refusal(code: number, st: K8sStatus | null): Notice {
           retry: true,
         };
       }
+      // kube-apiserver's words for a container the pod does not have.
+      if (/container .* is not valid for pod/.test(detail)) return { title: 'Container not found', detail, retry: false };
       return { title: 'Bad request', detail, retry: false };
     default:
       return { title: `Could not open the terminal (HTTP ${code})`, detail, retry: true };

@@ -420,6 +420,12 @@ async function mainGroup() {
     await waitText(page, 0, 'Not found', (text) => text.includes('Not found') && text.includes('nope-0'));
   });
 
+  await scenario('a missing container reads Container not found', async () => {
+    await page.goto('about:blank');
+    await page.goto(BASE + '/#/clusters/dev-east/namespaces/default/pods/multi-0?container=nope');
+    await waitText(page, 0, 'Container not found', (text) => text.includes('Container not found') && text.includes('nope'));
+  });
+
   await scenario('log out returns to the login screen', async () => {
     await page.getByRole('button', { name: 'Log out' }).click();
     await until('the login screen', async () => (await page.locator('#login-token').count()) > 0);

@@ -52,6 +52,7 @@ test('refusals and endings read as what happened', () => {
   assert.equal(refusal(429, { message: 'user has 1 open sessions' }).title, 'Session limit reached');
   assert.equal(refusal(503, { message: 'cluster "c" is unreachable' }).title, 'Cluster unreachable');
   assert.match(refusal(400, { message: 'Upgrade request required' }).detail, /session limit/);
+  assert.equal(refusal(400, { message: 'container nope is not valid for pod multi-0' }).title, 'Container not found');
   assert.equal(ending(null, 3, '').title, 'process exited with code 3');
   assert.equal(ending({ reason: 'Timeout', message: 'podgate: session closed after 4s without input or output (idle timeout)' }, null, '').title, 'Idle timeout');
   assert.equal(ending({ reason: 'Timeout', message: 'podgate: session closed: it reached the maximum session duration of 12s' }, null, '').title, 'Maximum session duration reached');
