@@ -415,6 +415,31 @@ async fn per_user_session_limit_is_a_429_naming_the_limit() {
         msg.contains(r#"user "admin""#) && msg.contains("1 open sessions"),
         "the message does not name the per-user limit: {msg}"
     );
+    // A browser cannot read a refused handshake, so a browser's upgrade (it sends Origin) is
+    // refused inside the socket: the same Status on the error stream, then a close that says it.
+    let origin = format!("https://{}", env.addr());
+    let (mut browser, _) = raw_ws(&env, ADMIN, ECHO_EXEC, V5, &[("Origin", &origin)])
+        .await
+        .expect("a browser's refusal arrives inside the socket");
+    match next_frame(&mut browser, Duration::from_secs(10)).await {
+        Got::Data(3, json) => {
+            let s: serde_json::Value = serde_json::from_slice(&json).expect("Status JSON");
+            assert_eq!(s["reason"], "TooManyRequests");
+            assert_eq!(s["code"], 429);
+            assert!(
+                s["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("1 open sessions"))
+            );
+        }
+        other => panic!("expected the Status on stream 3, got {other:?}"),
+    }
+    match next_frame(&mut browser, Duration::from_secs(10)).await {
+        Got::Close(Some(reason)) => assert!(reason.contains("1 open sessions"), "{reason}"),
+        other => panic!("expected a close with a reason, got {other:?}"),
+    }
+    assert_eq!(gw.limits.active(), 1, "the refusal holds no session");
+
     // kubectl shows the same reason (its WebSocket attempt and its SPDY fallback both hit
     // the limit).
     let k = std::path::PathBuf::from("/usr/bin/kubectl");

@@ -5,6 +5,7 @@
 //! cluster's own HTTP error and `Status` body, exactly as kubectl would see it directly.
 
 pub mod pump;
+mod refuse;
 
 use crate::gateway::Gateway;
 use crate::http::{Body, passthrough, status};
@@ -78,7 +79,8 @@ pub async fn handle(
             tracing::warn!(user = %identity.user, cluster = %target.cluster.id, "session refused: {e}");
             gw.metrics
                 .session_rejected(&target.cluster.id, MetricOutcome::LimitReached);
-            return status(&Status::api_error(429, "TooManyRequests", e.to_string()));
+            let refusal = Status::api_error(429, "TooManyRequests", e.to_string());
+            return refuse::refuse(&gw, &mut req, negotiation.protocol, refusal);
         }
     };
     let setup_started = std::time::Instant::now();

@@ -27,7 +27,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// How long a closing message may take to reach a client that is not reading.
-const CLOSE_GRACE: Duration = Duration::from_secs(5);
+pub(crate) const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 /// Per-session timing and size settings (from the config's `sessions` and `limits`).
 #[derive(Clone, Copy, Debug)]
@@ -112,7 +112,7 @@ fn owned(f: Frame<'_>) -> Frame<'static> {
     Frame::new(true, f.opcode, None, payload)
 }
 
-fn encoded(protocol: Protocol, stream: u8, data: &[u8]) -> Frame<'static> {
+pub(crate) fn encoded(protocol: Protocol, stream: u8, data: &[u8]) -> Frame<'static> {
     let e = frame::encode(protocol, stream, data);
     let opcode = if e.text { OpCode::Text } else { OpCode::Binary };
     Frame::new(true, opcode, None, Payload::Owned(e.payload))

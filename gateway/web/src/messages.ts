@@ -53,6 +53,11 @@ export function ending(st: K8sStatus | null, exitCode: number | null, closeReaso
     return { title: `process exited with code ${exitCode}`, detail: '', retry: true };
   }
   const message = st?.message || closeReason;
+  // The gateway refuses a browser's session past its limits inside the socket (a refused
+  // handshake would hide its reason from the page).
+  if (st?.reason === 'TooManyRequests') {
+    return { title: 'Session limit reached', detail: message, retry: true };
+  }
   if (/maximum session duration/.test(message)) {
     return { title: 'Maximum session duration reached', detail: message, retry: true };
   }

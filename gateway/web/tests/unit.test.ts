@@ -57,6 +57,7 @@ test('refusals and endings read as what happened', () => {
   assert.equal(ending({ reason: 'Timeout', message: 'podgate: session closed after 4s without input or output (idle timeout)' }, null, '').title, 'Idle timeout');
   assert.equal(ending({ reason: 'Timeout', message: 'podgate: session closed: it reached the maximum session duration of 12s' }, null, '').title, 'Maximum session duration reached');
   assert.equal(ending(null, null, '').title, 'Connection lost');
+  assert.equal(ending({ reason: 'TooManyRequests', message: 'user "a" already has 1 open sessions' }, null, '').title, 'Session limit reached');
   assert.equal(ending(null, null, 'podgate: the gateway is shutting down').title, 'Session ended');
 });
 
