@@ -45,3 +45,4 @@ bench-full:
 	$(CARGO) build --release --quiet -p podgate -p podgate-devcluster -p podgate-benches
 	$(BENCH_DIR)/release/podgate-load --spawn --profile full --out $(BENCH_DIR)/bench/summary-full.json
 	$(CARGO) bench -p podgate-benches --bench codec
+	$(CARGO) bench -p podgate-auth --bench verify

@@ -120,6 +120,14 @@ fn pod_env(launch: &Launch) -> Vec<(&'static str, std::ffi::OsString)> {
     ]
 }
 
+/// How long a session without a tty waits before starting its process, unless the client sends
+/// stdin first. kubectl 1.30–1.33 (client-go before kubernetes/kubernetes#131203) starts reading
+/// the WebSocket before it has registered its streams and drops output that arrives in between
+/// ("Unknown stream id 1, discarding message"). Behind a real kube-apiserver the kubelet and
+/// the container runtime take milliseconds to start a process, which hides that race; a
+/// devcluster that started at once lost `echo` output to kubectl on a busy machine.
+const START_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// How long a tty session waits for the client's first resize before starting the process,
 /// so the program's first `stty size` (or first screen) already sees the real window.
 const FIRST_RESIZE_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
@@ -176,10 +184,16 @@ async fn run_pipes(
     program: &str,
     args: &[String],
     launch: &Launch,
-    input: mpsc::Receiver<Input>,
+    mut input: mpsc::Receiver<Input>,
     out: Output,
 ) -> std::io::Result<std::process::ExitStatus> {
     use std::process::Stdio;
+    // Like a real runtime, take a moment to start: see START_WAIT. The client's first stdin
+    // frame ends the wait early (it is sent only once the client's streams exist).
+    let early = match tokio::time::timeout(START_WAIT, input.recv()).await {
+        Ok(Some(first)) => Some(first),
+        Ok(None) | Err(_) => None,
+    };
     let piped = |on: bool| if on { Stdio::piped() } else { Stdio::null() };
     let mut child = tokio::process::Command::new(program)
         .args(args)
@@ -194,7 +208,7 @@ async fn run_pipes(
         .spawn()?;
     let (stdout, stderr, stdin) = (child.stdout.take(), child.stderr.take(), child.stdin.take());
     let mut child = GroupChild::new(child);
-    let stdin = pump_input(None, input, stdin, true, |_, _| {});
+    let stdin = pump_input(early, input, stdin, true, |_, _| {});
     let main = async {
         let (status, (), ()) = tokio::join!(
             child.wait(),
