@@ -153,15 +153,6 @@ async fn setup(id_token_ttl: Option<u64>, tune: impl FnOnce(&mut IssuerConfig)) 
     Some(s)
 }
 
-fn auth_failures(env: &Env, reason: &str) -> u64 {
-    let text = env.gateway.gateway.metrics.render();
-    let needle = format!("podgate_auth_failures_total{{reason=\"{reason}\"}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&needle))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// `GET /podgate/whoami` with the browser's cookies.
 async fn whoami(web: &mut Web<'_>) -> Answer {
     web.get("/podgate/whoami").await

@@ -77,15 +77,6 @@ async fn exec_with_cookie(
     }
 }
 
-fn auth_failures(env: &Env, reason: &str) -> u64 {
-    let text = env.gateway.gateway.metrics.render();
-    let needle = format!("podgate_auth_failures_total{{reason=\"{reason}\"}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&needle))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dev_login_cookie_authenticates_and_logout_ends_it() {
     let env = with_dev_login().await;

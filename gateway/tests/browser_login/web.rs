@@ -2,7 +2,7 @@
 //! submitted, and cookies kept per host and path (one jar for the gateway over TLS, one for the
 //! provider over plain HTTP).
 
-use super::common::{Answer, Env, request};
+use super::common::{Answer, Env, parse_answer, request};
 use std::time::Duration;
 
 /// A cookie as a browser keeps it.
@@ -266,21 +266,5 @@ async fn plain_request(
         .await
         .expect("the provider answers within 10 s")
         .expect("reads");
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.lines();
-    let code = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    Answer {
-        code,
-        headers,
-        body: body.to_string(),
-    }
+    parse_answer(&raw)
 }

@@ -228,7 +228,12 @@ pub async fn request(
     t.write_all(head.as_bytes()).await.unwrap();
     let mut resp = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(10), t.read_to_end(&mut resp)).await;
-    let text = String::from_utf8_lossy(&resp).into_owned();
+    parse_answer(&resp)
+}
+
+/// A raw HTTP/1.1 response as read off a socket.
+pub fn parse_answer(raw: &[u8]) -> Answer {
+    let text = String::from_utf8_lossy(raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let mut lines = head.lines();
     let code = lines
@@ -245,4 +250,14 @@ pub async fn request(
         headers,
         body: body.to_string(),
     }
+}
+
+/// `podgate_auth_failures_total{reason}` as the gateway would export it now.
+pub fn auth_failures(env: &Env, reason: &str) -> u64 {
+    let text = env.gateway.gateway.metrics.render();
+    let needle = format!("podgate_auth_failures_total{{reason=\"{reason}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&needle))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
 }
