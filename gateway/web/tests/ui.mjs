@@ -300,9 +300,10 @@ async function mainGroup() {
   await scenario('two tabs work at once', async () => {
     const second = await pick(page, { cluster: 'dev-east', namespace: 'default', pod: 'multi-0', container: 'sidecar' });
     if (second === shellTab) throw new Error('no new tab');
-    // The container picker listed the init container too, with its state.
+    // The container picker listed the init and ephemeral containers too, with their state.
     const options = await page.locator('#pick-container option').allInnerTexts();
-    if (!options.some((o) => /^init \[init\] — terminated/.test(o)) || !options.some((o) => /^app — running/.test(o))) {
+    if (!options.some((o) => /^init \[init\] — terminated/.test(o)) || !options.some((o) => /^app — running/.test(o))
+      || !options.some((o) => /^debugger \[ephemeral\] — running/.test(o))) {
       throw new Error(`container choices: ${JSON.stringify(options)}`);
     }
     await waitOpen(page, second);
