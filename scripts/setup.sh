@@ -44,13 +44,15 @@ else
 fi
 
 # Debian's Chromium for the web UI tests (tests/tests/ui.rs drives it with playwright-core;
-# Playwright's own browser download is not used). Installed only when missing.
+# Playwright's own browser download is not used). Installed only when missing, with a
+# monospace font: xterm.js measures its cells from the font, and Chromium's fonts are only
+# recommended by the package.
 if [ ! -x /usr/bin/chromium ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "setup: installing chromium (Debian package) for the web UI tests" >&2
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
 fi
 # The web UI's npm dependencies (xterm.js, esbuild, playwright-core), pinned by its lockfile.
 "$(dirname "$0")/web.sh" deps
