@@ -64,10 +64,13 @@ pub fn cpu_percent(before: &Sample, after: &Sample, elapsed: Duration) -> f64 {
     used / secs * 100.0
 }
 
-/// Busy and total jiffies of the whole machine, from the `cpu` line of `/proc/stat`.
+/// Busy, stolen and total jiffies of the whole machine, from the `cpu` line of `/proc/stat`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MachineCpu {
+    /// Everything but idle and iowait; includes `steal`.
     pub busy: u64,
+    /// Time a virtual machine's vCPUs wanted to run but the hypervisor ran something else.
+    pub steal: u64,
     pub total: u64,
 }
 
@@ -87,8 +90,20 @@ fn parse_proc_stat(text: &str) -> Option<MachineCpu> {
     let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
     Some(MachineCpu {
         busy: total.saturating_sub(idle),
+        steal: v.get(7).copied().unwrap_or(0),
         total,
     })
+}
+
+/// How much of the machine the hypervisor took between two readings, percent of all cores.
+/// On a shared virtual machine this is CPU the processes wanted and did not get: latencies
+/// then measure the host's other tenants as much as the gateway.
+pub fn machine_steal_percent(before: MachineCpu, after: MachineCpu) -> f64 {
+    let total = after.total.saturating_sub(before.total);
+    if total == 0 {
+        return 0.0;
+    }
+    after.steal.saturating_sub(before.steal) as f64 / total as f64 * 100.0
 }
 
 /// How busy all cores were between two readings, percent of the whole machine.
@@ -241,14 +256,16 @@ mod tests {
         let limits = "Limit                     Soft Limit           Hard Limit           Units\n\
                       Max open files            20000                20000                files\n";
         assert_eq!(parse_limits_nofile(limits), Some(20000));
-        let stat = "cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 1 2 3\n";
+        let stat = "cpu  100 0 40 800 50 0 0 10 0 0\ncpu0 1 2 3\n";
         let m = parse_proc_stat(stat).unwrap();
-        assert_eq!((m.busy, m.total), (150, 1000));
+        assert_eq!((m.busy, m.steal, m.total), (150, 10, 1000));
         let later = MachineCpu {
             busy: 250,
+            steal: 60,
             total: 1200,
         };
         assert!((machine_busy_percent(m, later) - 50.0).abs() < 1e-9);
+        assert!((machine_steal_percent(m, later) - 25.0).abs() < 1e-9);
         assert!(nofile_limit(std::process::id()).is_some());
     }
 

@@ -285,7 +285,7 @@ pub fn table(summary: &Summary) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<12} {:<8} {:>7} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7} {:>7} {:>6}",
+        "{:<12} {:<8} {:>7} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7} {:>7} {:>7} {:>6}",
         "scenario",
         "target",
         "sessions",
@@ -300,6 +300,7 @@ pub fn table(summary: &Summary) -> String {
         "cpu%",
         "client%",
         "busy%",
+        "steal%",
         "leaks",
     );
     for (name, r) in summary.scenarios.iter() {
@@ -311,7 +312,7 @@ pub fn table(summary: &Summary) -> String {
             };
             let _ = writeln!(
                 s,
-                "{:<12} {:<8} {:>7} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7} {:>7} {:>6}",
+                "{:<12} {:<8} {:>7} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7} {:>7} {:>7} {:>6}",
                 name,
                 label,
                 t.sessions,
@@ -326,6 +327,7 @@ pub fn table(summary: &Summary) -> String {
                 opt(t.process.as_ref().map(|p| p.cpu_percent), 0),
                 opt(t.client_cpu_percent, 0),
                 opt(t.machine_busy_percent, 0),
+                opt(t.machine_steal_percent, 0),
                 leaks,
             );
         }
@@ -354,7 +356,8 @@ pub fn table(summary: &Summary) -> String {
         s,
         "rss/sess: RSS growth of podgate (gateway) or the devcluster (direct) per open session; \
          cpu%: that process, % of one core; client%: podgate-load, % of one core; busy%: whole \
-         machine, % of all cores; ratio = gateway / direct; leaks = fds/threads left in podgate"
+         machine, % of all cores; steal%: of that, taken by the hypervisor (a shared virtual \
+         machine's other tenants); ratio = gateway / direct; leaks = fds/threads left in podgate"
     );
     let mut costs = String::new();
     for (name, r) in summary.scenarios.iter() {

@@ -189,6 +189,10 @@ pub struct TargetResult {
     /// How busy the whole machine was, percent of all cores. Near 100 the figures are
     /// bounded by the machine (client, gateway and cluster share it), not by the target.
     pub machine_busy_percent: Option<f64>,
+    /// CPU the hypervisor took from this (virtual) machine, percent of all cores (part of
+    /// `machine_busy_percent`). Well above zero, latency figures measure the host's other
+    /// tenants too.
+    pub machine_steal_percent: Option<f64>,
     pub process: Option<ProcReport>,
     pub upstream_process: Option<ProcReport>,
     /// Gateway only: fds and threads above the pre-scenario baseline once the scenario is
@@ -359,6 +363,7 @@ pub async fn run(plan: &Plan, target: Arc<Target>, pods: &Pods, watch: Watch) ->
     }
     if let (Some(b), Some(a)) = (machine_before, procfs::machine_cpu()) {
         result.machine_busy_percent = Some(procfs::machine_busy_percent(b, a));
+        result.machine_steal_percent = Some(procfs::machine_steal_percent(b, a));
     }
     result.process = report(watch.main, main_before, main_peak, elapsed).await;
     if let Some(p) = &result.process {
