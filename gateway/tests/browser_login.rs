@@ -153,6 +153,32 @@ async fn setup(id_token_ttl: Option<u64>, tune: impl FnOnce(&mut IssuerConfig)) 
     Some(s)
 }
 
+/// Polls `/podgate/whoami` with `token` as a bearer until it answers `code`, within `limit`.
+async fn whoami_until(env: &Env, token: &str, code: u16, limit: Duration, what: &str) {
+    let bearer = format!("Bearer {token}");
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let r = request(
+            env,
+            "GET",
+            "/podgate/whoami",
+            &[("Authorization", &bearer)],
+            "",
+        )
+        .await;
+        if r.code == code {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}: last answer {} {}",
+            r.code,
+            r.body
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// `GET /podgate/whoami` with the browser's cookies.
 async fn whoami(web: &mut Web<'_>) -> Answer {
     web.get("/podgate/whoami").await
@@ -430,26 +456,14 @@ async fn an_expired_id_token_is_refreshed_with_the_refresh_token() {
     assert!(original.refresh_token.is_some());
 
     // Wait until the provider's ID token in the cookie is refused on its own.
-    let bearer = format!("Bearer {}", original.token);
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let r = request(
-            &s.env,
-            "GET",
-            "/podgate/whoami",
-            &[("Authorization", &bearer)],
-            "",
-        )
-        .await;
-        if r.code == 401 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the ID token never expired"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    whoami_until(
+        &s.env,
+        &original.token,
+        401,
+        Duration::from_secs(20),
+        "the ID token to expire",
+    )
+    .await;
     assert!(auth_failures(&s.env, "expired") >= 1);
 
     // The cookie still works: the gateway refreshed it and sets the new one.
@@ -670,27 +684,14 @@ async fn rotated_provider_keys_are_accepted_without_a_gateway_restart() {
     let after = s.provider().access_token().await;
     assert_ne!(kid(&after), kid(&before));
     // The gateway refetches the keys on the unknown kid (at most every 200 ms here).
-    let bearer = format!("Bearer {after}");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let r = request(
-            &s.env,
-            "GET",
-            "/podgate/whoami",
-            &[("Authorization", &bearer)],
-            "",
-        )
-        .await;
-        if r.code == 200 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "k2 was never accepted: {}",
-            r.body
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    whoami_until(
+        &s.env,
+        &after,
+        200,
+        Duration::from_secs(10),
+        "k2 to be accepted",
+    )
+    .await;
     // A browser login now gets a k2-signed ID token, and the session works.
     let mut web = s.web();
     assert_eq!(web.log_in(ALICE, "/").await.code, 303);
