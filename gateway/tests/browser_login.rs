@@ -25,7 +25,7 @@ use podgate_auth::oidc::{IssuerConfig, OidcAuthenticator, OidcConfig};
 use podgate_auth::{BrowserSession, SessionKey};
 use podgate_config::AccessPolicy;
 use podgate_protocol::Protocol;
-use provider::{ALICE, BOB, LOGIN_CLIENT_ID, LOGIN_CLIENT_SECRET, Provider, RESOURCE};
+use provider::{ALICE, BOB, LOGIN_CLIENT_ID, LOGIN_CLIENT_SECRET, Provider};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -99,13 +99,7 @@ async fn setup(id_token_ttl: Option<u64>, tune: impl FnOnce(&mut IssuerConfig)) 
     let keys = keys.expect("checked");
     let port = provider::free_port();
     let issuer = format!("http://127.0.0.1:{port}");
-    let mut config = IssuerConfig::new(
-        issuer.clone(),
-        vec![LOGIN_CLIENT_ID.to_owned(), RESOURCE.to_owned()],
-    );
-    config.insecure_http_for_loopback = true;
-    config.groups_claim = Some("groups".to_owned());
-    config.username_prefix = Some("-".to_owned());
+    let mut config = provider::issuer_config(&issuer);
     config.min_refetch_interval = podgate_config::Duration::from_millis(200);
     tune(&mut config);
     let mut oidc = OidcConfig::new(vec![config]);
@@ -559,30 +553,6 @@ fn kubeconfig(s: &Setup, dir: &Path, name: &str, token: &str) -> PathBuf {
     let path = dir.join(format!("{name}.kubeconfig"));
     kc.write(&path).expect("kubeconfig written");
     path
-}
-
-async fn kubectl(dir: &Path, kc: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = tokio::time::timeout(
-        Duration::from_secs(60),
-        tokio::process::Command::new("/usr/bin/kubectl")
-            .arg("--kubeconfig")
-            .arg(kc)
-            .arg("--cache-dir")
-            .arg(dir.join("cache"))
-            .args(args)
-            .env("HOME", dir)
-            .env_remove("KUBECONFIG")
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("kubectl within 60 s")
-    .expect("kubectl runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,8 @@
 //! `podgate serve` and `podgate check-config` as an operator runs them: a config file, a
 //! tokens file, TLS files, kubeconfigs; real kubectl through the gateway; reload on change.
 
+mod common;
+
 use podgate_devcluster::{DevCluster, Options};
 use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
@@ -111,28 +113,6 @@ fn kubeconfig(files: &Files, url: &str, cluster: &str, token: &str) -> PathBuf {
         .join(format!("client-{cluster}-{token}.kubeconfig"));
     kc.write(&path).unwrap();
     path
-}
-
-async fn kubectl(files: &Files, kc: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = tokio::time::timeout(
-        Duration::from_secs(60),
-        tokio::process::Command::new("/usr/bin/kubectl")
-            .arg("--kubeconfig")
-            .arg(kc)
-            .arg("--cache-dir")
-            .arg(files.dir.path().join("cache"))
-            .args(args)
-            .env("HOME", files.dir.path())
-            .output(),
-    )
-    .await
-    .expect("kubectl within 60 s")
-    .expect("kubectl runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 fn check_config(config: &Path) -> std::process::Output {
@@ -246,8 +226,8 @@ async fn serve_relays_kubectl_and_reloads_clusters() {
     let gw = serve(&files.config);
 
     let admin_east = kubeconfig(&files, &gw.url, "east", "serve-test-admin-token");
-    let (code, out, err) = kubectl(
-        &files,
+    let (code, out, err) = common::kubectl(
+        files.dir.path(),
         &admin_east,
         &[
             "exec",
@@ -261,18 +241,28 @@ async fn serve_relays_kubectl_and_reloads_clusters() {
     .await;
     assert_eq!((code, out.as_str()), (5, "via-serve\n"), "{err}");
     let bob_east = kubeconfig(&files, &gw.url, "east", "serve-test-bob-token");
-    let (code, _, err) = kubectl(&files, &bob_east, &["exec", "shell-0", "--", "true"]).await;
+    let (code, _, err) = common::kubectl(
+        files.dir.path(),
+        &bob_east,
+        &["exec", "shell-0", "--", "true"],
+    )
+    .await;
     assert_ne!(code, 0);
     assert!(err.contains(r#"User "bob" cannot"#), "{err}");
 
     // Add west by editing the file: no restart, east keeps working.
     let admin_west = kubeconfig(&files, &gw.url, "west", "serve-test-admin-token");
-    let (code, _, _) = kubectl(&files, &admin_west, &["get", "pods"]).await;
+    let (code, _, _) = common::kubectl(files.dir.path(), &admin_west, &["get", "pods"]).await;
     assert_ne!(code, 0, "west is not configured yet");
     write_config(files.dir.path(), &[("east", &east), ("west", &west)]);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let (code, out, _) = kubectl(&files, &admin_west, &["get", "pods", "-o", "name"]).await;
+        let (code, out, _) = common::kubectl(
+            files.dir.path(),
+            &admin_west,
+            &["get", "pods", "-o", "name"],
+        )
+        .await;
         if code == 0 && out.contains("pod/shell-0") {
             break;
         }
@@ -282,8 +272,8 @@ async fn serve_relays_kubectl_and_reloads_clusters() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let (code, out, err) = kubectl(
-        &files,
+    let (code, out, err) = common::kubectl(
+        files.dir.path(),
         &admin_east,
         &["exec", "shell-0", "--", "echo", "still"],
     )
@@ -297,7 +287,7 @@ async fn serve_relays_kubectl_and_reloads_clusters() {
         .status();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let (code, _, err) = kubectl(&files, &admin_east, &["get", "pods"]).await;
+        let (code, _, err) = common::kubectl(files.dir.path(), &admin_east, &["get", "pods"]).await;
         if code != 0
             && (err.contains("not known to podgate")
                 || err.contains("could not find the requested resource"))

@@ -20,9 +20,9 @@ mod provider;
 use podgate::browser::Browser;
 use podgate::browser::oidc::OidcLogin;
 use podgate_auth::login::LoginConfig;
-use podgate_auth::oidc::{IssuerConfig, OidcAuthenticator, OidcConfig};
+use podgate_auth::oidc::{OidcAuthenticator, OidcConfig};
 use podgate_config::AccessPolicy;
-use provider::{ALICE, LOGIN_CLIENT_ID, LOGIN_CLIENT_SECRET, Provider, RESOURCE};
+use provider::{ALICE, LOGIN_CLIENT_ID, LOGIN_CLIENT_SECRET, Provider};
 use std::sync::Arc;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -36,13 +36,7 @@ async fn oidc_login_in_chromium() {
     };
     let port = provider::free_port();
     let issuer = format!("http://127.0.0.1:{port}");
-    let mut config = IssuerConfig::new(
-        issuer.clone(),
-        vec![LOGIN_CLIENT_ID.to_owned(), RESOURCE.to_owned()],
-    );
-    config.insecure_http_for_loopback = true;
-    config.groups_claim = Some("groups".to_owned());
-    config.username_prefix = Some("-".to_owned());
+    let config = provider::issuer_config(&issuer);
     let mut oidc = OidcConfig::new(vec![config]);
     let mut login = LoginConfig::new(issuer, LOGIN_CLIENT_ID);
     login.client_secret = Some(LOGIN_CLIENT_SECRET.to_owned());

@@ -61,6 +61,20 @@ pub fn prerequisites() -> bool {
     )
 }
 
+/// How a gateway under test trusts this provider: ID tokens for the login client and access
+/// tokens for the resource, groups from `groups`, user names as they are (prefix `-`).
+#[allow(dead_code)]
+pub fn issuer_config(issuer: &str) -> podgate_auth::oidc::IssuerConfig {
+    let mut config = podgate_auth::oidc::IssuerConfig::new(
+        issuer.to_owned(),
+        vec![LOGIN_CLIENT_ID.to_owned(), RESOURCE.to_owned()],
+    );
+    config.insecure_http_for_loopback = true;
+    config.groups_claim = Some("groups".to_owned());
+    config.username_prefix = Some("-".to_owned());
+    config
+}
+
 /// A port that was free a moment ago; the provider binds it (and rebinds it on restart, so
 /// the issuer URL stays the same).
 pub fn free_port() -> u16 {

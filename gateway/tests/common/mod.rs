@@ -261,3 +261,33 @@ pub fn auth_failures(env: &Env, reason: &str) -> u64 {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0)
 }
+
+/// Real kubectl with kubeconfig `kc`, its cache and HOME under `dir` (nothing of the machine's
+/// own kubectl set-up applies): exit code, stdout, stderr.
+pub async fn kubectl(
+    dir: &std::path::Path,
+    kc: &std::path::Path,
+    args: &[&str],
+) -> (i32, String, String) {
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new("/usr/bin/kubectl")
+            .arg("--kubeconfig")
+            .arg(kc)
+            .arg("--cache-dir")
+            .arg(dir.join("cache"))
+            .args(args)
+            .env("HOME", dir)
+            .env_remove("KUBECONFIG")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("kubectl within 60 s")
+    .expect("kubectl runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
