@@ -10,14 +10,27 @@ use fastwebsockets::{Frame, OpCode, Payload, WebSocketError};
 use hyper::{Method, Request, Response, header};
 use podgate_protocol::frame::{self, ChannelFrame};
 use podgate_protocol::http::{Body, status};
+use podgate_protocol::message::{Assembler, Kind, Opcode, Step};
 use podgate_protocol::{ExecOptions, Protocol, Status, Subresource, TerminalSize, subprotocol};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// Bounds on what one session may hold: a few frames each way.
 const OUTPUT_FRAMES: usize = 8;
 const INPUT_FRAMES: usize = 8;
-const MAX_MESSAGE: usize = 4 << 20;
+
+/// How long the server waits, once it has sent its close frame, for the client's close frame
+/// (or the end of the connection) before dropping the connection anyway. Dropping a socket with
+/// unread bytes makes the kernel answer with a TCP RST, on which the client's kernel may discard
+/// what it has not read yet: the exit status and the close frame. So the server reads (and
+/// discards) until the client's close arrives, as the RFC 6455 closing handshake asks (§7.1.1:
+/// the server closes the TCP connection once both close frames are through); a client that
+/// never answers costs at most this long. (kube-apiserver does not wait: golang.org/x/net's
+/// websocket `Conn.Close` writes the close frame and closes the connection at once, and only its
+/// reader goroutine, draining the socket until then, makes the RST rare there.)
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 pub fn handle(
     state: Arc<State>,
@@ -36,6 +49,7 @@ pub fn handle(
     let resource = format!("pods/{}", sub.name());
     let attrs = Attributes {
         verb,
+        group: "",
         resource: &resource,
         namespace: Some(ns),
         name: Some(pod_name),
@@ -117,12 +131,13 @@ pub fn handle(
     let span = tracing::info_span!("session", user = %user.name, ns, pod = pod_name,
         container = %container.name, sub = sub.name(), %protocol);
     let tasks = state.tasks.clone();
+    let max_message = state.topology.max_message_bytes;
     tasks.spawn(tracing::Instrument::instrument(
         async move {
             let _counted = state.session_guard();
             tokio::select! {
                 _ = state.shutdown.cancelled() => {}
-                r = session(upgraded, protocol, opts, container, launch) => {
+                r = session(upgraded, protocol, opts, container, launch, max_message) => {
                     if let Err(e) = r {
                         tracing::debug!("session ended with an error: {e}");
                     }
@@ -153,36 +168,69 @@ fn encoded(protocol: Protocol, stream: u8, data: &[u8]) -> Frame<'static> {
     Frame::new(true, opcode, None, Payload::Owned(e.payload))
 }
 
+/// What the reader asks the writer to send.
+enum Ctl {
+    /// A frame fastwebsockets obliges us to send: a pong, or the echo of the client's close.
+    Obligated(Frame<'static>),
+    /// Fail the connection (RFC 6455 §7.1.7): close with this code and reason.
+    Fail(u16, String),
+}
+
+/// How the reader stopped.
+enum ReadEnd {
+    /// The client's close frame arrived (its echo is queued, unless we closed first).
+    PeerClosed,
+    /// The framing is broken past reading on (fastwebsockets refused a frame header); a close
+    /// with the error's code is queued.
+    Broken,
+    /// The connection ended or failed without a close frame.
+    Gone(WebSocketError),
+}
+
 async fn session(
     upgraded: fastwebsockets::upgrade::UpgradeFut,
     protocol: Protocol,
     opts: ExecOptions,
     container: ContainerSpec,
     launch: Launch,
+    max_message: usize,
 ) -> Result<(), WebSocketError> {
     let ws = upgraded.await?;
     let (mut read, mut write) = ws.split(tokio::io::split);
-    read.set_max_message_size(MAX_MESSAGE);
-    let mut read = fastwebsockets::FragmentCollectorRead::new(read);
+    // fastwebsockets refuses a frame whose length is `>=` this, before buffering its payload:
+    // one more than the limit lets a message of exactly the limit through in one frame. The
+    // assembler bounds the message across fragments, which fastwebsockets does not.
+    read.set_max_message_size(max_message.saturating_add(1));
     let (out_tx, mut out_rx) = mpsc::channel::<(u8, Bytes)>(OUTPUT_FRAMES);
-    let (ctl_tx, mut ctl_rx) = mpsc::channel::<Frame<'static>>(2);
+    let (ctl_tx, mut ctl_rx) = mpsc::channel::<Ctl>(2);
     let (in_tx, in_rx) = mpsc::channel::<Input>(INPUT_FRAMES);
+    // Set once our close frame is on its way: nothing may be sent after it (RFC 6455 §5.5.1).
+    let close_sent = AtomicBool::new(false);
 
+    // Ends once it has sent a close frame: after the process's exit status (1000), as the echo
+    // of the client's close, or failing the connection on the reader's word.
     let writer = async {
         write
             .write_frame(encoded(protocol, ready_stream(&opts), b""))
             .await?;
-        loop {
+        let close = loop {
             tokio::select! {
                 biased;
-                Some(f) = ctl_rx.recv() => write.write_frame(f).await?,
+                ctl = ctl_rx.recv() => match ctl {
+                    Some(Ctl::Obligated(f)) if f.opcode == OpCode::Close => break f,
+                    Some(Ctl::Obligated(f)) => write.write_frame(f).await?,
+                    Some(Ctl::Fail(code, reason)) => break Frame::close(code, reason.as_bytes()),
+                    // The reader is gone: so is the connection.
+                    None => return Ok(()),
+                },
                 out = out_rx.recv() => match out {
                     Some((stream, data)) => write.write_frame(encoded(protocol, stream, &data)).await?,
-                    None => break,
+                    None => break Frame::close(1000, b""),
                 },
             }
-        }
-        write.write_frame(Frame::close(1000, b"")).await?;
+        };
+        close_sent.store(true, Ordering::Relaxed);
+        write.write_frame(close).await?;
         write.flush().await
     };
 
@@ -208,20 +256,84 @@ async fn session(
         drop(out_tx);
     };
 
+    // The writer ends the session; the process alone does not (its end ends the writer, after
+    // the exit status). A writer that ends first (the client closed) kills the process.
+    let sender = async {
+        let mut writer = std::pin::pin!(writer);
+        let mut process = std::pin::pin!(process);
+        let mut process_done = false;
+        loop {
+            tokio::select! {
+                () = &mut process, if !process_done => process_done = true,
+                w = &mut writer => return w,
+            }
+        }
+    };
+
+    // Reads until the client's close frame or the end of the connection. Once our close is
+    // sent (or the client broke the protocol) it only discards, so the client's last frames
+    // are read and never answered with a TCP RST.
     let reader = async {
+        let mut assembler = Assembler::new(max_message);
+        let mut failed = false;
+        let ctl = &ctl_tx;
+        let close_sent = &close_sent;
         let mut obligated = |f: Frame<'static>| {
-            let ctl = ctl_tx.clone();
-            async move { ctl.send(f).await }
+            let drop_it = close_sent.load(Ordering::Relaxed);
+            async move {
+                if drop_it {
+                    return Ok(());
+                }
+                // A writer already gone has sent its close: the frame is moot.
+                let _ = ctl.send(Ctl::Obligated(f)).await;
+                Ok::<(), std::convert::Infallible>(())
+            }
         };
         loop {
-            let f = read.read_frame(&mut obligated).await?;
-            let is_text = match f.opcode {
-                OpCode::Close => return Ok::<(), WebSocketError>(()),
-                OpCode::Text => true,
-                OpCode::Binary => false,
-                _ => continue,
+            let f = match read.read_frame(&mut obligated).await {
+                Ok(f) => f,
+                Err(e) => match refused_frame(&e, max_message) {
+                    Some(refusal) if !failed => {
+                        tracing::debug!("failing the connection: {e}");
+                        failed = true;
+                        let _ = ctl.send(Ctl::Fail(refusal.code, refusal.reason)).await;
+                        if refusal.frame_consumed {
+                            continue;
+                        }
+                        return ReadEnd::Broken;
+                    }
+                    _ => return ReadEnd::Gone(e),
+                },
             };
-            let msg = match frame::decode(protocol, is_text, &f.payload) {
+            let opcode = match f.opcode {
+                OpCode::Close => return ReadEnd::PeerClosed,
+                OpCode::Text => Opcode::Text,
+                OpCode::Binary => Opcode::Binary,
+                OpCode::Continuation => Opcode::Continuation,
+                OpCode::Ping | OpCode::Pong => continue,
+            };
+            if failed || close_sent.load(Ordering::Relaxed) {
+                continue;
+            }
+            let assembled;
+            let (is_text, payload): (bool, &[u8]) = match assembler.push(opcode, f.fin, &f.payload)
+            {
+                Ok(Step::Whole(kind)) => (kind == Kind::Text, &f.payload),
+                Ok(Step::Pending) => continue,
+                Ok(Step::Assembled(kind, bytes)) => {
+                    assembled = bytes;
+                    (kind == Kind::Text, &assembled)
+                }
+                Err(e) => {
+                    tracing::debug!("failing the connection: {e}");
+                    failed = true;
+                    let _ = ctl
+                        .send(Ctl::Fail(e.close_code(), close_reason(&e.to_string())))
+                        .await;
+                    continue;
+                }
+            };
+            let msg = match frame::decode(protocol, is_text, payload) {
                 Ok(ChannelFrame::Data {
                     stream: frame::STDIN,
                     data,
@@ -245,17 +357,86 @@ async fn session(
                     continue;
                 }
             };
-            if in_tx.send(msg).await.is_err() {
-                // The process is done with input; keep reading so pings and close are seen.
-                continue;
-            }
+            // An error means the process is done with input; keep reading so pings and the
+            // close are seen.
+            let _ = in_tx.send(msg).await;
         }
     };
 
+    let mut reader = std::pin::pin!(reader);
+    let mut sender = std::pin::pin!(sender);
     tokio::select! {
-        r = reader => r,
-        (w, ()) = async { tokio::join!(writer, process) } => w,
+        end = &mut reader => match end {
+            // The echo of the client's close, or our failure close, is queued: let the writer
+            // send it (the process, if still running, is killed when the writer returns).
+            ReadEnd::PeerClosed | ReadEnd::Broken => {
+                match tokio::time::timeout(CLOSE_WAIT, &mut sender).await {
+                    Ok(r) => r,
+                    Err(_) => Ok(()),
+                }
+            }
+            ReadEnd::Gone(e) => match e {
+                WebSocketError::UnexpectedEOF | WebSocketError::ConnectionClosed => Ok(()),
+                e => Err(e),
+            },
+        },
+        w = &mut sender => {
+            // Our close frame is sent: finish the closing handshake, bounded.
+            if w.is_ok() {
+                let _ = tokio::time::timeout(CLOSE_WAIT, &mut reader).await;
+            }
+            w
+        }
     }
+}
+
+/// Why fastwebsockets refused a frame, when the client broke the protocol (rather than the
+/// connection just ending).
+struct Refusal {
+    code: u16,
+    reason: String,
+    /// Whether the whole frame was read, so reading on finds the next one: otherwise the
+    /// stream is out of step (a header refused before its payload) and cannot be read on.
+    frame_consumed: bool,
+}
+
+fn refused_frame(e: &WebSocketError, max_message: usize) -> Option<Refusal> {
+    let (code, frame_consumed) = match e {
+        // The header announced more than the limit: refused before the payload was read.
+        WebSocketError::FrameTooLarge => {
+            return Some(Refusal {
+                code: 1009,
+                reason: close_reason(
+                    &podgate_protocol::AssembleError::TooBig { limit: max_message }.to_string(),
+                ),
+                frame_consumed: false,
+            });
+        }
+        // A whole text frame that is not UTF-8.
+        WebSocketError::InvalidUTF8 => (1007, true),
+        WebSocketError::InvalidCloseFrame | WebSocketError::InvalidCloseCode => (1002, true),
+        WebSocketError::ReservedBitsNotZero
+        | WebSocketError::ControlFrameFragmented
+        | WebSocketError::PingFrameTooLarge
+        | WebSocketError::InvalidValue
+        | WebSocketError::InvalidFragment
+        | WebSocketError::InvalidContinuationFrame => (1002, false),
+        _ => return None,
+    };
+    Some(Refusal {
+        code,
+        reason: close_reason(&e.to_string()),
+        frame_consumed,
+    })
+}
+
+/// A close reason fits a control frame: 125 bytes with the 2-byte code (RFC 6455 §5.5).
+fn close_reason(text: &str) -> String {
+    let mut end = text.len().min(123);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
 }
 
 /// The container a request means: the named one, or the pod's only container; kube-apiserver's

@@ -1,7 +1,7 @@
 //! Request routing: authenticate, authorise, dispatch. Paths are matched by hand (the API
 //! surface is small and fixed), and every refusal is the `Status` kube-apiserver would send.
 
-use crate::access::{Attributes, UserInfo};
+use crate::access::{self, Attributes, UserInfo};
 use crate::api::{self, Shape};
 use crate::state::State;
 use hyper::{Method, Request, Response, StatusCode, header};
@@ -50,6 +50,7 @@ pub async fn handle(state: Arc<State>, req: Request<hyper::body::Incoming>) -> R
             &user,
             &Attributes {
                 verb,
+                group: "",
                 resource,
                 namespace,
                 name,
@@ -201,17 +202,20 @@ pub async fn handle(state: Arc<State>, req: Request<hyper::body::Incoming>) -> R
 }
 
 /// Bearer token from `Authorization` or, for WebSocket clients, the subprotocol entry; then
-/// impersonation.
+/// impersonation. Header values are read as raw bytes and decoded as UTF-8, as Go's net/http
+/// passes them to kube-apiserver; one that cannot be read refuses the request (400). Nothing that
+/// fails to parse is ever taken as "not there": that would run the request as the caller.
 fn identify(state: &State, req: &Request<hyper::body::Incoming>) -> Result<UserInfo, Status> {
     let headers = req.headers();
-    let bearer_header = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
+    let bearer_header = match headers.get(header::AUTHORIZATION) {
+        Some(v) => {
+            let v = access::header_text("authorization", v.as_bytes())?;
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(|t| t.trim().to_string());
+                .map(|t| t.trim().to_string())
+        }
+        None => None,
+    };
     let bearer_protocol = subprotocol::negotiate(
         headers
             .get_all(header::SEC_WEBSOCKET_PROTOCOL)
@@ -223,15 +227,12 @@ fn identify(state: &State, req: &Request<hyper::body::Incoming>) -> Result<UserI
     let user = state
         .access
         .authenticate(bearer_header.or(bearer_protocol).as_deref())?;
-    let as_user = headers
-        .get("impersonate-user")
-        .and_then(|v| v.to_str().ok());
-    let as_groups: Vec<&str> = headers
-        .get_all("impersonate-group")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    state.access.impersonate(user, as_user, &as_groups)
+    let wanted = access::Impersonation::from_headers(
+        headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_bytes())),
+    )?;
+    state.access.impersonate(user, &wanted)
 }
 
 async fn configmap(
@@ -262,6 +263,7 @@ async fn configmap(
         user,
         &Attributes {
             verb,
+            group: "",
             resource: "configmaps",
             namespace: Some(ns),
             name,

@@ -27,8 +27,6 @@ pub enum ChannelFrame<'a> {
 pub enum FrameError {
     #[error("empty WebSocket message: a channel frame needs at least a stream id")]
     Empty,
-    #[error("a {0} message is not allowed with {1}: it uses {2} frames")]
-    WrongFrameType(&'static str, Protocol, &'static str),
     #[error("stream id byte {0:#04x} is not an ASCII digit, as {1} requires")]
     BadDigit(u8, Protocol),
     #[error("the payload of a {0} frame is not valid base64")]
@@ -39,17 +37,24 @@ pub enum FrameError {
     CloseSignalNotSupported(Protocol),
 }
 
-/// Decodes one WebSocket message (`is_text` tells whether it was a text frame).
+/// Decodes one WebSocket message.
+///
+/// The WebSocket frame type does not matter, as it does not in kube-apiserver: its
+/// `wsstream.Conn` (k8s.io/apimachinery/pkg/util/httpstream/wsstream/conn.go, `handle`) receives
+/// every message with `websocket.Message.Receive(ws, &data)` into a `[]byte`, whatever its
+/// opcode, takes `data[0]` as the channel (minus `'0'` for the base64 protocols) and base64-decodes
+/// the rest for those. So a **text** message on `channel.k8s.io` … `v5.channel.k8s.io` is a channel
+/// frame byte for byte (the official Python client sends `write_stdin("...")` and resizes given
+/// as `str` that way, first character `chr(channel)`), and a binary message on a base64 protocol
+/// is decoded like a text one. `_is_text` is accepted so callers can pass what they read; it is
+/// deliberately not used.
 pub fn decode<'a>(
     protocol: Protocol,
-    is_text: bool,
+    _is_text: bool,
     payload: &'a [u8],
 ) -> Result<ChannelFrame<'a>, FrameError> {
     let (&first, rest) = payload.split_first().ok_or(FrameError::Empty)?;
     if protocol.is_base64() {
-        if !is_text {
-            return Err(FrameError::WrongFrameType("binary", protocol, "text"));
-        }
         let stream = first
             .checked_sub(b'0')
             .filter(|d| *d <= 9)
@@ -61,9 +66,6 @@ pub fn decode<'a>(
             stream,
             data: Cow::Owned(data),
         });
-    }
-    if is_text {
-        return Err(FrameError::WrongFrameType("text", protocol, "binary"));
     }
     if first == CLOSE_SIGNAL {
         if !protocol.has_close_signal() {
@@ -202,14 +204,126 @@ mod tests {
             decode(Protocol::Base64, true, b"0%%%"),
             Err(FrameError::BadBase64(Protocol::Base64))
         );
-        assert!(matches!(
-            decode(Protocol::Base64, false, b"0"),
-            Err(FrameError::WrongFrameType(..))
-        ));
-        assert!(matches!(
-            decode(Protocol::V5, true, b"0"),
-            Err(FrameError::WrongFrameType(..))
-        ));
+        // The same checks whatever the frame type.
+        assert_eq!(
+            decode(Protocol::V4Base64, false, b"x"),
+            Err(FrameError::BadDigit(b'x', Protocol::V4Base64))
+        );
+        assert_eq!(
+            decode(Protocol::Base64, false, b"0%%%"),
+            Err(FrameError::BadBase64(Protocol::Base64))
+        );
+        assert_eq!(decode(Protocol::Base64, true, b""), Err(FrameError::Empty));
+    }
+
+    fn data(stream: u8, data: &[u8]) -> Result<ChannelFrame<'_>, FrameError> {
+        Ok(ChannelFrame::Data {
+            stream,
+            data: Cow::Borrowed(data),
+        })
+    }
+
+    /// kube-apiserver ignores the frame type: every case decodes the same as text and as binary.
+    #[test]
+    fn frame_type_does_not_matter() {
+        type Case = (
+            &'static str,
+            Protocol,
+            &'static [u8],
+            Result<ChannelFrame<'static>, FrameError>,
+        );
+        let cases: &[Case] = &[
+            // Python: resp.write_stdin("ls\n") on v5 is the text message "\x00ls\n".
+            (
+                "text stdin on v5",
+                Protocol::V5,
+                b"\x00ls\n",
+                data(STDIN, b"ls\n"),
+            ),
+            (
+                "text stdin with UTF-8 on v5",
+                Protocol::V5,
+                "\u{0}zoë".as_bytes(),
+                data(STDIN, "zoë".as_bytes()),
+            ),
+            // Python: resp.write_channel(4, json.dumps(...)) on v4 is "\x04{...}" as text.
+            (
+                "text resize on v4",
+                Protocol::V4,
+                b"\x04{\"Width\": 100, \"Height\": 33}",
+                data(RESIZE, b"{\"Width\": 100, \"Height\": 33}"),
+            ),
+            (
+                "text on channel.k8s.io",
+                Protocol::V1,
+                b"\x00x",
+                data(STDIN, b"x"),
+            ),
+            (
+                "empty text frame on v5",
+                Protocol::V5,
+                b"\x01",
+                data(STDOUT, b""),
+            ),
+            (
+                "text close signal on v5",
+                Protocol::V5,
+                &[255, 0],
+                Ok(ChannelFrame::Close { stream: STDIN }),
+            ),
+            (
+                "close signal still refused on v4",
+                Protocol::V4,
+                &[255, 0],
+                Err(FrameError::CloseSignalNotSupported(Protocol::V4)),
+            ),
+            (
+                "bad close signal still refused",
+                Protocol::V5,
+                &[255, 0, 1],
+                Err(FrameError::BadCloseSignal(3)),
+            ),
+            (
+                "empty still refused",
+                Protocol::V5,
+                b"",
+                Err(FrameError::Empty),
+            ),
+            (
+                "base64 on base64.channel.k8s.io",
+                Protocol::Base64,
+                b"0aGk=",
+                Ok(ChannelFrame::Data {
+                    stream: STDIN,
+                    data: Cow::Owned(b"hi".to_vec()),
+                }),
+            ),
+            (
+                "base64 resize on v4.base64",
+                Protocol::V4Base64,
+                b"4eyJXaWR0aCI6MSwiSGVpZ2h0IjoyfQ==",
+                Ok(ChannelFrame::Data {
+                    stream: RESIZE,
+                    data: Cow::Owned(br#"{"Width":1,"Height":2}"#.to_vec()),
+                }),
+            ),
+            (
+                "base64 digit still checked",
+                Protocol::V4Base64,
+                b"\x000",
+                Err(FrameError::BadDigit(0, Protocol::V4Base64)),
+            ),
+        ];
+        for (name, protocol, payload, want) in cases {
+            for is_text in [true, false] {
+                assert_eq!(
+                    &decode(*protocol, is_text, payload),
+                    want,
+                    "{name} (sent as {})",
+                    if is_text { "text" } else { "binary" }
+                );
+            }
+        }
     }
 
     #[test]

@@ -9,6 +9,8 @@
 pub mod frame;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod message;
+pub mod path;
 pub mod query;
 pub mod status;
 pub mod subprotocol;
@@ -16,6 +18,8 @@ pub mod subprotocol;
 pub use frame::{
     CLOSE_SIGNAL, ChannelFrame, FrameError, RESIZE, STATUS, STDERR, STDIN, STDOUT, TerminalSize,
 };
+pub use message::{AssembleError, Assembler};
+pub use path::{ApiPath, PathError};
 pub use query::{ExecOptions, QueryError, Subresource};
 pub use status::Status;
 pub use subprotocol::{Negotiation, Protocol};

@@ -111,6 +111,30 @@ impl Status {
         self
     }
 
+    /// Adds a cause (`details.causes`), keeping any details already there.
+    pub fn with_cause(mut self, reason: &str, message: &str) -> Status {
+        self.details
+            .get_or_insert_with(StatusDetails::default)
+            .causes
+            .push(StatusCause {
+                reason: Some(reason.into()),
+                message: Some(message.into()),
+                field: None,
+            });
+        self
+    }
+
+    /// The message of the first cause with `reason`.
+    pub fn cause(&self, reason: &str) -> Option<&str> {
+        self.details
+            .as_ref()?
+            .causes
+            .iter()
+            .find(|c| c.reason.as_deref() == Some(reason))?
+            .message
+            .as_deref()
+    }
+
     /// `404 pods "nope" not found`.
     pub fn not_found(resource: &str, name: &str) -> Status {
         Status::api_error(404, "NotFound", format!("{resource} \"{name}\" not found"))
@@ -155,6 +179,22 @@ impl Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn causes_are_added_and_found() {
+        let s = Status::api_error(403, "Forbidden", "no")
+            .with_details("east", "clusters")
+            .with_cause("podgate.io/outcome", "denied");
+        assert_eq!(s.cause("podgate.io/outcome"), Some("denied"));
+        assert_eq!(
+            s.details.as_ref().and_then(|d| d.name.as_deref()),
+            Some("east")
+        );
+        assert_eq!(Status::success().cause("podgate.io/outcome"), None);
+        // An exit status stays readable next to another cause.
+        let exit = Status::exit_code(3, "x").with_cause("podgate.io/outcome", "exit_nonzero");
+        assert_eq!(exit.exit_code_value(), Some(3));
+    }
 
     #[test]
     fn success_is_byte_exact() {

@@ -14,9 +14,15 @@ pub struct Env {
 }
 
 pub async fn start() -> Env {
+    start_with(podgate_devcluster::Topology::builtin()).await
+}
+
+/// [`start`] with another topology (the built-in one changed, say).
+pub async fn start_with(topology: podgate_devcluster::Topology) -> Env {
     podgate_devcluster::install_crypto_provider();
     let dir = tempfile::tempdir().expect("temp dir");
     let cluster = DevCluster::start(Options {
+        topology,
         state_dir: Some(dir.path().join("state")),
         ..Options::default()
     })
@@ -84,6 +90,41 @@ pub async fn kubectl(env: &Env, bin: &Path, args: &[&str], stdin: &[u8]) -> Outp
         .expect("kubectl finishes within 60 s")
         .expect("kubectl output");
     let _ = feed.await;
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: out.stdout,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Runs kubectl with stdin fed "y\n" after "y\n" for as long as it reads it (as `yes | kubectl
+/// ...` does), until kubectl exits.
+pub async fn kubectl_fed(env: &Env, bin: &Path, args: &[&str]) -> Output {
+    use tokio::io::AsyncWriteExt as _;
+    let mut child = tokio::process::Command::new(bin)
+        .arg("--kubeconfig")
+        .arg(&env.kubeconfig)
+        .arg("--cache-dir")
+        .arg(env.dir.path().join("cache"))
+        .args(args)
+        .env("HOME", env.dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("kubectl starts");
+    let mut input = child.stdin.take().expect("stdin");
+    let feed = tokio::spawn(async move {
+        let ys = b"y\n".repeat(2048);
+        // Ends when kubectl exits (EPIPE) or stops reading for good.
+        while input.write_all(&ys).await.is_ok() {}
+    });
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("kubectl finishes within 60 s")
+        .expect("kubectl output");
+    feed.abort();
     Output {
         code: out.status.code().unwrap_or(-1),
         stdout: out.stdout,
@@ -199,9 +240,37 @@ pub async fn read_all(ws: &mut Ws) -> Vec<(bool, Vec<u8>)> {
     }
 }
 
+/// Every message until the server's close frame: (is_text, payload), and the close frame's
+/// (code, reason), `None` if the connection ended without one.
+pub async fn read_until_close(ws: &mut Ws) -> (Vec<(bool, Vec<u8>)>, Option<(u16, String)>) {
+    use futures_util::StreamExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut out = Vec::new();
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(30), ws.next())
+            .await
+            .expect("server answers within 30 s");
+        match next {
+            Some(Ok(Message::Binary(b))) => out.push((false, b.to_vec())),
+            Some(Ok(Message::Text(t))) => out.push((true, t.as_bytes().to_vec())),
+            Some(Ok(Message::Close(c))) => {
+                return (out, c.map(|c| (u16::from(c.code), c.reason.to_string())));
+            }
+            Some(Ok(_)) => {}
+            None | Some(Err(_)) => return (out, None),
+        }
+    }
+}
+
 /// One plain HTTP/1.1 request over TLS (for what no client library sends, like SPDY
 /// upgrades): returns the status code and body.
 pub async fn raw_http(env: &Env, request_head: &str) -> (u16, String) {
+    raw_http_bytes(env, request_head.as_bytes()).await
+}
+
+/// [`raw_http`] with the request written byte for byte as given (header values that are not
+/// ASCII, or not even UTF-8, go out unmodified).
+pub async fn raw_http_bytes(env: &Env, request_head: &[u8]) -> (u16, String) {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let mut roots = rustls::RootCertStore::empty();
     for c in rustls::pki_types::CertificateDer::pem_slice_iter(env.cluster.ca_pem().as_bytes()) {
@@ -219,7 +288,7 @@ pub async fn raw_http(env: &Env, request_head: &str) -> (u16, String) {
         .connect(name, tcp)
         .await
         .expect("tls");
-    tls.write_all(request_head.as_bytes()).await.expect("write");
+    tls.write_all(request_head).await.expect("write");
     // Read the head, then exactly Content-Length bytes: the server may keep the connection.
     let mut resp = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(10), async {
