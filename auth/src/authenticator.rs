@@ -7,11 +7,39 @@ use std::path::Path;
 use std::pin::Pin;
 use std::sync::{Arc, PoisonError, RwLock};
 
-use podgate_config::{ConfigError, Identity, TokenTable, load_tokens};
+use podgate_config::ConfigError;
+
+use crate::identity::Identity;
+use crate::tokens::{TokenDigest, TokenTable, load_tokens};
+
+/// A token that authenticated: who it is, and what can end that.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authenticated {
+    pub identity: Identity,
+    /// Unix seconds from which the token is no longer valid (an OIDC token's `exp`); `None` for
+    /// credentials that do not expire by themselves (static tokens). A session opened with the
+    /// token must not outlive it.
+    pub expires_at: Option<u64>,
+    /// For a static token: its digest, which a reload of the tokens file looks up to tell a
+    /// live session whether its token was revoked.
+    pub static_token: Option<TokenDigest>,
+}
+
+impl Authenticated {
+    /// An identity that holds until its authenticator says otherwise.
+    pub fn lasting(identity: Identity) -> Authenticated {
+        Authenticated {
+            identity,
+            expires_at: None,
+            static_token: None,
+        }
+    }
+}
 
 /// The future an [`Authenticator`] returns. Boxed so the trait stays object safe: the gateway
 /// holds its authenticators as `Arc<dyn Authenticator>`, chosen at runtime from the config.
-pub type AuthFuture<'a> = Pin<Box<dyn Future<Output = Result<Identity, AuthError>> + Send + 'a>>;
+pub type AuthFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Authenticated, AuthError>> + Send + 'a>>;
 
 /// Something that can tell who a bearer token belongs to.
 pub trait Authenticator: Send + Sync + 'static {
@@ -59,7 +87,7 @@ impl AuthError {
     }
 }
 
-/// Static bearer tokens from a tokens file (see [`podgate_config::parse_tokens`]), for demos,
+/// Static bearer tokens from a tokens file (see [`crate::parse_tokens`]), for demos,
 /// CI and break-glass access.
 ///
 /// The table sits behind a lock so a SIGHUP or file watch can [`reload`](Self::reload) it while
@@ -112,12 +140,24 @@ impl StaticTokens {
         Arc::clone(&self.table.read().unwrap_or_else(PoisonError::into_inner))
     }
 
-    fn lookup(&self, token: &str) -> Result<Identity, AuthError> {
+    fn lookup(&self, token: &str) -> Result<Authenticated, AuthError> {
         // TokenTable::lookup compares in constant time; clone out so no borrow outlives the Arc.
-        self.current()
+        let identity = self
+            .current()
             .lookup(token)
             .cloned()
-            .ok_or(AuthError::Unknown)
+            .ok_or(AuthError::Unknown)?;
+        Ok(Authenticated {
+            identity,
+            expires_at: None,
+            static_token: Some(TokenDigest::of(token)),
+        })
+    }
+
+    /// Whether the token with `digest` is still in the table and still grants `identity`:
+    /// asked for each live session after the tokens file is reloaded.
+    pub fn still_grants(&self, digest: &TokenDigest, identity: &Identity) -> bool {
+        self.current().lookup_digest(digest) == Some(identity)
     }
 }
 
@@ -175,13 +215,13 @@ impl Authenticator for Chain {
         Box::pin(async move {
             for authenticator in &self.0 {
                 match authenticator.authenticate(token).await {
-                    Ok(identity) => {
+                    Ok(authenticated) => {
                         tracing::debug!(
                             authenticator = authenticator.name(),
-                            user = %identity.user,
+                            user = %authenticated.identity.user(),
                             "token authenticated"
                         );
-                        return Ok(identity);
+                        return Ok(authenticated);
                     }
                     Err(AuthError::Unknown) => continue,
                     Err(error) => {
@@ -207,7 +247,7 @@ impl Authenticator for Chain {
 mod tests {
     use std::sync::Mutex;
 
-    use podgate_config::parse_tokens;
+    use crate::tokens::parse_tokens;
 
     use super::*;
 
@@ -229,10 +269,12 @@ mod tests {
     }
 
     fn identity(user: &str, groups: &[&str]) -> Identity {
-        Identity {
-            user: user.to_owned(),
-            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
-        }
+        Identity::new(user, groups.iter().copied()).expect("valid identity")
+    }
+
+    /// What an authenticator answered, as the identity alone.
+    async fn who(auth: &dyn Authenticator, token: &str) -> Result<Identity, AuthError> {
+        auth.authenticate(token).await.map(|a| a.identity)
     }
 
     #[tokio::test]
@@ -240,11 +282,11 @@ mod tests {
         let auth = StaticTokens::new(alice_table());
         assert_eq!(auth.name(), "static_tokens");
         assert_eq!(
-            auth.authenticate(ALICE_TOKEN).await,
+            who(&auth, ALICE_TOKEN).await,
             Ok(identity("alice", &["dev"]))
         );
-        assert_eq!(auth.authenticate(BOB_TOKEN).await, Err(AuthError::Unknown));
-        assert_eq!(auth.authenticate("").await, Err(AuthError::Unknown));
+        assert_eq!(who(&auth, BOB_TOKEN).await, Err(AuthError::Unknown));
+        assert_eq!(who(&auth, "").await, Err(AuthError::Unknown));
         let debug = format!("{auth:?}");
         assert_eq!(debug, "StaticTokens { tokens: 1 }");
     }
@@ -253,14 +295,11 @@ mod tests {
     async fn reload_swaps_the_table() {
         let auth = StaticTokens::from(alice_table());
         auth.reload(bob_table());
-        assert_eq!(
-            auth.authenticate(ALICE_TOKEN).await,
-            Err(AuthError::Unknown)
-        );
-        assert_eq!(auth.authenticate(BOB_TOKEN).await, Ok(identity("bob", &[])));
+        assert_eq!(who(&auth, ALICE_TOKEN).await, Err(AuthError::Unknown));
+        assert_eq!(who(&auth, BOB_TOKEN).await, Ok(identity("bob", &[])));
         auth.reload(TokenTable::default());
         assert!(auth.is_empty());
-        assert_eq!(auth.authenticate(BOB_TOKEN).await, Err(AuthError::Unknown));
+        assert_eq!(who(&auth, BOB_TOKEN).await, Err(AuthError::Unknown));
     }
 
     #[tokio::test]
@@ -273,7 +312,9 @@ mod tests {
         let auth = StaticTokens::load(&path).expect("loads");
         assert_eq!(auth.len(), 1);
         assert_eq!(
-            auth.authenticate(ALICE_TOKEN).await.map(|i| i.user),
+            auth.authenticate(ALICE_TOKEN)
+                .await
+                .map(|a| a.identity.user().to_string()),
             Ok("alice".to_owned())
         );
 
@@ -284,19 +325,20 @@ mod tests {
             .expect_err("missing user is refused");
         assert!(!error.to_string().contains(BOB_TOKEN), "{error}");
         assert_eq!(
-            auth.authenticate(ALICE_TOKEN).await.map(|i| i.user),
+            auth.authenticate(ALICE_TOKEN)
+                .await
+                .map(|a| a.identity.user().to_string()),
             Ok("alice".to_owned())
         );
 
         std::fs::write(&path, format!("- token: {BOB_TOKEN}\n  user: bob\n"))
             .expect("write tokens");
         auth.reload_file(&path).expect("reloads");
+        assert_eq!(who(&auth, ALICE_TOKEN).await, Err(AuthError::Unknown));
         assert_eq!(
-            auth.authenticate(ALICE_TOKEN).await,
-            Err(AuthError::Unknown)
-        );
-        assert_eq!(
-            auth.authenticate(BOB_TOKEN).await.map(|i| i.user),
+            auth.authenticate(BOB_TOKEN)
+                .await
+                .map(|a| a.identity.user().to_string()),
             Ok("bob".to_owned())
         );
 
@@ -307,7 +349,7 @@ mod tests {
     /// Answers a fixed result and records that it was asked.
     struct Fixed {
         name: &'static str,
-        result: Result<Identity, AuthError>,
+        result: Result<Authenticated, AuthError>,
         calls: Arc<Mutex<Vec<&'static str>>>,
     }
 
@@ -334,7 +376,7 @@ mod tests {
             .map(|(name, result)| {
                 Arc::new(Fixed {
                     name,
-                    result,
+                    result: result.map(Authenticated::lasting),
                     calls: Arc::clone(&calls),
                 }) as Arc<dyn Authenticator>
             })
@@ -360,7 +402,7 @@ mod tests {
             ("b", Ok(identity("bob", &[]))),
             ("c", Ok(identity("carol", &[]))),
         ]);
-        assert_eq!(chain.authenticate("t").await, Ok(identity("bob", &[])));
+        assert_eq!(who(&chain, "t").await, Ok(identity("bob", &[])));
         assert_eq!(called(&calls), ["a", "b"]);
         assert_eq!(chain.name(), "chain");
         assert_eq!(format!("{chain:?}"), r#"["a", "b", "c"]"#);
@@ -373,7 +415,7 @@ mod tests {
             ("b", Err(rejected())),
             ("c", Ok(identity("carol", &[]))),
         ]);
-        assert_eq!(chain.authenticate("t").await, Err(rejected()));
+        assert_eq!(who(&chain, "t").await, Err(rejected()));
         assert_eq!(called(&calls), ["a", "b"]);
     }
 
@@ -384,7 +426,7 @@ mod tests {
             ("a", Err(down.clone())),
             ("b", Ok(identity("bob", &[]))),
         ]);
-        assert_eq!(chain.authenticate("t").await, Err(down));
+        assert_eq!(who(&chain, "t").await, Err(down));
         assert_eq!(called(&calls), ["a"]);
     }
 
@@ -394,12 +436,9 @@ mod tests {
             ("a", Err(AuthError::Unknown)),
             ("b", Err(AuthError::Unknown)),
         ]);
-        assert_eq!(chain.authenticate("t").await, Err(AuthError::Unknown));
+        assert_eq!(who(&chain, "t").await, Err(AuthError::Unknown));
         assert_eq!(called(&calls), ["a", "b"]);
-        assert_eq!(
-            Chain::default().authenticate("t").await,
-            Err(AuthError::Unknown)
-        );
+        assert_eq!(who(&Chain::default(), "t").await, Err(AuthError::Unknown));
     }
 
     #[tokio::test]
@@ -409,17 +448,20 @@ mod tests {
             Arc::new(StaticTokens::new(bob_table())),
         ]);
         assert_eq!(
-            chain.authenticate(BOB_TOKEN).await.map(|i| i.user),
+            chain
+                .authenticate(BOB_TOKEN)
+                .await
+                .map(|a| a.identity.user().to_string()),
             Ok("bob".to_owned())
         );
         assert_eq!(
-            chain.authenticate(ALICE_TOKEN).await.map(|i| i.user),
+            chain
+                .authenticate(ALICE_TOKEN)
+                .await
+                .map(|a| a.identity.user().to_string()),
             Ok("alice".to_owned())
         );
-        assert_eq!(
-            chain.authenticate("nobody-at-all").await,
-            Err(AuthError::Unknown)
-        );
+        assert_eq!(who(&chain, "nobody-at-all").await, Err(AuthError::Unknown));
     }
 
     #[test]

@@ -55,7 +55,7 @@ impl fmt::Display for CredentialSource {
 /// A bearer token as presented by the client, not yet verified.
 ///
 /// Deliberately not `PartialEq`: comparing secrets with `==` leaks timing; authenticators use
-/// [`podgate_config::ct_eq`] or a signature check instead.
+/// [`crate::ct_eq`] or a signature check instead.
 #[derive(Clone)]
 pub struct Credential {
     pub token: String,
@@ -136,7 +136,7 @@ pub fn extract(headers: &HeaderMap, uri: &Uri) -> Result<Option<Credential>, Cre
     let from_protocol = websocket_protocol_token(headers)?;
     match (from_header, from_protocol) {
         (Some(header), Some(protocol)) => {
-            if podgate_config::ct_eq(header.as_bytes(), protocol.as_bytes()) {
+            if crate::ct_eq(header.as_bytes(), protocol.as_bytes()) {
                 Ok(Some(Credential {
                     token: header,
                     source: CredentialSource::Header,

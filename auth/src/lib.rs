@@ -5,7 +5,8 @@
 //!    `Sec-WebSocket-Protocol` entry browsers use) and refuses ambiguous or leaky ways of
 //!    sending one. Pure: no IO, no secrets compared.
 //! 2. An [`Authenticator`] turns that token into an [`Identity`], which travels upstream as
-//!    `Impersonate-User` / `Impersonate-Group` so each cluster's RBAC decides. [`StaticTokens`]
+//!    `Impersonate-User` / `Impersonate-Group` so each cluster's RBAC decides. An identity
+//!    exists only when each of its names can travel byte for byte (see [`identity`]). [`StaticTokens`]
 //!    reads a tokens file; [`OidcAuthenticator`] verifies JWTs from OpenID providers (see
 //!    [`oidc`]); a [`Chain`] tries several authenticators in order.
 //!
@@ -20,14 +21,16 @@
 
 mod authenticator;
 mod credentials;
+pub mod identity;
 pub mod login;
 pub mod oidc;
 pub mod policy;
 pub mod session;
+mod tokens;
 
-pub use authenticator::{AuthError, AuthFuture, Authenticator, Chain, StaticTokens};
+pub use authenticator::{AuthError, AuthFuture, Authenticated, Authenticator, Chain, StaticTokens};
 pub use credentials::{Credential, CredentialError, CredentialSource, extract};
+pub use identity::{Identity, IdentityError, Name, NameError};
 pub use oidc::{OidcAuthenticator, OidcConfig};
-/// Re-exported so users of this crate need not depend on `podgate-config` for the result type.
-pub use podgate_config::Identity;
 pub use session::{BrowserSession, SealError, SessionKey};
+pub use tokens::{MIN_TOKEN_CHARS, TokenDigest, TokenTable, ct_eq, load_tokens, parse_tokens};

@@ -1,7 +1,10 @@
 //! The access policy at the edge: may this person use this cluster, and this namespace of it?
-//! Pure, evaluated before any request leaves the gateway.
+//! Pure, evaluated before any request leaves the gateway, on the path as the cluster will read
+//! it ([`ApiPath`]: decoded, with every ambiguous form refused before it gets here).
 
-use podgate_config::{AccessPolicy, Identity};
+use crate::Identity;
+use podgate_config::AccessPolicy;
+use podgate_protocol::ApiPath;
 
 /// Why a request is refused at the edge; the message names the cluster.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -34,20 +37,20 @@ impl Denied {
 /// Whether `who` may use the cluster at all (for listing clusters).
 pub fn may_use(policy: &AccessPolicy, who: &Identity) -> bool {
     (policy.users.is_empty() && policy.groups.is_empty())
-        || policy.users.iter().any(|u| u == &who.user)
-        || who.groups.iter().any(|g| policy.groups.contains(g))
+        || policy.users.iter().any(|u| who.user() == u.as_str())
+        || policy.groups.iter().any(|g| who.in_group(g))
 }
 
-/// Checks an API request (`path` without the `/clusters/{id}` prefix, no query).
+/// Checks an API request (`path` without the `/clusters/{id}` prefix).
 pub fn check(
     policy: &AccessPolicy,
     cluster: &str,
     who: &Identity,
-    path: &str,
+    path: &ApiPath<'_>,
 ) -> Result<(), Denied> {
     if !may_use(policy, who) {
         return Err(Denied::Cluster {
-            user: who.user.clone(),
+            user: who.user().to_string(),
             cluster: cluster.into(),
         });
     }
@@ -55,17 +58,49 @@ pub fn check(
         return Ok(());
     }
     let deny = |what: String| Denied::Namespace {
-        user: who.user.clone(),
+        user: who.user().to_string(),
         cluster: cluster.into(),
         allowed: policy.namespaces.clone(),
         what,
     };
-    match namespace_of(path) {
+    let segments = path.segments();
+    match namespace_of(&segments) {
         Scope::Namespace(ns) if policy.namespaces.iter().any(|n| n == ns) => Ok(()),
         Scope::Namespace(ns) => Err(deny(format!("namespace {ns:?}"))),
         Scope::Discovery => Ok(()),
-        Scope::Cluster => Err(deny(format!("cluster-wide {path}"))),
+        Scope::Cluster => Err(deny(format!("cluster-wide /{}", segments.join("/")))),
     }
+}
+
+/// Whether `who` may still hold a session in `namespace` of the cluster: what a reload asks of
+/// every live session after the cluster's policy changed.
+pub fn check_session(
+    policy: &AccessPolicy,
+    cluster: &str,
+    who: &Identity,
+    namespace: &str,
+) -> Result<(), Denied> {
+    if !may_use(policy, who) {
+        return Err(Denied::Cluster {
+            user: who.user().to_string(),
+            cluster: cluster.into(),
+        });
+    }
+    if policy.namespaces.is_empty() || policy.namespaces.iter().any(|n| n == namespace) {
+        return Ok(());
+    }
+    Err(Denied::Namespace {
+        user: who.user().to_string(),
+        cluster: cluster.into(),
+        allowed: policy.namespaces.clone(),
+        what: format!("namespace {namespace:?}"),
+    })
+}
+
+/// Whether `path` is API discovery (version, group and resource lists, OpenAPI): what every
+/// client reads before its real request, about no object.
+pub fn is_discovery(path: &ApiPath<'_>) -> bool {
+    namespace_of(&path.segments()) == Scope::Discovery
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -77,9 +112,8 @@ enum Scope<'a> {
     Cluster,
 }
 
-fn namespace_of(path: &str) -> Scope<'_> {
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    match segments.as_slice() {
+fn namespace_of<'a>(segments: &[&'a str]) -> Scope<'a> {
+    match segments {
         ["version"] | ["api"] | ["apis"] | ["api", _] | ["apis", _] | ["apis", _, _] => {
             Scope::Discovery
         }
@@ -96,10 +130,11 @@ mod tests {
     use super::*;
 
     fn who(user: &str, groups: &[&str]) -> Identity {
-        Identity {
-            user: user.into(),
-            groups: groups.iter().map(|g| g.to_string()).collect(),
-        }
+        Identity::new(user, groups.iter().copied()).expect("valid identity")
+    }
+
+    fn check(p: &AccessPolicy, c: &str, w: &Identity, path: &str) -> Result<(), Denied> {
+        super::check(p, c, w, &ApiPath::parse(path).expect("a valid path"))
     }
 
     #[test]
@@ -158,5 +193,43 @@ mod tests {
             "all namespaces at once"
         );
         assert!(check(&p, "c", &w, "/api/v1/nodes").is_err());
+    }
+
+    #[test]
+    fn namespaces_are_judged_as_the_cluster_decodes_them() {
+        let p = AccessPolicy {
+            users: vec![],
+            groups: vec![],
+            namespaces: vec!["default".into()],
+        };
+        let w = who("alice", &[]);
+        assert!(check(&p, "c", &w, "/api/v1/namespaces/defaul%74/pods").is_ok());
+        let e = check(&p, "c", &w, "/api/v1/namespaces/sho%70/pods/web-0/exec").unwrap_err();
+        assert!(e.to_string().contains("not namespace \"shop\""), "{e}");
+        // `/ap%69` is `/api` to the cluster: not discovery, and not a way around namespaces.
+        let e = check(&p, "c", &w, "/ap%69/v1/namespaces/shop/pods").unwrap_err();
+        assert!(e.to_string().contains("not namespace \"shop\""), "{e}");
+        assert!(check(&p, "c", &w, "/ap%69/v1/namespaces/default/pods").is_ok());
+        assert!(is_discovery(&ApiPath::parse("/apis/apps/v1").unwrap()));
+        assert!(is_discovery(&ApiPath::parse("/openapi/v3/api/v1").unwrap()));
+        assert!(!is_discovery(&ApiPath::parse("/api/v1/pods").unwrap()));
+    }
+
+    #[test]
+    fn sessions_are_judged_by_cluster_and_namespace() {
+        let p = AccessPolicy {
+            users: vec![],
+            groups: vec!["dev".into()],
+            namespaces: vec!["default".into()],
+        };
+        assert!(check_session(&p, "c", &who("alice", &["dev"]), "default").is_ok());
+        assert_eq!(
+            check_session(&p, "c", &who("alice", &["dev"]), "shop").map_err(|d| d.reason()),
+            Err("namespace_not_allowed")
+        );
+        assert_eq!(
+            check_session(&p, "c", &who("bob", &["ops"]), "default").map_err(|d| d.reason()),
+            Err("cluster_not_allowed")
+        );
     }
 }

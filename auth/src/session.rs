@@ -159,6 +159,11 @@ pub struct BrowserSession {
     /// Unix seconds after which `token` is no longer accepted (0: no expiry known).
     #[serde(default)]
     pub expires_at: u64,
+    /// Names this login across its refreshes: shells opened from it live as long as its
+    /// tokens are refreshed (see [`BrowserSession::login_id`]). Empty in cookies sealed before
+    /// it existed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub id: String,
 }
 
 impl fmt::Debug for BrowserSession {
@@ -170,11 +175,35 @@ impl fmt::Debug for BrowserSession {
                 &self.refresh_token.as_ref().map(|_| "<redacted>"),
             )
             .field("expires_at", &self.expires_at)
+            .field("id", &self.id)
             .finish()
     }
 }
 
 impl BrowserSession {
+    /// A new login's session, with a fresh random id.
+    pub fn new(
+        token: String,
+        refresh_token: Option<String>,
+        expires_at: u64,
+    ) -> Result<Self, SealError> {
+        let mut id = [0u8; 16];
+        SystemRandom::new()
+            .fill(&mut id)
+            .map_err(|_| SealError::Random)?;
+        Ok(BrowserSession {
+            token,
+            refresh_token,
+            expires_at,
+            id: id.iter().map(|b| format!("{b:02x}")).collect(),
+        })
+    }
+
+    /// The id of the login this session belongs to, if it has one.
+    pub fn login_id(&self) -> Option<&str> {
+        (!self.id.is_empty()).then_some(self.id.as_str())
+    }
+
     pub fn seal(&self, key: &SessionKey) -> Result<String, SealError> {
         let json = serde_json::to_vec(self).map_err(|_| SealError::Invalid)?;
         key.seal(SESSION_PURPOSE, &json)
@@ -261,14 +290,18 @@ mod tests {
     #[test]
     fn session_round_trip_and_expiry() {
         let k = key();
-        let s = BrowserSession {
-            token: "t".into(),
-            refresh_token: Some("r".into()),
-            expires_at: 100,
-        };
+        let s = BrowserSession::new("t".into(), Some("r".into()), 100).expect("session");
+        assert_eq!(s.login_id().map(str::len), Some(32));
+        assert_ne!(
+            BrowserSession::new("t".into(), None, 0)
+                .expect("session")
+                .id,
+            s.id
+        );
         let opened = BrowserSession::open(&k, &s.seal(&k).expect("sealed")).expect("opened");
         assert_eq!(opened.token, "t");
         assert_eq!(opened.refresh_token.as_deref(), Some("r"));
+        assert_eq!(opened.id, s.id);
         assert!(!opened.expires_within(50, 10));
         assert!(opened.expires_within(95, 10));
         assert!(opened.expires_within(100, 0));
@@ -277,11 +310,12 @@ mod tests {
             ..opened
         };
         assert!(!forever.expires_within(u64::MAX, 10));
-        let secret = BrowserSession {
-            token: "secret-token-value".into(),
-            refresh_token: Some("secret-refresh-value".into()),
-            expires_at: 0,
-        };
+        let secret = BrowserSession::new(
+            "secret-token-value".into(),
+            Some("secret-refresh-value".into()),
+            0,
+        )
+        .expect("session");
         assert!(!format!("{secret:?}").contains("secret-"));
     }
 }

@@ -1,26 +1,24 @@
-//! Static bearer tokens: a small authenticator for demos, CI and break-glass access where
-//! running an OIDC provider is not worth it. Token values are secrets: they never appear in
-//! errors or `Debug` output, and lookups take the same time whichever token matches.
+//! The static tokens file: a small authenticator's table for demos, CI and break-glass access
+//! where running an OIDC provider is not worth it. Token values are secrets: they never appear
+//! in errors or `Debug` output, and lookups take the same time whichever token matches.
+//!
+//! Identities here are written by the operator, so unlike OIDC claims they may name groups
+//! Kubernetes reserves (`system:masters` for a break-glass admin); they must still be names
+//! that reach the cluster exactly (see [`Identity`]).
 
 use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use podgate_config::{ConfigError, Problems};
+use ring::digest;
+use serde::Deserialize;
 
-use crate::error::{ConfigError, Problems};
+use crate::identity::{Identity, Name, Part};
 
 /// Shortest accepted token: rejects obvious placeholders and typos such as `test` or `x`.
 /// It is a floor, not advice; real tokens should be long and random (`openssl rand -hex 32`).
 pub const MIN_TOKEN_CHARS: usize = 8;
-
-/// Who a request acts as. It becomes `Impersonate-User` / `Impersonate-Group` upstream.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Identity {
-    pub user: String,
-    #[serde(default)]
-    pub groups: Vec<String>,
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,22 +29,59 @@ struct TokenEntry {
     groups: Vec<String>,
 }
 
+/// SHA-256 of a token: what a live session keeps to ask later whether its token is still in
+/// the table, without holding the token itself.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TokenDigest([u8; 32]);
+
+impl TokenDigest {
+    pub fn of(token: &str) -> TokenDigest {
+        let mut d = [0u8; 32];
+        d.copy_from_slice(digest::digest(&digest::SHA256, token.as_bytes()).as_ref());
+        TokenDigest(d)
+    }
+}
+
+impl fmt::Debug for TokenDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenDigest(<redacted>)")
+    }
+}
+
+struct TokenEntryBuilt {
+    token: Box<[u8]>,
+    digest: TokenDigest,
+    identity: Identity,
+}
+
 /// Tokens and the identities they grant.
 #[derive(Clone, Default)]
 pub struct TokenTable {
-    entries: Vec<(Box<[u8]>, Identity)>,
+    entries: std::sync::Arc<[TokenEntryBuilt]>,
 }
 
 impl TokenTable {
     /// Compares `token` with every entry, in time independent of which one (if any) matches,
     /// so response timing does not help guess a token.
     pub fn lookup(&self, token: &str) -> Option<&Identity> {
+        self.find(|e| ct_eq(&e.token, token.as_bytes()))
+    }
+
+    /// The identity the token with this digest grants, if it is still in the table: how a
+    /// reload tells a live session whether its token was revoked. Constant time, as [`lookup`].
+    ///
+    /// [`lookup`]: TokenTable::lookup
+    pub fn lookup_digest(&self, digest: &TokenDigest) -> Option<&Identity> {
+        self.find(|e| ct_eq(&e.digest.0, &digest.0))
+    }
+
+    fn find(&self, matches: impl Fn(&TokenEntryBuilt) -> bool) -> Option<&Identity> {
         let mut found = usize::MAX;
-        for (i, (candidate, _)) in self.entries.iter().enumerate() {
-            let mask = usize::from(ct_eq(candidate, token.as_bytes())).wrapping_neg();
+        for (i, entry) in self.entries.iter().enumerate() {
+            let mask = usize::from(matches(entry)).wrapping_neg();
             found = (i & mask) | (found & !mask);
         }
-        self.entries.get(found).map(|(_, identity)| identity)
+        self.entries.get(found).map(|e| &e.identity)
     }
 
     pub fn len(&self) -> usize {
@@ -59,7 +94,7 @@ impl TokenTable {
 
     /// Identities in file order, without their tokens: for logging what was loaded.
     pub fn identities(&self) -> impl Iterator<Item = &Identity> {
-        self.entries.iter().map(|(_, identity)| identity)
+        self.entries.iter().map(|e| &e.identity)
     }
 }
 
@@ -70,8 +105,8 @@ impl fmt::Debug for TokenTable {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.debug_struct("Entry")
                     .field("token", &"<redacted>")
-                    .field("user", &self.0.user)
-                    .field("groups", &self.0.groups)
+                    .field("user", &self.0.user())
+                    .field("groups", &self.0.groups())
                     .finish()
             }
         }
@@ -81,7 +116,7 @@ impl fmt::Debug for TokenTable {
                 &self
                     .entries
                     .iter()
-                    .map(|(_, identity)| Redacted(identity))
+                    .map(|e| Redacted(&e.identity))
                     .collect::<Vec<_>>(),
             )
             .finish()
@@ -120,6 +155,7 @@ pub fn parse_tokens(path: &Path, text: &str) -> Result<TokenTable, ConfigError> 
 
     let mut problems = Problems::new(path);
     let mut seen: HashMap<&str, usize> = HashMap::new();
+    let mut identities = Vec::with_capacity(entries.len());
     for (i, entry) in entries.iter().enumerate() {
         let token = entry.token.as_str();
         if token.chars().count() < MIN_TOKEN_CHARS {
@@ -141,12 +177,24 @@ pub fn parse_tokens(path: &Path, text: &str) -> Result<TokenTable, ConfigError> 
         } else {
             seen.insert(token, i);
         }
-        if entry.user.trim().is_empty() {
-            problems.push(format!("[{i}].user"), "is empty");
-        }
-        for (j, group) in entry.groups.iter().enumerate() {
-            if group.trim().is_empty() {
-                problems.push(format!("[{i}].groups[{j}]"), "is empty");
+        let field = |part| match part {
+            Part::User => format!("[{i}].user"),
+            Part::Group(j) => format!("[{i}].groups[{j}]"),
+        };
+        match Identity::new(entry.user.as_str(), entry.groups.iter().map(String::as_str)) {
+            Ok(identity) => identities.push(identity),
+            Err(first) => {
+                problems.push(field(first.part), first.problem.to_string());
+                // Every bad name is reported, not just the first.
+                let groups = entry.groups.iter().enumerate().skip(match first.part {
+                    Part::User => 0,
+                    Part::Group(j) => j + 1,
+                });
+                for (j, group) in groups {
+                    if let Err(problem) = Name::new(group.as_str()) {
+                        problems.push(field(Part::Group(j)), problem.to_string());
+                    }
+                }
             }
         }
     }
@@ -155,14 +203,11 @@ pub fn parse_tokens(path: &Path, text: &str) -> Result<TokenTable, ConfigError> 
     Ok(TokenTable {
         entries: entries
             .into_iter()
-            .map(|e| {
-                (
-                    e.token.into_bytes().into_boxed_slice(),
-                    Identity {
-                        user: e.user,
-                        groups: e.groups,
-                    },
-                )
+            .zip(identities)
+            .map(|(e, identity)| TokenEntryBuilt {
+                digest: TokenDigest::of(&e.token),
+                token: e.token.into_bytes().into_boxed_slice(),
+                identity,
             })
             .collect(),
     })
@@ -240,19 +285,21 @@ mod tests {
         assert_eq!(table.len(), 2);
         assert_eq!(
             table.lookup("s3cr3t-alice"),
-            Some(&Identity {
-                user: "alice".into(),
-                groups: vec!["dev".into(), "ops".into()],
-            })
+            Some(&Identity::new("alice", ["dev", "ops"]).unwrap())
         );
         assert_eq!(
-            table.lookup("s3cr3t-bob-token").map(|i| i.user.as_str()),
+            table.lookup("s3cr3t-bob-token").map(|i| i.user().as_str()),
             Some("bob")
         );
         assert_eq!(
-            table.lookup("s3cr3t-bob-token").map(|i| i.groups.len()),
+            table.lookup("s3cr3t-bob-token").map(|i| i.groups().len()),
             Some(0)
         );
+        assert_eq!(
+            table.lookup_digest(&TokenDigest::of("s3cr3t-alice")),
+            table.lookup("s3cr3t-alice")
+        );
+        assert_eq!(table.lookup_digest(&TokenDigest::of("s3cr3t-alic")), None);
         assert_eq!(table.lookup("s3cr3t-alic"), None);
         assert_eq!(table.lookup("s3cr3t-alice2"), None);
         assert_eq!(table.lookup(""), None);
@@ -304,6 +351,75 @@ mod tests {
              which an Authorization header cannot carry"
         );
         assert!(!message.contains("s3cr3t") && !message.contains("space inside"));
+    }
+
+    #[test]
+    fn names_must_reach_the_cluster_exactly() {
+        let text = "\
+- token: s3cr3t-padded-user
+  user: 'admin '
+- token: s3cr3t-padded-group
+  user: bob
+  groups: [dev, ' system:masters', \"bell\\a\"]
+- token: s3cr3t-control-user
+  user: \"mallory\\a\"
+- token: s3cr3t-newline-user
+  user: \"ma\\nllory\"
+";
+        assert_eq!(
+            err(text),
+            "/etc/podgate/tokens.yaml: [0].user: starts or ends with whitespace, which HTTP would \
+             strip on the way\n\
+             /etc/podgate/tokens.yaml: [1].groups[1]: starts or ends with whitespace, which HTTP \
+             would strip on the way\n\
+             /etc/podgate/tokens.yaml: [1].groups[2]: contains a control character (U+0007)\n\
+             /etc/podgate/tokens.yaml: [2].user: contains a control character (U+0007)\n\
+             /etc/podgate/tokens.yaml: [3].user: contains a control character (U+000A)"
+        );
+    }
+
+    #[test]
+    fn operators_may_grant_reserved_groups_and_utf8_names() {
+        let table = parse_tokens(
+            path(),
+            "- token: s3cr3t-break-glass\n  user: admin\n  groups: [system:masters]\n\
+             - token: s3cr3t-zoe-token\n  user: zoë\n  groups: [équipe]\n",
+        )
+        .expect("parses");
+        let admin = table.lookup("s3cr3t-break-glass").expect("admin");
+        assert_eq!(admin.groups(), ["system:masters"]);
+        assert!(admin.reserved_part().is_some());
+        assert_eq!(
+            table.lookup("s3cr3t-zoe-token").map(|i| i.user().as_str()),
+            Some("zoë")
+        );
+    }
+
+    #[test]
+    fn example_tokens_parse() {
+        let table = parse_tokens(
+            Path::new("tokens.example.yaml"),
+            include_str!("../../config/tokens.example.yaml"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(table.len(), 3);
+        let bob = table.lookup("replace-with-a-long-random-value-3");
+        assert_eq!(
+            bob.map(|i| (i.user().as_str(), i.groups().len())),
+            Some(("bob", 0))
+        );
+    }
+
+    #[test]
+    fn missing_file_names_it() {
+        let message = load_tokens(Path::new("/nonexistent/podgate-tokens-test.yaml"))
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.starts_with("/nonexistent/podgate-tokens-test.yaml: cannot read: "),
+            "{message}"
+        );
     }
 
     #[test]

@@ -46,13 +46,10 @@ fn authenticator(config: IssuerConfig, cache: usize) -> OidcAuthenticator {
 }
 
 fn user(name: &str) -> Identity {
-    Identity {
-        user: name.to_owned(),
-        groups: Vec::new(),
-    }
+    Identity::new(name, Vec::<String>::new()).expect("valid identity")
 }
 
-fn reason(result: Result<Identity, AuthError>) -> &'static str {
+fn reason<T: std::fmt::Debug>(result: Result<T, AuthError>) -> &'static str {
     match result {
         Ok(identity) => panic!("accepted as {identity:?}"),
         Err(error) => error.reason(),
@@ -109,7 +106,10 @@ async fn unknown_kid_refetches_once_for_many_callers() {
         tasks.push(tokio::spawn(async move { auth.verify(&token).await }));
     }
     for (i, task) in tasks.into_iter().enumerate() {
-        assert_eq!(task.await.expect("joins"), Ok(user(&format!("user{i}"))));
+        assert_eq!(
+            task.await.expect("joins").map(|a| a.identity),
+            Ok(user(&format!("user{i}")))
+        );
     }
     assert_eq!(idp.jwks_hits(), 2, "one refetch served all 20");
     idp.set_delay(Duration::ZERO);
@@ -144,7 +144,10 @@ async fn made_up_kids_cannot_hammer_the_provider() {
         "rate-limited by min_refetch_interval"
     );
     let good = k1.token(&claims(&idp.issuer, "ann"));
-    assert_eq!(auth.verify(&good).await, Ok(user("ann")));
+    assert_eq!(
+        auth.verify(&good).await.map(|a| a.identity),
+        Ok(user("ann"))
+    );
 }
 
 #[tokio::test]
@@ -156,12 +159,12 @@ async fn periodic_refresh_drops_withdrawn_keys_without_blocking() {
     config.jwks_refresh_interval = podgate_config::Duration::from_millis(600);
     let auth = authenticator(config, 0);
     let old = k1.token(&claims(&idp.issuer, "ann"));
-    assert_eq!(auth.verify(&old).await, Ok(user("ann")));
+    assert_eq!(auth.verify(&old).await.map(|a| a.identity), Ok(user("ann")));
 
     idp.set_jwks(jwks(&[&k2]));
     tokio::time::sleep(Duration::from_millis(700)).await;
     // Stale keys still answer at once; a background refresh starts.
-    assert_eq!(auth.verify(&old).await, Ok(user("ann")));
+    assert_eq!(auth.verify(&old).await.map(|a| a.identity), Ok(user("ann")));
     // Once it lands, k1 is gone. (Nothing else can have fetched: k1 kept verifying.)
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
@@ -181,14 +184,14 @@ async fn periodic_refresh_drops_withdrawn_keys_without_blocking() {
     }
     assert!(idp.jwks_hits() >= 2);
     let new = k2.token(&claims(&idp.issuer, "bob"));
-    assert_eq!(auth.verify(&new).await, Ok(user("bob")));
+    assert_eq!(auth.verify(&new).await.map(|a| a.identity), Ok(user("bob")));
 
     // After a quiet period of more than two intervals, the refetch comes first: a key
     // withdrawn meanwhile is refused on its very first use.
     idp.set_jwks(jwks(&[&k1]));
     tokio::time::sleep(Duration::from_millis(1300)).await;
     assert_eq!(reason(auth.verify(&new).await), "unknown_kid");
-    assert_eq!(auth.verify(&old).await, Ok(user("ann")));
+    assert_eq!(auth.verify(&old).await.map(|a| a.identity), Ok(user("ann")));
 }
 
 #[tokio::test]
@@ -209,11 +212,17 @@ async fn cache_hits_skip_verification_until_a_key_is_withdrawn() {
     let auth = authenticator(issuer_config(&idp.issuer), 100);
     let token = k1.token(&claims(&idp.issuer, "ann"));
 
-    assert_eq!(auth.verify(&token).await, Ok(user("ann")));
+    assert_eq!(
+        auth.verify(&token).await.map(|a| a.identity),
+        Ok(user("ann"))
+    );
     let after_first = auth.cache_stats();
     assert_eq!((after_first.hits, after_first.misses), (0, 1));
     for _ in 0..5 {
-        assert_eq!(auth.verify(&token).await, Ok(user("ann")));
+        assert_eq!(
+            auth.verify(&token).await.map(|a| a.identity),
+            Ok(user("ann"))
+        );
     }
     let stats = auth.cache_stats();
     assert_eq!((stats.hits, stats.misses, stats.entries), (5, 1, 1));
@@ -223,7 +232,10 @@ async fn cache_hits_skip_verification_until_a_key_is_withdrawn() {
     idp.set_jwks(jwks(&[&k2]));
     tokio::time::sleep(Duration::from_millis(350)).await;
     let other = k2.token(&claims(&idp.issuer, "bob"));
-    assert_eq!(auth.verify(&other).await, Ok(user("bob")));
+    assert_eq!(
+        auth.verify(&other).await.map(|a| a.identity),
+        Ok(user("bob"))
+    );
     assert_eq!(reason(auth.verify(&token).await), "unknown_kid");
 }
 
@@ -235,7 +247,10 @@ async fn tokens_without_kid_try_every_fitting_key() {
     let auth = authenticator(issuer_config(&idp.issuer), 0);
     let header = json!({"alg": "ES256"});
     let token = k2.sign(&header, &claims(&idp.issuer, "ann"));
-    assert_eq!(auth.verify(&token).await, Ok(user("ann")));
+    assert_eq!(
+        auth.verify(&token).await.map(|a| a.identity),
+        Ok(user("ann"))
+    );
     let stranger = TestKey::es256("k3");
     let forged = stranger.sign(&header, &claims(&idp.issuer, "ann"));
     assert_eq!(reason(auth.verify(&forged).await), "bad_signature");
@@ -268,7 +283,10 @@ async fn an_unreachable_provider_is_unavailable_and_not_hammered() {
 
     idp.set_failing(false);
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert_eq!(auth.verify(&token).await, Ok(user("ann")));
+    assert_eq!(
+        auth.verify(&token).await.map(|a| a.identity),
+        Ok(user("ann"))
+    );
 
     // Nobody listening at all: also unavailable, with the cause.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -298,7 +316,9 @@ async fn https_issuer_trusted_through_ca_file() {
     let auth = authenticator(config.clone(), 100);
     let token = key.token(&claims(&idp.issuer, "ann"));
     assert_eq!(
-        auth.verify(&token).await.map(|i| i.user),
+        auth.verify(&token)
+            .await
+            .map(|a| a.identity.user().to_string()),
         Ok(format!("{}#ann", idp.issuer))
     );
 
@@ -332,7 +352,7 @@ async fn https_issuer_trusted_through_ca_file() {
 async fn in_a_chain_foreign_tokens_fall_through() {
     let key = TestKey::es256("k1");
     let idp = FakeIdp::start(jwks(&[&key])).await;
-    let tokens = podgate_config::parse_tokens(
+    let tokens = podgate_auth::parse_tokens(
         std::path::Path::new("tokens.yaml"),
         "- token: zq9-static-token-for-carol-7xv\n  user: carol\n",
     )
@@ -342,11 +362,17 @@ async fn in_a_chain_foreign_tokens_fall_through() {
         Arc::new(authenticator(issuer_config(&idp.issuer), 100)),
     ]);
     assert_eq!(
-        chain.authenticate("zq9-static-token-for-carol-7xv").await,
+        chain
+            .authenticate("zq9-static-token-for-carol-7xv")
+            .await
+            .map(|a| a.identity),
         Ok(user("carol"))
     );
     let ours = key.token(&claims(&idp.issuer, "ann"));
-    assert_eq!(chain.authenticate(&ours).await, Ok(user("ann")));
+    assert_eq!(
+        chain.authenticate(&ours).await.map(|a| a.identity),
+        Ok(user("ann"))
+    );
     // A JWT from an issuer we do not trust, and a random string: nobody's.
     let foreign = key.token(&claims("https://elsewhere.example", "ann"));
     assert_eq!(chain.authenticate(&foreign).await, Err(AuthError::Unknown));

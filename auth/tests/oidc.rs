@@ -90,10 +90,7 @@ async fn refused(auth: &OidcAuthenticator, token: &str, reason: &str) -> AuthErr
 }
 
 fn identity(user: &str, groups: &[&str]) -> Identity {
-    Identity {
-        user: user.to_owned(),
-        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
-    }
+    Identity::new(user, groups.iter().copied()).expect("valid identity")
 }
 
 #[tokio::test]
@@ -115,13 +112,19 @@ async fn provider_tokens_are_accepted_and_each_flaw_is_named() {
         &format!("{issuer}#{CLIENT_ID}"),
         &["oidc:podgate-devs", "oidc:podgate-ops"],
     );
-    assert_eq!(auth.authenticate(&token).await, Ok(expected.clone()));
+    assert_eq!(
+        auth.authenticate(&token).await.map(|a| a.identity),
+        Ok(expected.clone())
+    );
     let fetches = auth.issuers()[0].key_stats().fetches;
     assert_eq!(fetches, 1);
 
     // A repeat is a cache hit: no signature check, no fetch.
     let before = auth.cache_stats();
-    assert_eq!(auth.authenticate(&token).await, Ok(expected));
+    assert_eq!(
+        auth.authenticate(&token).await.map(|a| a.identity),
+        Ok(expected)
+    );
     let after = auth.cache_stats();
     assert_eq!(
         (after.hits - before.hits, after.misses - before.misses),
@@ -131,7 +134,9 @@ async fn provider_tokens_are_accepted_and_each_flaw_is_named() {
     // Our own token signed with the provider's key is as good as its own.
     let crafted = k1.token(&claims(&issuer));
     assert_eq!(
-        auth.authenticate(&crafted).await.map(|i| i.user),
+        auth.authenticate(&crafted)
+            .await
+            .map(|a| a.identity.user().to_string()),
         Ok(format!("{issuer}#crafted"))
     );
 

@@ -78,7 +78,7 @@ fn tokens(c: &mut Criterion) {
         let text: String = (0..n)
             .map(|i| format!("- token: {i:064x}\n  user: user-{i}\n  groups: [dev]\n"))
             .collect();
-        let table = podgate_config::parse_tokens(Path::new("tokens.yaml"), &text)
+        let table = podgate_auth::parse_tokens(Path::new("tokens.yaml"), &text)
             .expect("a valid tokens file");
         let last = format!("{:064x}", n - 1);
         g.bench_with_input(BenchmarkId::new("hit_last", n), &last, |b, t| {

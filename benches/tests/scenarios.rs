@@ -10,7 +10,7 @@ use std::time::Duration;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_scenario_through_podgate_and_directly() {
     podgate_devcluster::install_crypto_provider();
-    let demo = podgate::demo::start(podgate::demo::DemoOptions {
+    let demo = podgate::app::demo::start(podgate::app::demo::DemoOptions {
         listen: "127.0.0.1:0".parse().unwrap(),
         admin_listen: None,
         kubeconfig_out: None,
@@ -22,8 +22,8 @@ async fn every_scenario_through_podgate_and_directly() {
     let sources = Arc::new(SourceAddrs::new(16));
     let gateway = Target::gateway(
         &demo.gateway.url(),
-        podgate::demo::CLUSTER_IDS[0],
-        podgate::demo::ADMIN_TOKEN,
+        podgate::app::demo::CLUSTER_IDS[0],
+        podgate::app::demo::ADMIN_TOKEN,
         &demo.ca_pem,
         tls,
         sources.clone(),

@@ -54,7 +54,8 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    pub(crate) fn syntax(path: &Path, error: &serde_norway::Error) -> Self {
+    /// A YAML error against `path`, with the parser's location.
+    pub fn syntax(path: &Path, error: &serde_norway::Error) -> Self {
         ConfigError::Syntax {
             path: path.to_path_buf(),
             message: error.to_string(),
@@ -78,20 +79,20 @@ impl fmt::Display for Lines<'_> {
 }
 
 /// Collects problems against one file while checks keep going.
-pub(crate) struct Problems<'a> {
+pub struct Problems<'a> {
     file: &'a Path,
     list: Vec<Problem>,
 }
 
 impl<'a> Problems<'a> {
-    pub(crate) fn new(file: &'a Path) -> Self {
+    pub fn new(file: &'a Path) -> Self {
         Problems {
             file,
             list: Vec::new(),
         }
     }
 
-    pub(crate) fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
+    pub fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
         self.list.push(Problem {
             file: self.file.to_path_buf(),
             field: field.into(),
@@ -99,7 +100,7 @@ impl<'a> Problems<'a> {
         });
     }
 
-    pub(crate) fn finish(self) -> Result<(), ConfigError> {
+    pub fn finish(self) -> Result<(), ConfigError> {
         if self.list.is_empty() {
             Ok(())
         } else {

@@ -1,9 +1,10 @@
 #![forbid(unsafe_code)]
 //! Configuration for the podgate gateway: the schema of `podgate serve --config FILE`, its
-//! defaults, validation that reports every problem with file and field, kubeconfig imports,
-//! and the static tokens file.
+//! defaults, validation that reports every problem with file and field, and kubeconfig imports.
+//! (The static tokens file belongs to the auth crate, which reports its problems with
+//! [`ConfigError`] and [`Problems`] too.)
 //!
-//! Everything here is pure except [`load`] and [`load_tokens`], which read files, and
+//! Everything here is pure except [`load`], which reads the file, and
 //! [`parse`], which reads the kubeconfigs named by `imports`; [`parse_with`] takes the reader
 //! so tests and reloads can supply their own.
 
@@ -12,26 +13,23 @@ mod error;
 mod imports;
 mod schema;
 mod size;
-mod tokens;
 mod validate;
 
 use std::io;
 use std::path::{Path, PathBuf};
 
 pub use duration::{Duration, ParseDurationError};
-pub use error::{ConfigError, Problem};
+pub use error::{ConfigError, Problem, Problems};
 pub use imports::{
     ImportProblem, KubeconfigContexts, expand_import, kubeconfig_contexts, sanitize_id,
 };
 pub use schema::{
     AccessPolicy, AdminConfig, AuditConfig, AuthConfig, BrowserSessionConfig, ClusterConfig,
-    ClusterSource, Config, ImportConfig, LimitsConfig, MetricsConfig, SessionsConfig, TlsConfig,
-    UpstreamConfig,
+    ClusterSource, Config, ImportConfig, LimitsConfig, LogConfig, LogFormat, MetricsConfig,
+    SessionsConfig, TlsConfig, UpstreamConfig,
 };
 pub use size::{ByteSize, ParseSizeError};
-pub use tokens::{Identity, MIN_TOKEN_CHARS, TokenTable, ct_eq, load_tokens, parse_tokens};
 
-use error::Problems;
 use validate::Imported;
 
 /// Reads, parses and validates the config file at `path`, and the kubeconfigs its `imports`

@@ -40,6 +40,43 @@ pub struct Config {
     pub metrics: MetricsConfig,
     #[serde(default)]
     pub audit: AuditConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+impl Config {
+    /// Settings the file sets that have no effect, each with why: to warn about.
+    pub fn ignored_settings(&self) -> Vec<String> {
+        let mut ignored = Vec::new();
+        if self.limits.session_buffer_bytes.is_some() {
+            ignored.push(
+                "limits.session_buffer_bytes has no effect (the relay holds at most one message \
+                 per direction, bounded by limits.max_message_bytes); remove it"
+                    .to_string(),
+            );
+        }
+        ignored
+    }
+}
+
+/// How podgate writes its log (to standard error). The level filter is `PODGATE_LOG`
+/// (`info` by default, `podgate=debug,info` and the like).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+}
+
+/// One event per line either way; every value a client can influence is escaped, so no
+/// request can start a line of its own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// `2026-12-01T20:00:00.000Z  INFO podgate::...: message key=value`. Default.
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
 }
 
 fn default_listen() -> SocketAddr {
@@ -200,7 +237,7 @@ pub struct ImportConfig {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
-    /// Static bearer tokens (see [`crate::parse_tokens`]). Default: none, static tokens off.
+    /// Static bearer tokens (the auth crate's `parse_tokens`). Default: none, static tokens off.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tokens_file: Option<PathBuf>,
     /// OIDC bearer tokens. Its schema and validation belong to the auth crate (which depends on
@@ -252,6 +289,10 @@ pub struct SessionsConfig {
     /// Close any session after this long, so credentials and policy changes eventually apply
     /// to every shell. Default `12h`; `0s` disables.
     pub max_duration: Duration,
+    /// How long a session may outlive the expiry of the token it was opened with (an OIDC
+    /// token's `exp`); a browser session whose token is refreshed meanwhile carries on.
+    /// Default `5m`; `0s` ends it at the expiry itself.
+    pub credential_grace: Duration,
 }
 
 impl Default for SessionsConfig {
@@ -260,6 +301,7 @@ impl Default for SessionsConfig {
             keepalive: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(30 * 60),
             max_duration: Duration::from_secs(12 * 3600),
+            credential_grace: Duration::from_secs(5 * 60),
         }
     }
 }
@@ -281,11 +323,14 @@ pub struct LimitsConfig {
     pub header_read_timeout: Duration,
     /// Default `64KiB`; at least `8KiB` (hyper's minimum buffer).
     pub max_header_bytes: ByteSize,
-    /// Largest WebSocket message accepted from a client. Default `1MiB`.
+    /// Largest WebSocket message, assembled from all its fragments, in either direction (a
+    /// client's, or a cluster's). Default `1MiB`.
     pub max_message_bytes: ByteSize,
-    /// Bytes queued per direction of a session before the relay stops reading, so a slow
-    /// reader applies back-pressure instead of growing memory. Default `64KiB`.
-    pub session_buffer_bytes: ByteSize,
+    /// Has no effect, and is accepted so older files still load (podgate warns): the relay
+    /// holds at most one message per direction, bounded by `max_message_bytes`, and a slow
+    /// reader applies back-pressure from there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_buffer_bytes: Option<ByteSize>,
 }
 
 impl Default for LimitsConfig {
@@ -298,7 +343,7 @@ impl Default for LimitsConfig {
             header_read_timeout: Duration::from_secs(10),
             max_header_bytes: ByteSize(64 << 10),
             max_message_bytes: ByteSize(1 << 20),
-            session_buffer_bytes: ByteSize(64 << 10),
+            session_buffer_bytes: None,
         }
     }
 }

@@ -210,10 +210,7 @@ fn limits(config: &Config, problems: &mut Problems<'_>) {
             ),
         );
     }
-    for (field, value) in [
-        ("limits.max_message_bytes", l.max_message_bytes),
-        ("limits.session_buffer_bytes", l.session_buffer_bytes),
-    ] {
+    for (field, value) in [("limits.max_message_bytes", l.max_message_bytes)] {
         if value.bytes() == 0 {
             problems.push(field, "must be more than 0B");
         }

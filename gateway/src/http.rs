@@ -1,19 +1,12 @@
-//! Response helpers for the gateway: the shared `Status` rendering, and passing an upstream
-//! response through with its body streaming.
+//! Response helpers every layer answers with: the `Status` rendering shared with the
+//! devcluster, and the body type of every response.
 
 pub use podgate_protocol::http::{Body, full, json, status, with_type};
 
-use http::Response;
-use http_body_util::BodyExt as _;
-
-/// The cluster's response, streamed to the client unchanged but for hop-by-hop headers and
-/// `Set-Cookie`: every cluster is served from the gateway's origin, so a cookie set by one
-/// (a service proxied through it, say) could overwrite the person's podgate session.
-pub fn passthrough(resp: Response<hyper::body::Incoming>) -> Response<Body> {
-    let (mut parts, body) = resp.into_parts();
-    for h in crate::headers::HOP_BY_HOP {
-        parts.headers.remove(*h);
-    }
-    parts.headers.remove(http::header::SET_COOKIE);
-    Response::from_parts(parts, body.map_err(std::io::Error::other).boxed())
+/// A response whose body never yields (an upgrade's 101) as the gateway's body type.
+pub fn boxed_empty(
+    resp: http::Response<http_body_util::Empty<bytes::Bytes>>,
+) -> http::Response<Body> {
+    use http_body_util::BodyExt as _;
+    resp.map(|b| b.map_err(|never| match never {}).boxed())
 }

@@ -1,23 +1,25 @@
 //! podgate: the front door between people and the pods of many Kubernetes clusters.
+//!
+//! The modules read top-down as a request travels, and none imports one above it:
+//!
+//! - [`app`]: assembling a running gateway from its parts or a config file (`serve`,
+//!   `check-config`, reload, `demo`), and logging;
+//! - [`edge`]: the public listener (TLS and its reload, connection limits), the fd limit, the
+//!   admin listener;
+//! - [`route`]: who is asking, which cluster, which handler; podgate's own pages;
+//! - [`session`]: one exec/attach session from handshake to its last byte: limits, the relay,
+//!   its outcome, the live registry, audit, refusals;
+//! - [`browser`]: the session cookie, login, the Origin rule, the embedded web UI;
+//! - [`upstream`]: the clusters: registry, health, the per-cluster client, the streaming proxy
+//!   and the rules for what goes upstream.
+//!
+//! [`http`] holds the response helpers every layer answers with.
 #![forbid(unsafe_code)]
 
-pub mod admin;
 pub mod app;
-pub mod audit;
 pub mod browser;
-pub mod clusters;
-pub mod demo;
-pub mod fdlimit;
-pub mod gateway;
-pub mod headers;
+pub mod edge;
 pub mod http;
-pub mod limits;
-pub mod proxy;
-pub mod relay;
-pub mod router;
-pub mod serve;
-pub mod server;
-pub mod sessions;
-pub mod tls;
+pub mod route;
+pub mod session;
 pub mod upstream;
-pub mod web;

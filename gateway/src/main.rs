@@ -41,17 +41,26 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PODGATE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    // AES-128-GCM first, for the upstream clients too (kube-rs builds them from the default).
-    let _ = podgate::tls::provider().install_default();
+    // The config names the log format, so `serve` reads it before logging starts; its errors
+    // go to standard error as they are.
     let cli = Cli::parse();
+    let serve_config = match &cli.command {
+        Command::Serve { config } => match podgate_config::load(config) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("podgate: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => None,
+    };
+    podgate::app::logging::init(
+        serve_config
+            .as_ref()
+            .map_or(podgate_config::LogFormat::Text, |c| c.log.format),
+    );
+    // AES-128-GCM first, for the upstream clients too (kube-rs builds them from the default).
+    let _ = podgate::edge::tls::provider().install_default();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -63,16 +72,22 @@ fn main() -> ExitCode {
         }
     };
     let result = rt.block_on(async {
-        match cli.command {
-            Command::Serve { config } => podgate::serve::run(&config).await,
-            Command::CheckConfig { config } => podgate::serve::check(&config)
+        match (cli.command, serve_config) {
+            (Command::Serve { config: path }, Some(config)) => {
+                podgate::app::serve::run(&path, config).await
+            }
+            (Command::Serve { .. }, None) => unreachable_config(),
+            (Command::CheckConfig { config }, _) => podgate::app::check::check(&config)
                 .await
                 .map(|summary| println!("{summary}")),
-            Command::Demo {
-                listen,
-                admin_listen,
-                kubeconfig_out,
-            } => demo(listen, admin_listen, kubeconfig_out).await,
+            (
+                Command::Demo {
+                    listen,
+                    admin_listen,
+                    kubeconfig_out,
+                },
+                _,
+            ) => demo(listen, admin_listen, kubeconfig_out).await,
         }
     });
     match result {
@@ -84,14 +99,30 @@ fn main() -> ExitCode {
     }
 }
 
+/// `serve` always has its config by here; kept total without a panic.
+fn unreachable_config() -> anyhow::Result<()> {
+    anyhow::bail!("internal error: the config was not loaded")
+}
+
+#[cfg(not(feature = "demo"))]
+async fn demo(_: SocketAddr, _: SocketAddr, _: PathBuf) -> anyhow::Result<()> {
+    anyhow::bail!(
+        "this podgate was built without the demo (the `demo` cargo feature, on by default; \
+         release images leave it off): run `make demo` from a source checkout, or build with \
+         `cargo build -p podgate --features demo`"
+    )
+}
+
+#[cfg(feature = "demo")]
 async fn demo(
     listen: SocketAddr,
     admin_listen: SocketAddr,
     kubeconfig_out: PathBuf,
 ) -> anyhow::Result<()> {
+    use podgate::app::demo;
     let limits = podgate_config::LimitsConfig::default();
-    podgate::fdlimit::raise_and_report(limits.max_connections, limits.max_sessions);
-    let demo = podgate::demo::start(podgate::demo::DemoOptions {
+    podgate::edge::fdlimit::raise_and_report(limits.max_connections, limits.max_sessions);
+    let demo = demo::start(demo::DemoOptions {
         listen,
         admin_listen: Some(admin_listen),
         kubeconfig_out: Some(kubeconfig_out.clone()),
@@ -101,18 +132,19 @@ async fn demo(
     println!("podgate demo is running at {url}");
     println!(
         "  clusters: {}",
-        podgate::demo::CLUSTER_IDS
+        demo::CLUSTER_IDS
             .map(|id| format!("{url}/clusters/{id}"))
             .join("  ")
     );
     println!(
         "  token:    {} (user admin; alice: podgate-demo-alice, bob: podgate-demo-bob)",
-        podgate::demo::ADMIN_TOKEN
+        demo::ADMIN_TOKEN
     );
     println!("  kubeconfig: {}", kubeconfig_out.display());
     if let Some(admin) = demo.gateway.admin_addr {
         println!("  admin:    http://{admin}/metrics  /healthz  /readyz  /debug/sessions");
     }
+    println!("  pods:     processes on this machine, run as you (loopback only)");
     println!();
     println!("try:");
     println!(
@@ -125,7 +157,7 @@ async fn demo(
     );
     println!();
     println!("Ctrl-C stops it.");
-    podgate::serve::wait_for_signal().await?;
+    podgate::app::serve::wait_for_signal().await?;
     demo.shutdown().await;
     Ok(())
 }

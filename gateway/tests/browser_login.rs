@@ -514,7 +514,7 @@ async fn a_cross_site_page_cannot_open_a_shell_with_an_oidc_session() {
         Some(403)
     );
     assert_eq!(auth_failures(&s.env, "cross_origin"), before + 1);
-    assert_eq!(s.env.gateway.gateway.sessions_live.len(), 0);
+    assert_eq!(s.env.gateway.sessions.live.len(), 0);
 
     let own = format!("https://{}", s.env.gateway.addr);
     let mut ws = exec_with_cookie(&s.env, &cookie, &own)

@@ -156,13 +156,10 @@ async fn altered_or_foreign_cookies_are_refused_and_cleared() {
     assert_eq!(r.code, 401);
     assert_eq!(auth_failures(&env, "bad_cookie"), before + 2);
     // Sealed by this gateway, but the token inside is no longer accepted: refused and cleared.
-    let stale = podgate_auth::BrowserSession {
-        token: "revoked-token".into(),
-        refresh_token: None,
-        expires_at: 0,
-    }
-    .seal(&env.gateway.gateway.browser.key)
-    .expect("sealed");
+    let stale = podgate_auth::BrowserSession::new("revoked-token".into(), None, 0)
+        .expect("session")
+        .seal(&env.gateway.browser().key)
+        .expect("sealed");
     let r = request(
         &env,
         "GET",
@@ -197,7 +194,7 @@ async fn a_cross_site_page_cannot_open_a_shell_with_the_cookie() {
         .expect_err("refused without Origin");
     assert_eq!(code, 403);
     assert_eq!(auth_failures(&env, "cross_origin"), before + 2);
-    assert_eq!(env.gateway.gateway.sessions_live.len(), 0);
+    assert_eq!(env.gateway.sessions.live.len(), 0);
 
     // The gateway's own page may.
     let mut ws = exec_with_cookie(&env, &cookie, Some(&own_origin(&env)))

@@ -11,7 +11,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_over_the_limit_get_a_503_status() {
     let env = start_with(&[], |o| o.connections.max_connections = 2).await;
-    let gw = env.gateway.gateway.clone();
+    let gw = env.gateway.sessions.clone();
     let idle_tasks = gw.tasks.len();
     let _a = tls(&env).await;
     let _b = tls(&env).await;
@@ -75,7 +75,7 @@ async fn an_oversized_message_is_closed_with_1009_and_a_reason() {
     .expect("a close frame with a code");
     assert_eq!(close.code, CloseCode::Size);
     assert!(close.reason.contains("1024 byte limit"), "{}", close.reason);
-    let limits = env.gateway.gateway.limits.clone();
+    let limits = env.gateway.sessions.limits.clone();
     wait_for(Duration::from_secs(10), "the session to end", || {
         limits.active() == 0
     })

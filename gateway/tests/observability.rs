@@ -55,7 +55,8 @@ fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
 async fn session_series_live_and_die_with_the_session_and_audit_records_it() {
     let dir = tempfile::tempdir().unwrap();
     let audit_path = dir.path().join("audit.jsonl");
-    let audit = podgate::audit::Audit::open(audit_path.to_str().unwrap()).expect("audit file");
+    let audit =
+        podgate::session::audit::Audit::open(audit_path.to_str().unwrap()).expect("audit file");
     let env = start_with(&[], move |o| o.audit = audit).await;
 
     for path in ["/healthz", "/readyz"] {
@@ -87,7 +88,7 @@ async fn session_series_live_and_die_with_the_session_and_audit_records_it() {
         }
     }
     let (_, m) = admin_get(&env, "/metrics").await;
-    let id = env.gateway.gateway.sessions_live.list()[0]
+    let id = env.gateway.sessions.live.list()[0]
         .record
         .session_id
         .clone();
@@ -134,9 +135,9 @@ async fn session_series_live_and_die_with_the_session_and_audit_records_it() {
             break;
         }
     }
-    let gw = env.gateway.gateway.clone();
+    let gw = env.gateway.sessions.clone();
     wait_for(Duration::from_secs(10), "the session to end", || {
-        gw.sessions_live.is_empty()
+        gw.live.is_empty()
     })
     .await;
     let (_, m) = admin_get(&env, "/metrics").await;

@@ -71,7 +71,7 @@ async fn v5_client_to_v4_cluster() {
         .unwrap();
     // The cluster sees its socket closed and ends the session; so does the client.
     frames(&mut ws, Protocol::V5).await;
-    let sessions = env.gateway.gateway.limits.clone();
+    let sessions = env.gateway.sessions.limits.clone();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while sessions.active() != 0 {
         assert!(

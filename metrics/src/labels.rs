@@ -5,44 +5,71 @@
 use std::fmt;
 
 /// How a session ended (or why it never started): the `outcome` label of
-/// `podgate_sessions_total`.
+/// `podgate_sessions_total`, the `close_reason` of audit lines and the `outcome` of the
+/// gateway's "session ended" log line. One vocabulary, defined here, documented in the README.
 ///
 /// Dashboards and alerts match on these strings, so the set is closed: text from elsewhere goes
-/// through [`Outcome::clamp`], which never yields a value outside it.
+/// through [`Outcome::clamp`], which never yields a value outside it. New endings are added here
+/// when the feature that produces them lands (an operator's `terminated`, resume's
+/// `resume_window_expired`, `recording_failed`); existing values never change meaning.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Outcome {
     /// The command exited with status 0.
     Completed,
     /// The command exited with a non-zero status.
     ExitNonzero,
-    /// The client closed the connection (or stopped answering pings).
+    /// The client closed the connection.
     ClientClosed,
+    /// The client stopped answering pings and taking output.
+    ClientUnresponsive,
+    /// The client broke the protocol (a message over the size limit, a malformed frame).
+    ClientError,
     /// The cluster closed the stream without an exit status.
     UpstreamClosed,
+    /// The connection to the cluster died mid-session (reset, EOF without a close, TLS
+    /// error); the client was told so.
+    UpstreamLost,
+    /// The cluster could not be reached or failed the exec/attach upgrade or the stream.
+    UpstreamError,
     /// The gateway closed a session that was quiet for `sessions.idle_timeout`.
     IdleTimeout,
     /// The gateway closed a session that reached `sessions.max_duration`.
     MaxDuration,
+    /// The gateway shut down while the session was open.
+    Shutdown,
+    /// The credential the session was opened with expired (past `sessions.credential_grace`).
+    CredentialExpired,
+    /// The person's right to the session ended: their static token was removed, or a reload
+    /// changed the cluster's `access` so that it no longer admits them.
+    AccessRevoked,
     /// Refused by policy or by the cluster's RBAC.
     Denied,
-    /// The cluster could not be reached or failed the exec/attach upgrade or the stream.
-    UpstreamError,
     /// Refused because a session limit (total, per user, per cluster) was reached.
     LimitReached,
+    /// Refused before it started: not a valid exec/attach upgrade (no WebSocket, no supported
+    /// subprotocol, an unreadable path or query).
+    BadRequest,
 }
 
 impl Outcome {
-    /// Every outcome, in the order of the issue that defined them.
-    pub const ALL: [Outcome; 9] = [
+    /// Every outcome.
+    pub const ALL: [Outcome; 16] = [
         Outcome::Completed,
         Outcome::ExitNonzero,
         Outcome::ClientClosed,
+        Outcome::ClientUnresponsive,
+        Outcome::ClientError,
         Outcome::UpstreamClosed,
+        Outcome::UpstreamLost,
+        Outcome::UpstreamError,
         Outcome::IdleTimeout,
         Outcome::MaxDuration,
+        Outcome::Shutdown,
+        Outcome::CredentialExpired,
+        Outcome::AccessRevoked,
         Outcome::Denied,
-        Outcome::UpstreamError,
         Outcome::LimitReached,
+        Outcome::BadRequest,
     ];
 
     /// What [`Outcome::clamp`] makes of text outside the set, and what a session dropped
@@ -55,12 +82,19 @@ impl Outcome {
             Outcome::Completed => "completed",
             Outcome::ExitNonzero => "exit_nonzero",
             Outcome::ClientClosed => "client_closed",
+            Outcome::ClientUnresponsive => "client_unresponsive",
+            Outcome::ClientError => "client_error",
             Outcome::UpstreamClosed => "upstream_closed",
+            Outcome::UpstreamLost => "upstream_lost",
+            Outcome::UpstreamError => "upstream_error",
             Outcome::IdleTimeout => "idle_timeout",
             Outcome::MaxDuration => "max_duration",
+            Outcome::Shutdown => "shutdown",
+            Outcome::CredentialExpired => "credential_expired",
+            Outcome::AccessRevoked => "access_revoked",
             Outcome::Denied => "denied",
-            Outcome::UpstreamError => "upstream_error",
             Outcome::LimitReached => "limit_reached",
+            Outcome::BadRequest => "bad_request",
         }
     }
 
@@ -81,6 +115,14 @@ impl Outcome {
     /// The outcome spelt `label`, or [`Outcome::CLAMPED`] for anything else.
     pub fn clamp(label: &str) -> Outcome {
         Outcome::parse(label).unwrap_or(Outcome::CLAMPED)
+    }
+
+    /// Whether this outcome says the session was refused before it started.
+    pub const fn is_refusal(self) -> bool {
+        matches!(
+            self,
+            Outcome::Denied | Outcome::LimitReached | Outcome::BadRequest
+        )
     }
 
     pub(crate) const fn index(self) -> usize {

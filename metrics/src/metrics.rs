@@ -34,7 +34,7 @@ const REQUEST_BUCKETS: &[f64] = &[
 /// start costs one map lookup and a frame none.
 pub(crate) struct ClusterHandles {
     pub(crate) active: IntGauge,
-    pub(crate) outcomes: [IntCounter; 9],
+    pub(crate) outcomes: [IntCounter; Outcome::ALL.len()],
     pub(crate) duration: Histogram,
     pub(crate) setup: Histogram,
     pub(crate) bytes: [IntCounter; 3],

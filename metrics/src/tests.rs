@@ -480,12 +480,19 @@ fn outcomes_are_a_closed_set() {
             "completed",
             "exit_nonzero",
             "client_closed",
+            "client_unresponsive",
+            "client_error",
             "upstream_closed",
+            "upstream_lost",
+            "upstream_error",
             "idle_timeout",
             "max_duration",
+            "shutdown",
+            "credential_expired",
+            "access_revoked",
             "denied",
-            "upstream_error",
-            "limit_reached"
+            "limit_reached",
+            "bad_request"
         ]
     );
     for o in Outcome::ALL {
@@ -493,7 +500,13 @@ fn outcomes_are_a_closed_set() {
         assert_eq!(Outcome::clamp(o.as_str()), o);
         assert_eq!(Outcome::ALL[o.index()], o);
     }
-    for other in ["shutdown", "", "Completed", "completed ", "exit_nonzero\n"] {
+    for other in [
+        "terminated",
+        "",
+        "Completed",
+        "completed ",
+        "exit_nonzero\n",
+    ] {
         assert_eq!(Outcome::parse(other), None);
         assert_eq!(Outcome::clamp(other), Outcome::CLAMPED);
     }
@@ -525,7 +538,7 @@ fn rejected_sessions_count_without_becoming_active() {
         .iter()
         .map(|s| s.labels["outcome"].as_str())
         .collect();
-    assert_eq!(outcomes.len(), 9);
+    assert_eq!(outcomes.len(), Outcome::ALL.len());
 }
 
 #[test]

@@ -28,7 +28,7 @@ async fn a_client_that_stops_reading_stalls_the_flood_with_bounded_memory() {
             other => panic!("expected stdout, got {other:?}"),
         }
     }
-    let live = gw.sessions_live.list();
+    let live = gw.live.list();
     assert_eq!(live.len(), 1, "one live session");
     let session = live[0].clone();
     assert_eq!(session.record.pod, "flood-0");

@@ -5,7 +5,7 @@
 mod common;
 use common::*;
 use futures_util::future::join_all;
-use podgate::demo::CLUSTER_IDS;
+use podgate::app::demo::CLUSTER_IDS;
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt as _;

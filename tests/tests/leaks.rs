@@ -97,7 +97,7 @@ async fn two_thousand_sessions_leave_no_tasks_fds_or_memory_behind() {
     let pods: Api<Pod> = Api::namespaced(kube_client(&env, ADMIN, "dev-east").await, "load");
     let settled = |tasks: usize| {
         gw.limits.active() == 0
-            && gw.sessions_live.is_empty()
+            && gw.live.is_empty()
             && gw.tasks.len() <= tasks
             && env.demo.clusters.iter().all(|c| c.active_sessions() == 0)
     };
@@ -109,7 +109,7 @@ async fn two_thousand_sessions_leave_no_tasks_fds_or_memory_behind() {
         wait_for(Duration::from_secs(20), || settled(0)).await,
         "after warm-up: {} sessions, {} live, {} tasks",
         gw.limits.active(),
-        gw.sessions_live.len(),
+        gw.live.len(),
         gw.tasks.len()
     );
     let (tasks, fds, rss) = (gw.tasks.len(), fd_count(), rss_bytes());
@@ -136,7 +136,7 @@ async fn two_thousand_sessions_leave_no_tasks_fds_or_memory_behind() {
         rss / MIB,
         gw.tasks.len(),
         gw.limits.active(),
-        gw.sessions_live.len(),
+        gw.live.len(),
         env.demo
             .clusters
             .iter()

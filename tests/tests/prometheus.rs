@@ -83,8 +83,8 @@ async fn every_alert_and_dashboard_query_returns_data_from_a_real_prometheus_scr
         .admin_addr
         .expect("the admin listener is on");
     // As `podgate serve` starts them; the admin listener sets podgate_cluster_up from them.
-    let health = podgate::clusters::spawn_health_checks(
-        gw.clusters.clone(),
+    let health = podgate::upstream::registry::spawn_health_checks(
+        env.demo.gateway.clusters().clone(),
         PROBE_TIMEOUT,
         PROBE_TIMEOUT,
         gw.shutdown.child_token(),

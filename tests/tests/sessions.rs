@@ -64,9 +64,7 @@ async fn a_client_that_stops_answering_pings_is_dropped() {
     );
     // `ws` is held, never polled: no pongs go back.
     let dropped = wait_for(Duration::from_secs(10), || {
-        gw.limits.active() == 0
-            && gw.sessions_live.is_empty()
-            && env.demo.clusters[0].active_sessions() == 0
+        gw.limits.active() == 0 && gw.live.is_empty() && env.demo.clusters[0].active_sessions() == 0
     })
     .await;
     assert!(
@@ -112,7 +110,7 @@ async fn a_client_that_stops_reading_output_is_dropped_as_unresponsive() {
     })
     .await;
     let relayed = gw
-        .sessions_live
+        .live
         .list()
         .first()
         .map(|s| s.bytes(podgate_metrics::Direction::Stdout) / MIB);

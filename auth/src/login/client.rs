@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use podgate_config::Identity;
+use crate::Identity;
 
 use super::config::{ClientSecret, LoginConfig};
 use super::error::LoginError;

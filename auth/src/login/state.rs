@@ -221,13 +221,10 @@ mod tests {
     #[test]
     fn a_session_cookie_is_not_a_login_cookie() {
         let key = key();
-        let session = crate::session::BrowserSession {
-            token: "t".into(),
-            refresh_token: None,
-            expires_at: 0,
-        }
-        .seal(&key)
-        .expect("sealed");
+        let session = crate::session::BrowserSession::new("t".into(), None, 0)
+            .expect("session")
+            .seal(&key)
+            .expect("sealed");
         assert_eq!(
             LoginState::open(&key, Some(&session), 0, 600).err(),
             Some(LoginError::BadLoginCookie)

@@ -3,14 +3,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use podgate_config::Identity;
-
 use super::cache::{CacheStats, Entry, TokenCache};
 use super::config::{InvalidConfig, OidcConfig};
 use super::issuer::{OidcIssuer, unix_now};
 use super::jwt;
 use super::rejection::{Reason, Rejection, VerifyError};
-use crate::{AuthError, AuthFuture, Authenticator};
+use crate::{AuthError, AuthFuture, Authenticated, Authenticator};
 
 /// Verifies OIDC JWTs from one or more issuers and maps them to identities.
 ///
@@ -104,14 +102,20 @@ impl OidcAuthenticator {
         self.cache.stats()
     }
 
-    /// Verifies `token` and returns its identity; what [`Authenticator::authenticate`] does.
-    pub async fn verify(&self, token: &str) -> Result<Identity, AuthError> {
+    /// Verifies `token` and returns its identity and expiry; what
+    /// [`Authenticator::authenticate`] does.
+    pub async fn verify(&self, token: &str) -> Result<Authenticated, AuthError> {
+        let authenticated = |identity, expires_at| Authenticated {
+            identity,
+            expires_at: Some(expires_at),
+            static_token: None,
+        };
         let now = unix_now();
         let key = TokenCache::key(token);
-        if let Some(identity) = self.cache.get(&key, now, |entry| {
+        if let Some((identity, expires_at)) = self.cache.get(&key, now, |entry| {
             self.issuers[entry.issuer].key_epoch() == entry.epoch
         }) {
-            return Ok(identity);
+            return Ok(authenticated(identity, expires_at));
         }
 
         if jwt::peek_header(token).is_none() {
@@ -158,7 +162,7 @@ impl OidcAuthenticator {
             },
             now,
         );
-        Ok(identity)
+        Ok(authenticated(identity, verified.expires_at))
     }
 
     /// A configured issuer equal to `iss` but for ASCII case and trailing slashes: a config

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use podgate_config::Identity;
+use crate::Identity;
 use ring::digest;
 
 /// How many random slots are checked for an expired entry before evicting a live one.
@@ -105,7 +105,7 @@ impl TokenCache {
         key: &TokenKey,
         now: u64,
         still_valid: impl FnOnce(&Entry) -> bool,
-    ) -> Option<Identity> {
+    ) -> Option<(Identity, u64)> {
         let found = if self.capacity == 0 {
             None
         } else {
@@ -114,7 +114,7 @@ impl TokenCache {
                 Some(position) => {
                     let entry = &slots.slots[position].1;
                     if now < entry.expires_at && still_valid(entry) {
-                        Some(entry.identity.clone())
+                        Some((entry.identity.clone(), entry.expires_at))
                     } else {
                         slots.remove(position);
                         None
@@ -182,10 +182,7 @@ mod tests {
 
     fn entry(user: &str, expires_at: u64) -> Entry {
         Entry {
-            identity: Identity {
-                user: user.to_owned(),
-                groups: vec!["dev".to_owned()],
-            },
+            identity: Identity::new(user, ["dev"]).expect("valid identity"),
             expires_at,
             issuer: 0,
             epoch: 7,
@@ -195,7 +192,7 @@ mod tests {
     fn user(cache: &TokenCache, token: &str, now: u64) -> Option<String> {
         cache
             .get(&TokenCache::key(token), now, |e| e.epoch == 7)
-            .map(|i| i.user)
+            .map(|(i, _)| i.user().to_string())
     }
 
     #[test]

@@ -134,7 +134,7 @@ impl OidcIssuer {
     pub async fn authenticate(
         &self,
         token: &str,
-    ) -> Result<(VerifiedToken, podgate_config::Identity), VerifyError> {
+    ) -> Result<(VerifiedToken, crate::Identity), VerifyError> {
         let verified = self.verify(token, &self.config.audiences).await?;
         let identity = self.mapping.map(&verified.claims)?;
         Ok((verified, identity))

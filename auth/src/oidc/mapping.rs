@@ -5,15 +5,10 @@
 
 use serde_json::{Map, Value};
 
-use podgate_config::Identity;
+use crate::identity::{Identity, Part, RESERVED_PREFIX};
 
 use super::config::IssuerConfig;
 use super::rejection::{Reason, Rejection};
-
-/// Kubernetes reserves `system:` names for its own components (`system:masters`,
-/// `system:serviceaccount:...`). The gateway impersonates the mapped identity with its own
-/// privileges, so a token must never be able to claim one.
-const RESERVED_PREFIX: &str = "system:";
 
 /// How one issuer's claims become a user and groups.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,15 +67,6 @@ impl ClaimMapping {
             }
         }
         let user = format!("{}{name}", self.username_prefix);
-        if user.starts_with(RESERVED_PREFIX) {
-            return Err(Rejection::new(
-                Reason::ReservedIdentity,
-                format!(
-                    "the mapped username starts with {RESERVED_PREFIX:?}, which Kubernetes \
-                     reserves; set username_prefix"
-                ),
-            ));
-        }
 
         let mut groups = Vec::new();
         if let Some(claim) = &self.groups_claim {
@@ -98,23 +84,45 @@ impl ClaimMapping {
                     .collect::<Result<_, _>>()?,
                 Some(_) => return Err(wrong_type()),
             };
-            for name in names {
-                let group = format!("{}{name}", self.groups_prefix);
-                if group.starts_with(RESERVED_PREFIX) {
-                    return Err(Rejection::new(
-                        Reason::ReservedIdentity,
-                        format!(
-                            "a mapped group starts with {RESERVED_PREFIX:?}, which Kubernetes \
-                             reserves; set groups_prefix"
-                        ),
-                    ));
-                }
-                if !groups.contains(&group) {
-                    groups.push(group);
-                }
-            }
+            groups = names
+                .into_iter()
+                .map(|name| format!("{}{name}", self.groups_prefix))
+                .collect();
         }
-        Ok(Identity { user, groups })
+        // The identity is judged as it will be sent: a name that cannot travel exactly is
+        // refused, never dropped, and the reserved prefix is checked on the exact bytes.
+        let claim_of = |part: Part| match part {
+            Part::User => format!("the username claim {:?}", self.username_claim),
+            Part::Group(i) => format!(
+                "entry {} of the groups claim {:?}",
+                i + 1,
+                self.groups_claim.as_deref().unwrap_or_default()
+            ),
+        };
+        let identity = Identity::new(user, groups).map_err(|e| {
+            Rejection::new(
+                Reason::InvalidName,
+                format!(
+                    "{} {}; such a name cannot reach a cluster exactly",
+                    claim_of(e.part),
+                    e.problem
+                ),
+            )
+        })?;
+        if let Some(part) = identity.reserved_part() {
+            let (what, setting) = match part {
+                Part::User => ("the mapped username", "username_prefix"),
+                Part::Group(_) => ("a mapped group", "groups_prefix"),
+            };
+            return Err(Rejection::new(
+                Reason::ReservedIdentity,
+                format!(
+                    "{what} starts with {RESERVED_PREFIX:?}, which Kubernetes reserves; set \
+                     {setting}"
+                ),
+            ));
+        }
+        Ok(identity)
     }
 }
 
@@ -143,10 +151,7 @@ mod tests {
     }
 
     fn identity(user: &str, groups: &[&str]) -> Identity {
-        Identity {
-            user: user.to_owned(),
-            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
-        }
+        Identity::new(user, groups.iter().copied()).expect("valid identity")
     }
 
     #[test]
@@ -259,6 +264,66 @@ mod tests {
                 json!({"sub": "u", "groups": ["dev"], "roles": ["admin"]})
             ),
             Ok(identity("u", &["admin"]))
+        );
+    }
+
+    #[test]
+    fn names_that_cannot_travel_exactly_are_refused() {
+        let yaml = "username_prefix: '-'\ngroups_claim: groups";
+        let cases = [
+            (
+                json!({"sub": "mallory\u{7}"}),
+                "the username claim \"sub\" contains a control character (U+0007)",
+            ),
+            (
+                json!({"sub": "admin "}),
+                "the username claim \"sub\" starts or ends with whitespace",
+            ),
+            (
+                json!({"sub": "\tadmin"}),
+                "the username claim \"sub\" contains a control character (U+0009)",
+            ),
+            (
+                json!({"sub": "a\nb"}),
+                "the username claim \"sub\" contains a control character (U+000A)",
+            ),
+            (
+                json!({"sub": "u", "groups": ["dev", " system:masters"]}),
+                "entry 2 of the groups claim \"groups\" starts or ends",
+            ),
+            (
+                json!({"sub": "u", "groups": ["dev\u{1b}[2J"]}),
+                "entry 1 of the groups claim \"groups\" contains a control character (U+001B)",
+            ),
+            (
+                json!({"sub": "u", "groups": [""]}),
+                "entry 1 of the groups claim \"groups\" is empty",
+            ),
+        ];
+        for (claims, detail) in cases {
+            let r = map(yaml, claims.clone()).unwrap_err();
+            assert_eq!(r.reason, Reason::InvalidName, "{claims}");
+            assert!(r.detail.starts_with(detail), "{claims}: {}", r.detail);
+            // The log line names the claim, never the value.
+            assert!(
+                !r.detail.contains("mallory") && !r.detail.contains("admin"),
+                "{}",
+                r.detail
+            );
+        }
+        // A prefix does not hide padding: the mapped name is what is judged.
+        assert_eq!(
+            map(
+                "groups_claim: groups\ngroups_prefix: 'oidc:'",
+                json!({"sub": "u", "groups": ["dev "]})
+            )
+            .map_err(|r| r.reason),
+            Err(Reason::InvalidName)
+        );
+        // Non-ASCII UTF-8 is a legitimate name.
+        assert_eq!(
+            map(yaml, json!({"sub": "zoë", "groups": ["équipe", "用户"]})),
+            Ok(identity("zoë", &["équipe", "用户"]))
         );
     }
 

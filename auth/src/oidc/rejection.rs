@@ -41,10 +41,13 @@ pub enum Reason {
     /// The mapped user or a group starts with `system:`, which Kubernetes reserves for its own
     /// components; impersonating it would hand out their powers.
     ReservedIdentity,
+    /// The mapped user or a group cannot reach a cluster byte for byte (a control character,
+    /// leading or trailing whitespace): sending it would drop or change the identity.
+    InvalidName,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 13] = [
+    pub const ALL: [Reason; 14] = [
         Reason::Expired,
         Reason::NotYetValid,
         Reason::WrongAudience,
@@ -58,6 +61,7 @@ impl Reason {
         Reason::MissingClaim,
         Reason::UnverifiedEmail,
         Reason::ReservedIdentity,
+        Reason::InvalidName,
     ];
 
     /// The metric/log label, as found in `AuthError::Rejected { reason }`.
@@ -76,6 +80,7 @@ impl Reason {
             Reason::MissingClaim => "missing_claim",
             Reason::UnverifiedEmail => "unverified_email",
             Reason::ReservedIdentity => "reserved_identity",
+            Reason::InvalidName => "invalid_name",
         }
     }
 }

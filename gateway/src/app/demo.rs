@@ -1,4 +1,8 @@
 //! `podgate demo`: the gateway in front of two in-process devclusters, ready for kubectl.
+//!
+//! The demo's pods are processes on this machine, run as whoever started the demo, and its
+//! tokens are printed in the README: it is a remote shell on the host for anyone who can reach
+//! it. So it listens on loopback only, and refuses any other address.
 
 use crate::app::{Running, StartOptions};
 use podgate_devcluster::kubeconfig::{KubeCluster, KubeContext, KubeUser, Kubeconfig};
@@ -39,6 +43,12 @@ pub struct Demo {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
+    #[error(
+        "the demo listens on loopback only, not {0}: its pods are processes on this machine, run \
+         as you, and its tokens are public (README), so anyone reaching it would get a shell \
+         here; use `podgate serve` with your own clusters and tokens to serve others"
+    )]
+    NotLoopback(SocketAddr),
     #[error("starting devcluster {0}: {1}")]
     Cluster(&'static str, String),
     #[error("gateway certificate: {0}")]
@@ -50,9 +60,14 @@ pub enum DemoError {
 }
 
 pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
+    for addr in std::iter::once(opts.listen).chain(opts.admin_listen) {
+        if !addr.ip().is_loopback() {
+            return Err(DemoError::NotLoopback(addr));
+        }
+    }
     podgate_devcluster::install_crypto_provider();
     let mut clusters = Vec::new();
-    let registry = crate::clusters::Registry::new();
+    let registry = crate::upstream::Registry::new();
     let mut specs = Vec::new();
     let defaults = podgate_config::UpstreamConfig::default();
     for id in CLUSTER_IDS {
@@ -65,9 +80,9 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         let config = kube_config_for(&dc)
             .await
             .map_err(|e| DemoError::Cluster(id, e))?;
-        let cluster = crate::clusters::Cluster::from_kube_config(id, config, true)
+        let cluster = crate::upstream::Cluster::from_kube_config(id, config, true)
             .map_err(|e| DemoError::Cluster(id, e.to_string()))?;
-        specs.push(crate::clusters::ClusterSpec::Prebuilt(Arc::new(cluster)));
+        specs.push(crate::upstream::ClusterSpec::Prebuilt(Arc::new(cluster)));
         clusters.push(dc);
     }
     let summary = registry.apply(specs, &defaults).await;
@@ -75,7 +90,7 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         return Err(DemoError::Cluster("registry", e.to_string()));
     }
     let (tls, ca_pem) = self_signed_tls(&[opts.listen.ip().to_string()]).map_err(DemoError::Tls)?;
-    let tokens = podgate_config::parse_tokens(std::path::Path::new("<demo tokens>"), TOKENS)
+    let tokens = podgate_auth::parse_tokens(std::path::Path::new("<demo tokens>"), TOKENS)
         .map_err(|e| DemoError::Tls(e.to_string()))?;
     let (session_limits, sessions, connections) =
         StartOptions::settings_from(&Default::default(), &Default::default());
@@ -93,17 +108,18 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         sessions,
         connections,
         session_series: Default::default(),
-        audit: crate::audit::Audit::open("stdout").map_err(|e| DemoError::Setup(e.to_string()))?,
+        audit: crate::session::audit::Audit::open("stdout")
+            .map_err(|e| DemoError::Setup(e.to_string()))?,
         admin_listen: opts.admin_listen,
     })
     .await?;
     // As `serve` does, so cluster health shows in /podgate/clusters and podgate_cluster_up.
     let upstream = podgate_config::UpstreamConfig::default();
-    crate::clusters::spawn_health_checks(
-        gateway.gateway.clusters.clone(),
+    crate::upstream::registry::spawn_health_checks(
+        gateway.clusters().clone(),
         upstream.health_interval.get(),
         upstream.health_timeout.get(),
-        gateway.gateway.shutdown.clone(),
+        gateway.shutdown_token().clone(),
     );
     let demo = Demo {
         gateway,
@@ -144,9 +160,10 @@ pub fn self_signed_tls(
             .collect::<Vec<_>>(),
     );
     let pem = podgate_devcluster::tls::generate_pem(&hosts).map_err(|e| e.to_string())?;
-    let cert = crate::tls::ReloadingCert::from_pem(pem.cert_pem.as_bytes(), pem.key_pem.as_bytes())
-        .map_err(|e| e.to_string())?;
-    Ok((crate::tls::server_config(Arc::new(cert)), pem.ca_pem))
+    let cert =
+        crate::edge::tls::ReloadingCert::from_pem(pem.cert_pem.as_bytes(), pem.key_pem.as_bytes())
+            .map_err(|e| e.to_string())?;
+    Ok((crate::edge::tls::server_config(Arc::new(cert)), pem.ca_pem))
 }
 
 impl Demo {

@@ -1,9 +1,17 @@
 //! Assembling a running gateway from its parts: used by `serve`, `demo` and the tests.
+//!
+//! This is the one place that knows every part; each area is handed only the handles it uses
+//! (the router its clusters, identification, pages and sessions; the listener its router; the
+//! admin listener what it shows).
 
-use crate::clusters::Registry;
-use crate::gateway::{Gateway, SessionSettings};
-use crate::limits::{Limits, SessionLimits};
-use crate::server::ConnectionLimits;
+use crate::browser::{Browser, Pages};
+use crate::edge::admin::Admin;
+use crate::edge::listener::{ConnectionLimits, Edge};
+use crate::route::Router;
+use crate::route::identify::Identify;
+use crate::session::limits::{Limits, SessionLimits};
+use crate::session::{SessionSettings, Sessions, audit::Audit};
+use crate::upstream::Registry;
 use podgate_auth::Authenticator;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,13 +24,13 @@ pub struct StartOptions {
     pub clusters: Registry,
     pub authenticator: Arc<dyn Authenticator>,
     /// Browser sessions; `None`: a generated key, no logins (API clients only).
-    pub browser: Option<crate::browser::Browser>,
+    pub browser: Option<Browser>,
     pub session_limits: SessionLimits,
     pub sessions: SessionSettings,
     pub connections: ConnectionLimits,
     /// Per-session Prometheus series: on, and for how many sessions at once.
     pub session_series: podgate_metrics::SessionSeries,
-    pub audit: crate::audit::Audit,
+    pub audit: Audit,
     /// The admin listener (`/metrics`, `/healthz`, `/readyz`, `/debug/sessions`); none when `None`.
     pub admin_listen: Option<SocketAddr>,
 }
@@ -39,12 +47,7 @@ impl StartOptions {
                 per_user: l.max_sessions_per_user,
                 per_cluster: l.max_sessions_per_cluster,
             },
-            SessionSettings {
-                keepalive: s.keepalive.get(),
-                idle_timeout: s.idle_timeout.enabled(),
-                max_duration: s.max_duration.enabled(),
-                max_message: l.max_message_bytes.as_usize(),
-            },
+            SessionSettings::from_config(l, s),
             ConnectionLimits {
                 max_connections: l.max_connections,
                 header_read_timeout: l.header_read_timeout.get(),
@@ -57,8 +60,12 @@ impl StartOptions {
 pub struct Running {
     pub addr: SocketAddr,
     pub admin_addr: Option<SocketAddr>,
-    pub gateway: Arc<Gateway>,
+    pub router: Arc<Router>,
+    /// Sessions: their limits, live registry, settings; `tasks` owns every session and
+    /// connection task.
+    pub sessions: Arc<Sessions>,
     server: tokio::task::JoinHandle<()>,
+    admin: Option<(Arc<Admin>, tokio::task::JoinHandle<()>, TaskTracker)>,
 }
 
 impl Running {
@@ -72,12 +79,36 @@ impl Running {
         format!("https://{host}:{}", self.addr.port())
     }
 
-    /// Stops accepting, tells every session why it ends, and waits for all tasks.
+    pub fn clusters(&self) -> &Registry {
+        &self.router.clusters
+    }
+
+    pub fn metrics(&self) -> &podgate_metrics::Metrics {
+        &self.router.metrics
+    }
+
+    pub fn browser(&self) -> &Browser {
+        &self.router.pages.browser
+    }
+
+    /// Cancelled when the gateway begins to shut down.
+    pub fn shutdown_token(&self) -> &CancellationToken {
+        &self.sessions.shutdown
+    }
+
+    /// Stops accepting, tells every session why it ends, waits for every task, and only then
+    /// closes the admin listener (which answers `/readyz` with 503 all along).
     pub async fn shutdown(self) {
-        self.gateway.shutdown.cancel();
+        self.sessions.shutdown.cancel();
         let _ = self.server.await;
-        self.gateway.tasks.close();
-        self.gateway.tasks.wait().await;
+        self.sessions.tasks.close();
+        self.sessions.tasks.wait().await;
+        if let Some((admin, handle, tasks)) = self.admin {
+            admin.stop.cancel();
+            let _ = handle.await;
+            tasks.close();
+            tasks.wait().await;
+        }
     }
 }
 
@@ -88,49 +119,82 @@ pub async fn start(opts: StartOptions) -> std::io::Result<Running> {
             std::io::Error::new(e.kind(), format!("cannot listen on {}: {e}", opts.listen))
         })?;
     let addr = listener.local_addr()?;
-    let admin = match opts.admin_listen {
+    let admin_listener = match opts.admin_listen {
         Some(a) => Some(tokio::net::TcpListener::bind(a).await.map_err(|e| {
             std::io::Error::new(e.kind(), format!("cannot listen on {a} (admin): {e}"))
         })?),
         None => None,
     };
-    let admin_addr = match &admin {
+    let admin_addr = match &admin_listener {
         Some(l) => Some(l.local_addr()?),
         None => None,
     };
-    let browser = match opts.browser {
+    let browser = Arc::new(match opts.browser {
         Some(b) => b,
-        None => crate::browser::Browser::ephemeral().map_err(std::io::Error::other)?,
-    };
+        None => Browser::ephemeral().map_err(std::io::Error::other)?,
+    });
     let metrics = podgate_metrics::Metrics::new(
         opts.clusters.list().iter().map(|c| c.id.clone()),
         opts.session_series,
     );
-    let gateway = Arc::new(Gateway {
-        clusters: opts.clusters,
-        authenticator: opts.authenticator,
-        browser: Arc::new(browser),
+    let shutdown = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    let sessions = Arc::new(Sessions {
+        settings: opts.sessions,
         limits: Limits::new(opts.session_limits),
-        metrics,
-        audit: opts.audit,
-        sessions_live: Default::default(),
-        sessions: opts.sessions,
-        shutdown: CancellationToken::new(),
-        tasks: TaskTracker::new(),
+        metrics: metrics.clone(),
+        audit: opts.audit.clone(),
+        live: Default::default(),
+        shutdown: shutdown.clone(),
+        tasks: tasks.clone(),
     });
-    let server = tokio::spawn(crate::server::serve(
-        gateway.clone(),
+    let router = Arc::new(Router {
+        clusters: opts.clusters.clone(),
+        identify: Identify {
+            authenticator: opts.authenticator.clone(),
+            browser: browser.clone(),
+            metrics: metrics.clone(),
+            live: sessions.live.clone(),
+        },
+        pages: Pages {
+            browser,
+            authenticator: opts.authenticator,
+            metrics: metrics.clone(),
+        },
+        sessions: sessions.clone(),
+        metrics: metrics.clone(),
+        audit: opts.audit,
+    });
+    let edge = Arc::new(Edge {
+        router: router.clone(),
+        metrics: metrics.clone(),
+        shutdown: shutdown.clone(),
+        tasks,
+    });
+    let server = tokio::spawn(crate::edge::listener::serve(
+        edge,
         listener,
         opts.tls,
         opts.connections,
     ));
-    if let Some(l) = admin {
-        gateway.tasks.spawn(crate::admin::serve(gateway.clone(), l));
-    }
+    let admin = admin_listener.map(|l| {
+        let admin = Arc::new(Admin {
+            metrics,
+            clusters: opts.clusters,
+            live: sessions.live.clone(),
+            draining: shutdown.clone(),
+            stop: CancellationToken::new(),
+        });
+        let tasks = TaskTracker::new();
+        let handle = tokio::spawn(crate::edge::admin::serve(admin.clone(), l, tasks.clone()));
+        (admin, handle, tasks)
+    });
     Ok(Running {
         addr,
         admin_addr,
-        gateway,
+        router,
+        sessions,
         server,
+        admin,
     })
 }

@@ -3,8 +3,8 @@
 //! Off unless the demo turns it on, and only from loopback: it turns a static token typed into
 //! a form into a session cookie, which is fine on a developer's machine and nowhere else.
 
+use super::Pages;
 use super::unix_now;
-use crate::gateway::Gateway;
 use crate::http::{Body, status};
 use http::header::{CONTENT_TYPE, SET_COOKIE};
 use http::{Request, Response, StatusCode};
@@ -12,17 +12,16 @@ use http_body_util::{BodyExt, Limited};
 use podgate_auth::BrowserSession;
 use podgate_protocol::Status;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 /// A token form is a few hundred bytes; anything bigger is not one.
 const MAX_BODY: usize = 8 * 1024;
 
 pub async fn handle(
-    gw: &Arc<Gateway>,
+    pages: &Pages,
     req: Request<hyper::body::Incoming>,
     peer: Option<SocketAddr>,
 ) -> Response<Body> {
-    if !gw.browser.dev_login {
+    if !pages.browser.dev_login {
         return status(&Status::api_error(
             404,
             "NotFound",
@@ -58,20 +57,21 @@ pub async fn handle(
             "send the token as a form field `token=` or as JSON {\"token\": \"...\"}",
         ));
     };
-    let identity = match gw.authenticator.authenticate(&token).await {
-        Ok(id) => id,
+    let identity = match pages.authenticator.authenticate(&token).await {
+        Ok(a) => a.identity,
         Err(e) => {
             tracing::info!(reason = e.reason(), "dev login refused: {e}");
-            gw.metrics.auth_failure(e.reason());
+            pages.metrics.auth_failure(e.reason());
             return status(&Status::unauthorized());
         }
     };
-    let session = BrowserSession {
+    let session = BrowserSession::new(
         token,
-        refresh_token: None,
-        expires_at: unix_now().saturating_add(gw.browser.max_lifetime.as_secs()),
-    };
-    let cookie = match gw.browser.session_cookie(&session) {
+        None,
+        unix_now().saturating_add(pages.browser.max_lifetime.as_secs()),
+    )
+    .and_then(|session| pages.browser.session_cookie(&session));
+    let cookie = match session {
         Ok(c) => c,
         Err(e) => {
             tracing::error!("cannot seal a browser session: {e}");
@@ -82,7 +82,7 @@ pub async fn handle(
             ));
         }
     };
-    tracing::info!(user = %identity.user, "dev login");
+    tracing::info!(user = %identity.user(), "dev login");
     let mut resp = Response::new(crate::http::full(""));
     *resp.status_mut() = StatusCode::NO_CONTENT;
     resp.headers_mut().insert(SET_COOKIE, cookie);

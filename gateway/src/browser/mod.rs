@@ -1,18 +1,18 @@
-//! People in browsers: the session cookie, login and logout under `/auth/`, and the Origin
-//! rule that keeps other sites from using the cookie.
+//! People in browsers: the session cookie, login and logout under `/auth/`, the Origin rule
+//! that keeps other sites from using the cookie, and the embedded web UI ([`assets`]).
 //!
 //! The cookie carries a sealed [`BrowserSession`] (the bearer token itself), so a cookie
 //! request is authenticated by exactly the authenticators a header request is, and any replica
 //! with the same key can serve it. Logins: [`dev_login`] (the demo's tokens, loopback only) and
 //! [`oidc`] (Authorization Code with PKCE against the configured issuer).
 
+pub mod assets;
 pub mod cookies;
 pub mod dev_login;
 pub mod oidc;
 pub mod origin;
 pub mod session;
 
-use crate::gateway::Gateway;
 use crate::http::{Body, json, status};
 use http::header::{HeaderValue, LOCATION, SET_COOKIE};
 use http::{Method, Request, Response, StatusCode};
@@ -21,6 +21,14 @@ use podgate_protocol::Status;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// What the `/auth/` pages use.
+pub struct Pages {
+    pub browser: Arc<Browser>,
+    /// Checks the demo's tokens at `/auth/dev-login`.
+    pub authenticator: Arc<dyn podgate_auth::Authenticator>,
+    pub metrics: podgate_metrics::Metrics,
+}
 
 /// How browser sessions are sealed and what logins are offered.
 pub struct Browser {
@@ -97,18 +105,18 @@ pub(crate) fn unix_now() -> u64 {
 
 /// Everything under `/auth/`; none of it needs a session.
 pub async fn handle(
-    gw: &Arc<Gateway>,
+    pages: &Pages,
     req: Request<hyper::body::Incoming>,
     peer: Option<SocketAddr>,
 ) -> Response<Body> {
-    let browser = &gw.browser;
+    let browser = &*pages.browser;
     let path = req.uri().path().to_string();
     // Logging someone in (or out) from another site is an attack too (login CSRF).
     if origin::needs_check(req.method(), req.headers())
         && let Err(refused) = origin::check(req.headers(), req.uri(), &browser.allowed_origins)
     {
         tracing::info!(reason = "cross_origin", "browser login refused: {refused}");
-        gw.metrics.auth_failure("cross_origin");
+        pages.metrics.auth_failure("cross_origin");
         return status(&Status::api_error(403, "Forbidden", refused.to_string()));
     }
     match (req.method().clone(), path.as_str()) {
@@ -116,14 +124,14 @@ pub async fn handle(
             StatusCode::OK,
             &serde_json::json!({"dev": browser.dev_login, "oidc": browser.oidc.is_some()}),
         ),
-        (Method::POST, "/auth/dev-login") => dev_login::handle(gw, req, peer).await,
+        (Method::POST, "/auth/dev-login") => dev_login::handle(pages, req, peer).await,
         (Method::GET | Method::POST, "/auth/logout") => logout(),
         (Method::GET, "/auth/login") => match &browser.oidc {
-            Some(login) => login.login(gw, &req).await,
+            Some(login) => login.login(pages, &req).await,
             None => not_configured(),
         },
         (Method::GET, "/auth/callback") => match &browser.oidc {
-            Some(login) => login.callback(gw, &req).await,
+            Some(login) => login.callback(pages, &req).await,
             None => not_configured(),
         },
         _ => status(&Status::api_error(

@@ -10,8 +10,8 @@
 //! Failures show a short page saying what to do, are logged with a bounded reason (never a
 //! code, token or cookie) and counted in `podgate_auth_failures_total{reason="login_..."}`.
 
+use super::Pages;
 use super::{Browser, cookies, unix_now};
-use crate::gateway::Gateway;
 use crate::http::{Body, full, with_type};
 use http::header::{CACHE_CONTROL, HOST, HeaderValue, LOCATION, SET_COOKIE};
 use http::{Request, Response, StatusCode};
@@ -90,12 +90,12 @@ impl OidcLogin {
     /// `GET /auth/login?return_to=/path`: redirect to the provider.
     pub async fn login(
         &self,
-        gw: &Arc<Gateway>,
+        pages: &Pages,
         req: &Request<hyper::body::Incoming>,
     ) -> Response<Body> {
-        match self.start(&gw.browser, req).await {
+        match self.start(&pages.browser, req).await {
             Ok(resp) => resp,
-            Err(error) => failed(gw, "browser login not started", &error),
+            Err(error) => failed(pages, "browser login not started", &error),
         }
     }
 
@@ -139,12 +139,12 @@ impl OidcLogin {
     /// `return_to`.
     pub async fn callback(
         &self,
-        gw: &Arc<Gateway>,
+        pages: &Pages,
         req: &Request<hyper::body::Incoming>,
     ) -> Response<Body> {
-        let mut resp = match self.finish(gw, req).await {
+        let mut resp = match self.finish(pages, req).await {
             Ok(resp) => resp,
-            Err(error) => failed(gw, "browser login failed", &error),
+            Err(error) => failed(pages, "browser login failed", &error),
         };
         // The login cookie is single-use, whatever happened.
         resp.headers_mut().append(
@@ -156,10 +156,10 @@ impl OidcLogin {
 
     async fn finish(
         &self,
-        gw: &Arc<Gateway>,
+        pages: &Pages,
         req: &Request<hyper::body::Incoming>,
     ) -> Result<Response<Body>, LoginError> {
-        let browser = &gw.browser;
+        let browser = &pages.browser;
         // A provider error (the person said no) is reported even without the login cookie.
         let callback = parse_callback(req.uri().query())?;
         let sealed = cookies::read_cookie(req.headers(), LOGIN_COOKIE);
@@ -170,17 +170,14 @@ impl OidcLogin {
             self.client.config().login_timeout.get().as_secs(),
         )?;
         let tokens = self.client.finish(&login, &callback).await?;
-        let session = BrowserSession {
-            token: tokens.id_token,
-            refresh_token: tokens.refresh_token,
-            expires_at: tokens.expires_at,
-        };
+        let session = BrowserSession::new(tokens.id_token, tokens.refresh_token, tokens.expires_at)
+            .map_err(|e| LoginError::Internal(format!("cannot make the session: {e}")))?;
         let cookie = browser
             .session_cookie(&session)
             .map_err(|e| LoginError::Internal(format!("cannot seal the session: {e}")))?;
         tracing::info!(
-            user = %tokens.identity.user,
-            groups = ?tokens.identity.groups,
+            user = %tokens.identity.user(),
+            groups = ?tokens.identity.groups(),
             refresh = session.refresh_token.is_some(),
             "browser login"
         );
@@ -202,11 +199,13 @@ impl OidcLogin {
         shared
             .get_or_init(|| async {
                 let tokens = self.client.refresh(&refresh_token, &session.token).await?;
-                tracing::debug!(user = %tokens.identity.user, "browser session refreshed");
+                tracing::debug!(user = %tokens.identity.user(), "browser session refreshed");
                 Ok(BrowserSession {
                     token: tokens.id_token,
                     refresh_token: tokens.refresh_token,
                     expires_at: tokens.expires_at,
+                    // The same login, refreshed: its shells carry on.
+                    id: session.id.clone(),
                 })
             })
             .await
@@ -290,7 +289,7 @@ fn redirect(location: HeaderValue) -> Response<Body> {
 }
 
 /// Logs and counts `error`, and renders the page the person sees.
-fn failed(gw: &Gateway, what: &str, error: &LoginError) -> Response<Body> {
+fn failed(pages: &Pages, what: &str, error: &LoginError) -> Response<Body> {
     let reason = error.reason();
     match error {
         LoginError::Unavailable(_) | LoginError::Internal(_) => {
@@ -298,7 +297,7 @@ fn failed(gw: &Gateway, what: &str, error: &LoginError) -> Response<Body> {
         }
         _ => tracing::info!(reason, "{what}: {error}"),
     }
-    gw.metrics.auth_failure(reason);
+    pages.metrics.auth_failure(reason);
     let code = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
     let mut resp = with_type(code, "text/html; charset=utf-8", full(error_page(error)));
     resp.headers_mut()

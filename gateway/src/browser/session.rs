@@ -13,9 +13,11 @@ const REFRESH_MARGIN_SECS: u64 = 60;
 pub enum FromCookie {
     /// No session cookie.
     Absent,
-    /// A token to authenticate, and a new cookie to set when the session was refreshed.
+    /// A token to authenticate, the login it belongs to, and a new cookie to set when the
+    /// session was refreshed.
     Token {
         token: String,
+        login: Option<String>,
         set_cookie: Option<HeaderValue>,
     },
     /// The cookie cannot be used; the browser should drop it. `reason` is a bounded label.
@@ -36,19 +38,22 @@ pub async fn read(browser: &Browser, headers: &HeaderMap) -> FromCookie {
         }
     };
     let now = unix_now();
+    let login = session.login_id().map(str::to_string);
     if !session.expires_within(now, REFRESH_MARGIN_SECS) {
         return FromCookie::Token {
             token: session.token,
+            login,
             set_cookie: None,
         };
     }
     let still_valid = !session.expires_within(now, 0);
-    if let (Some(_), Some(login)) = (&session.refresh_token, &browser.oidc) {
-        match login.refresh(&session).await {
+    if let (Some(_), Some(oidc)) = (&session.refresh_token, &browser.oidc) {
+        match oidc.refresh(&session).await {
             Ok(fresh) => match browser.session_cookie(&fresh) {
                 Ok(cookie) => {
                     return FromCookie::Token {
                         token: fresh.token,
+                        login,
                         set_cookie: Some(cookie),
                     };
                 }
@@ -60,6 +65,7 @@ pub async fn read(browser: &Browser, headers: &HeaderMap) -> FromCookie {
     if still_valid {
         FromCookie::Token {
             token: session.token,
+            login,
             set_cookie: None,
         }
     } else {

@@ -1,15 +1,17 @@
 //! The public listener: TLS, HTTP/1.1 and h2 with upgrades, connection limits, graceful
 //! shutdown.
+//!
+//! At shutdown it stops accepting at once; requests in flight get [`DRAIN`] to finish (the
+//! router tells sessions why they end meanwhile), then their connections are dropped, so a
+//! watch or `logs -f` cannot hold the process up.
 
-use crate::gateway::Gateway;
+use crate::route::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-
-/// The client's address, attached to each request (for audit lines and logs).
-#[derive(Clone, Copy, Debug)]
-pub struct Peer(pub std::net::SocketAddr);
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 #[derive(Clone, Copy)]
 pub struct ConnectionLimits {
@@ -22,14 +24,26 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections past `max_connections` that are answered with a 503 rather than dropped.
 const REFUSAL_SLOTS: usize = 32;
 /// How long in-flight HTTP requests get to finish at shutdown.
-const DRAIN: Duration = Duration::from_secs(10);
+pub const DRAIN: Duration = Duration::from_secs(10);
+
+/// What the listener uses.
+pub struct Edge {
+    pub router: Arc<Router>,
+    pub metrics: podgate_metrics::Metrics,
+    /// Cancelled at shutdown: stop accepting, drain.
+    pub shutdown: CancellationToken,
+    /// Owns every connection task.
+    pub tasks: TaskTracker,
+}
 
 pub async fn serve(
-    gw: Arc<Gateway>,
+    edge: Arc<Edge>,
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     limits: ConnectionLimits,
 ) {
+    // Cancelled once the drain is over: connections still open are dropped.
+    let drained = CancellationToken::new();
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let refusals = Arc::new(tokio::sync::Semaphore::new(REFUSAL_SLOTS));
@@ -46,7 +60,7 @@ pub async fn serve(
     let builder = Arc::new(builder);
     loop {
         let (tcp, peer) = tokio::select! {
-            _ = gw.shutdown.cancelled() => break,
+            _ = edge.shutdown.cancelled() => break,
             a = listener.accept() => match a {
                 Ok(x) => x,
                 Err(e) => {
@@ -61,7 +75,7 @@ pub async fn serve(
             // Tell the client why, within a few bounded slots of its own; past those, close.
             if let Ok(slot) = refusals.clone().try_acquire_owned() {
                 let acceptor = acceptor.clone();
-                gw.tasks.spawn(async move {
+                edge.tasks.spawn(async move {
                     let _slot = slot;
                     let _ = tokio::time::timeout(
                         TLS_HANDSHAKE_TIMEOUT,
@@ -73,16 +87,17 @@ pub async fn serve(
             continue;
         };
         let _ = tcp.set_nodelay(true);
-        let (gw2, acceptor, builder) = (gw.clone(), acceptor.clone(), builder.clone());
+        let (edge2, acceptor, builder) = (edge.clone(), acceptor.clone(), builder.clone());
         let watcher = graceful.watcher();
-        gw.tasks.spawn(async move {
+        let drained = drained.clone();
+        edge.tasks.spawn(async move {
             let _permit = permit;
             let tls = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
             {
                 Ok(Ok(t)) => t,
                 Ok(Err(e)) => {
                     tracing::debug!(%peer, "TLS handshake failed: {e}");
-                    gw2.metrics.tls_handshake_failure();
+                    edge2.metrics.tls_handshake_failure();
                     return;
                 }
                 Err(_) => {
@@ -90,21 +105,27 @@ pub async fn serve(
                     return;
                 }
             };
+            let router = edge2.router.clone();
             let service =
-                hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(Peer(peer));
-                    let gw = gw2.clone();
+                hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let router = router.clone();
                     async move {
-                        Ok::<_, std::convert::Infallible>(crate::router::handle(gw, req).await)
+                        Ok::<_, std::convert::Infallible>(
+                            crate::route::handle(router, req, Some(peer)).await,
+                        )
                     }
                 });
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
-            if let Err(e) = watcher.watch(conn.into_owned()).await {
-                tracing::debug!(%peer, "connection error: {e}");
+            tokio::select! {
+                r = watcher.watch(conn.into_owned()) => if let Err(e) = r {
+                    tracing::debug!(%peer, "connection error: {e}");
+                },
+                _ = drained.cancelled() => tracing::debug!(%peer, "connection dropped at the end of the drain"),
             }
         });
     }
     let _ = tokio::time::timeout(DRAIN, graceful.shutdown()).await;
+    drained.cancel();
 }
 
 /// Answers one request on a connection over the limit with a 503 `Status`, then closes.

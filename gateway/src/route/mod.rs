@@ -1,259 +1,261 @@
-//! Request routing: who is asking, which cluster, then relay (exec/attach upgrades) or proxy.
+//! Who is asking, which cluster, which handler.
+//!
+//! Every request is answered here or handed on: health and the web UI's assets (no identity
+//! needed), `/auth/` to the browser pages, then, once [`identify`] knows the caller, podgate's
+//! own `/podgate/*` pages or a cluster's API under `/clusters/{id}/`. There the edge policy
+//! judges the path as the cluster will read it ([`ApiPath`]: decoded, ambiguous forms refused),
+//! and the request becomes an exec/attach session or is proxied.
 
-use crate::browser::session::FromCookie;
-use crate::gateway::Gateway;
+pub mod discovery;
+pub mod identify;
+
+use crate::browser::Pages;
 use crate::http::{Body, json, status, with_type};
+use crate::session::Sessions;
+use crate::session::audit::{Audit, RequestRecord, timestamp};
+use crate::session::handshake::{Caller, SessionRequest};
+use crate::session::registry::Credential;
+use crate::upstream::Registry;
 use http::{Method, Request, Response, StatusCode, header};
-use podgate_auth::{AuthError, Credential, CredentialSource};
-use podgate_config::Identity;
-use podgate_protocol::Status;
+use identify::{Identify, Who};
+use podgate_auth::policy::{self, Denied};
+use podgate_metrics::{Metrics, Outcome};
+use podgate_protocol::{ApiPath, Status, Subresource};
+use std::net::SocketAddr;
 use std::sync::Arc;
+
+/// What routing uses.
+pub struct Router {
+    pub clusters: Registry,
+    pub identify: Identify,
+    pub pages: Pages,
+    pub sessions: Arc<Sessions>,
+    pub metrics: Metrics,
+    pub audit: Audit,
+}
 
 /// The router's future, boxed: naming it `Send` here (rather than inferring through the
 /// connection's generic future) sidesteps rustc's higher-ranked `Send` inference limits.
 pub type HandleFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Response<Body>> + Send>>;
 
-pub fn handle(gw: Arc<Gateway>, req: Request<hyper::body::Incoming>) -> HandleFuture {
-    Box::pin(route(gw, req))
-}
-
-async fn route(gw: Arc<Gateway>, req: Request<hyper::body::Incoming>) -> Response<Body> {
-    let path = req.uri().path().to_string();
-    let source = req.extensions().get::<crate::server::Peer>().map(|p| p.0);
-    if path == "/healthz" || path == "/readyz" {
-        return with_type(StatusCode::OK, "text/plain", crate::http::full("ok"));
-    }
-    if let Some(page) = crate::web::serve(&req) {
-        return page;
-    }
-    if path.starts_with("/auth/") {
-        return crate::browser::handle(&gw, req, source).await;
-    }
-    let (identity, set_cookie) = match authenticate(&gw, &req).await {
-        Ok(a) => a,
-        Err(resp) => return resp,
-    };
-    let mut response = route_as(gw, req, &path, source, identity).await;
-    // A refreshed browser session travels back on whatever answers the request (a 101 too).
-    if let Some(cookie) = set_cookie {
-        response.headers_mut().append(header::SET_COOKIE, cookie);
-    }
-    response
-}
-
-async fn route_as(
-    gw: Arc<Gateway>,
+pub fn handle(
+    router: Arc<Router>,
     req: Request<hyper::body::Incoming>,
-    path: &str,
-    source: Option<std::net::SocketAddr>,
-    identity: Identity,
-) -> Response<Body> {
-    if path == "/podgate/whoami" {
-        return json(
-            StatusCode::OK,
-            &serde_json::json!({"user": identity.user, "groups": identity.groups}),
-        );
+    peer: Option<SocketAddr>,
+) -> HandleFuture {
+    Box::pin(async move { router.route(req, peer).await })
+}
+
+impl Router {
+    async fn route(
+        &self,
+        req: Request<hyper::body::Incoming>,
+        peer: Option<SocketAddr>,
+    ) -> Response<Body> {
+        let path = req.uri().path();
+        if path == "/healthz" {
+            return with_type(StatusCode::OK, "text/plain", crate::http::full("ok"));
+        }
+        if path == "/readyz" {
+            return if self.sessions.shutdown.is_cancelled() {
+                with_type(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    crate::http::full("shutting down"),
+                )
+            } else {
+                with_type(StatusCode::OK, "text/plain", crate::http::full("ok"))
+            };
+        }
+        if let Some(page) = crate::browser::assets::serve(&req) {
+            return page;
+        }
+        if path.starts_with("/auth/") {
+            return crate::browser::handle(&self.pages, req, peer).await;
+        }
+        let who = match self.identify.who(&req).await {
+            Ok(who) => who,
+            Err(refused) => return refused,
+        };
+        let set_cookie = who.set_cookie.clone();
+        let mut response = self.route_as(req, peer, who).await;
+        // A refreshed browser session travels back on whatever answers the request (a 101 too).
+        if let Some(cookie) = set_cookie {
+            response.headers_mut().append(header::SET_COOKIE, cookie);
+        }
+        response
     }
-    if path == "/podgate/clusters" {
-        // Only the clusters this person may use.
-        let list: Vec<_> = gw
-            .clusters
-            .list()
-            .iter()
-            .filter(|c| podgate_auth::policy::may_use(&c.access, &identity))
-            .map(|c| {
-                let h = c.health();
-                serde_json::json!({"id": c.id, "up": h.up, "version": h.version, "error": h.error})
-            })
-            .collect();
-        return json(StatusCode::OK, &serde_json::json!({"clusters": list}));
-    }
-    let Some(rest) = path.strip_prefix("/clusters/") else {
-        return status(&Status::api_error(
-            404,
-            "NotFound",
-            format!(
-                "podgate serves clusters under /clusters/{{id}}/; {path} is not one of its paths"
-            ),
-        ));
-    };
-    let (id, api_path) = rest.split_once('/').unwrap_or((rest, ""));
-    let Some(cluster) = gw.clusters.get(id) else {
-        return status(
-            &Status::api_error(
+
+    async fn route_as(
+        &self,
+        req: Request<hyper::body::Incoming>,
+        peer: Option<SocketAddr>,
+        who: Who,
+    ) -> Response<Body> {
+        let raw = req.uri().path().to_string();
+        let path = match ApiPath::parse(&raw) {
+            Ok(p) => p,
+            Err(e) => return status(&Status::bad_request(e.to_string())),
+        };
+        let identity = &who.authenticated.identity;
+        match path.segments().as_slice() {
+            ["podgate", "whoami"] => json(StatusCode::OK, identity),
+            ["podgate", "clusters"] => {
+                // Only the clusters this person may use.
+                let list: Vec<_> = self
+                    .clusters
+                    .list()
+                    .iter()
+                    .filter(|c| policy::may_use(&c.access, identity))
+                    .map(|c| {
+                        let h = c.health();
+                        serde_json::json!({"id": c.id, "up": h.up, "version": h.version, "error": h.error})
+                    })
+                    .collect();
+                json(StatusCode::OK, &serde_json::json!({"clusters": list}))
+            }
+            ["clusters", id, ..] => {
+                let id = id.to_string();
+                self.cluster_request(req, peer, who, &id, path.from(2))
+                    .await
+            }
+            _ => status(&Status::api_error(
                 404,
                 "NotFound",
-                format!("cluster \"{id}\" is not known to podgate"),
-            )
-            .with_details(id, "clusters"),
-        );
-    };
-    if let Err(denied) = podgate_auth::policy::check(
-        &cluster.access,
-        &cluster.id,
-        &identity,
-        &format!("/{api_path}"),
-    ) {
-        tracing::info!(user = %identity.user, cluster = %cluster.id, reason = denied.reason(), "refused by the access policy");
-        if api_path.ends_with("/exec") || api_path.ends_with("/attach") {
-            gw.metrics
-                .session_rejected(&cluster.id, podgate_metrics::Outcome::Denied);
+                format!(
+                    "podgate serves clusters under /clusters/{{id}}/; {raw} is not one of its paths"
+                ),
+            )),
         }
-        return status(
-            &Status::api_error(403, "Forbidden", denied.to_string())
-                .with_details(&cluster.id, "clusters"),
-        );
     }
-    let segments: Vec<&str> = api_path.trim_end_matches('/').split('/').collect();
-    if let [
-        "api",
-        "v1",
-        "namespaces",
-        ns,
-        "pods",
-        pod,
-        sub @ ("exec" | "attach"),
-    ] = segments.as_slice()
-        && (req.method() == Method::GET || req.method() == Method::POST)
-        && req.headers().contains_key(header::UPGRADE)
-    {
-        let (ns, pod, sub) = (ns.to_string(), pod.to_string(), sub.to_string());
-        let target = crate::relay::Target {
-            source,
-            cluster,
-            namespace: &ns,
-            pod: &pod,
-            subresource: &sub,
-        };
-        return crate::relay::handle(gw.clone(), req, identity, target).await;
-    }
-    let upstream_path = strip_cluster_prefix(
-        req.uri()
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/"),
-    )
-    .to_string();
-    let method = req.method().clone();
-    let response = crate::proxy::forward(&gw, &cluster, req, &identity, &upstream_path).await;
-    // Mutating requests are audited; reads are not (they would drown the log).
-    if !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS) {
-        gw.audit.request(&crate::audit::RequestRecord {
-            user: &identity.user,
-            groups: &identity.groups,
-            source: &source.map(|a| a.to_string()).unwrap_or_default(),
-            cluster: &cluster.id,
-            method: method.as_str(),
-            path: &upstream_path,
-            code: response.status().as_u16(),
-            time: crate::audit::timestamp(std::time::SystemTime::now()),
-        });
-    }
-    response
-}
 
-/// `/clusters/{id}/api/v1/pods?x` → `/api/v1/pods?x`.
-pub fn strip_cluster_prefix(path_and_query: &str) -> &str {
-    let Some(rest) = path_and_query.strip_prefix("/clusters/") else {
-        return path_and_query;
-    };
-    match rest.find(['/', '?']) {
-        Some(i) if rest.as_bytes()[i] == b'/' => &rest[i..],
-        _ => "/",
-    }
-}
-
-/// Who is asking, and a `Set-Cookie` to send back when their browser session was refreshed.
-async fn authenticate(
-    gw: &Gateway,
-    req: &Request<hyper::body::Incoming>,
-) -> Result<(Identity, Option<header::HeaderValue>), Response<Body>> {
-    let unauthorized = || status(&Status::unauthorized());
-    let mut set_cookie = None;
-    let credential = match podgate_auth::extract(req.headers(), req.uri()) {
-        Ok(Some(c)) => c,
-        // No bearer token: the browser session cookie, the lowest-precedence source.
-        Ok(None) => match crate::browser::session::read(&gw.browser, req.headers()).await {
-            FromCookie::Token {
-                token,
-                set_cookie: c,
-            } => {
-                set_cookie = c;
-                Credential {
-                    token,
-                    source: CredentialSource::Cookie,
-                }
-            }
-            FromCookie::Absent => {
-                tracing::info!(reason = "missing", "authentication failed");
-                gw.metrics.auth_failure("missing");
-                return Err(unauthorized());
-            }
-            FromCookie::Refused { reason } => {
-                tracing::info!(reason, "authentication failed: unusable session cookie");
-                gw.metrics.auth_failure(reason);
-                let mut resp = unauthorized();
-                resp.headers_mut()
-                    .insert(header::SET_COOKIE, clear_session());
-                return Err(resp);
-            }
-        },
-        Err(e) => {
-            tracing::info!(reason = e.reason(), "authentication failed: {e}");
-            gw.metrics.auth_failure(e.reason());
-            return Err(status(&Status::api_error(
-                401,
-                "Unauthorized",
-                format!("Unauthorized: {e}"),
-            )));
-        }
-    };
-    // Browsers attach the cookie to requests from any site: only our own pages may use it to
-    // open shells or change things.
-    if credential.source == CredentialSource::Cookie
-        && crate::browser::origin::needs_check(req.method(), req.headers())
-        && let Err(refused) =
-            crate::browser::origin::check(req.headers(), req.uri(), &gw.browser.allowed_origins)
-    {
-        tracing::info!(reason = "cross_origin", "request refused: {refused}");
-        gw.metrics.auth_failure("cross_origin");
-        return Err(status(&Status::api_error(
-            403,
-            "Forbidden",
-            refused.to_string(),
-        )));
-    }
-    match gw.authenticator.authenticate(&credential.token).await {
-        Ok(id) => Ok((id, set_cookie)),
-        Err(AuthError::Unavailable(e)) => {
-            tracing::warn!(
-                reason = "unavailable",
-                "authentication backend unavailable: {e}"
+    /// A request to cluster `id`'s API at `api` (the path the cluster will see).
+    async fn cluster_request(
+        &self,
+        req: Request<hyper::body::Incoming>,
+        peer: Option<SocketAddr>,
+        who: Who,
+        id: &str,
+        api: ApiPath<'_>,
+    ) -> Response<Body> {
+        let Some(cluster) = self.clusters.get(id) else {
+            return status(
+                &Status::api_error(
+                    404,
+                    "NotFound",
+                    format!("cluster \"{id}\" is not known to podgate"),
+                )
+                .with_details(id, "clusters"),
             );
-            gw.metrics.auth_failure("unavailable");
-            Err(status(&Status::api_error(
-                503,
-                "ServiceUnavailable",
-                "authentication is unavailable; try again shortly",
-            )))
-        }
-        Err(e) => {
-            tracing::info!(reason = e.reason(), source = %credential.source, "authentication failed: {e}");
-            gw.metrics.auth_failure(e.reason());
-            let mut resp = unauthorized();
-            // A session whose token is no longer accepted is over: the browser drops it and
-            // the UI offers a new login.
-            if credential.source == CredentialSource::Cookie {
-                resp.headers_mut()
-                    .insert(header::SET_COOKIE, clear_session());
+        };
+        let identity = &who.authenticated.identity;
+        let segments = api.segments();
+        let session = match segments.as_slice() {
+            [
+                "api",
+                "v1",
+                "namespaces",
+                ns,
+                "pods",
+                pod,
+                sub @ ("exec" | "attach"),
+            ] if (req.method() == Method::GET || req.method() == Method::POST)
+                && req.headers().contains_key(header::UPGRADE) =>
+            {
+                Some((
+                    ns.to_string(),
+                    pod.to_string(),
+                    if *sub == "exec" {
+                        Subresource::Exec
+                    } else {
+                        Subresource::Attach
+                    },
+                ))
             }
-            Err(resp)
+            _ => None,
+        };
+        let upstream_path = match req.uri().query() {
+            Some(q) => format!("{}?{q}", api.raw()),
+            None => api.raw().to_string(),
+        };
+        let denied = policy::check(&cluster.access, &cluster.id, identity, &api).err();
+        if let Some(Denied::Cluster { .. }) = &denied
+            && let Some(doc) = discovery::answer(&segments)
+        {
+            // They may not use the cluster, and kubectl must reach its real request to say so.
+            return doc;
         }
+        if let Some((namespace, pod, subresource)) = session {
+            let request = SessionRequest {
+                req,
+                caller: Caller {
+                    credential: Credential {
+                        identity: identity.clone(),
+                        static_token: who.authenticated.static_token,
+                        browser_session: who.login.clone(),
+                    },
+                    expires_at: who.authenticated.expires_at,
+                    source: peer,
+                },
+                cluster: cluster.clone(),
+                namespace,
+                pod,
+                subresource,
+                upstream_path,
+            };
+            return match denied {
+                Some(denied) => crate::session::handshake::refuse(
+                    &self.sessions,
+                    request,
+                    edge_refusal(&cluster.id, &denied),
+                    Outcome::Denied,
+                ),
+                None => crate::session::handshake::open(&self.sessions, request).await,
+            };
+        }
+        if let Some(denied) = denied {
+            tracing::info!(user = %identity.user(), cluster = %cluster.id, reason = denied.reason(), "refused by the access policy");
+            return status(&edge_refusal(&cluster.id, &denied));
+        }
+        let method = req.method().clone();
+        let response =
+            crate::upstream::proxy::forward(&self.metrics, &cluster, req, identity, &upstream_path)
+                .await;
+        if is_mutation(&method, &segments) {
+            self.audit.request(&RequestRecord {
+                identity,
+                source: &peer.map(|a| a.to_string()).unwrap_or_default(),
+                cluster: &cluster.id,
+                method: method.as_str(),
+                path: &upstream_path,
+                code: response.status().as_u16(),
+                time: timestamp(std::time::SystemTime::now()),
+            });
+        }
+        response
     }
 }
 
-fn clear_session() -> header::HeaderValue {
-    crate::browser::cookies::clear_cookie(crate::browser::cookies::SESSION_COOKIE, "/")
+fn edge_refusal(cluster: &str, denied: &Denied) -> Status {
+    crate::session::told(
+        Status::api_error(403, "Forbidden", denied.to_string()).with_details(cluster, "clusters"),
+        Outcome::Denied,
+    )
+}
+
+/// Whether a proxied request changes something, and so is audited. Reads are not (they would
+/// drown the log), nor are the review APIs, which are POSTs that only ask a question
+/// (`kubectl auth can-i`, `auth whoami`, TokenReview).
+fn is_mutation(method: &Method, segments: &[&str]) -> bool {
+    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return false;
+    }
+    let review = matches!(
+        segments,
+        ["apis", "authorization.k8s.io" | "authentication.k8s.io", _, .., resource]
+            if resource.ends_with("reviews")
+    );
+    !(review && *method == Method::POST)
 }
 
 #[cfg(test)]
@@ -261,13 +263,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn prefix_is_stripped() {
-        assert_eq!(
-            strip_cluster_prefix("/clusters/east/api/v1/pods?watch=1"),
-            "/api/v1/pods?watch=1"
-        );
-        assert_eq!(strip_cluster_prefix("/clusters/east/version"), "/version");
-        assert_eq!(strip_cluster_prefix("/clusters/east"), "/");
-        assert_eq!(strip_cluster_prefix("/clusters/east?x=1"), "/");
+    fn reviews_are_questions_not_mutations() {
+        let seg = |p: &str| {
+            p.trim_matches('/')
+                .split('/')
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        let check = |m: Method, p: &str| {
+            let s = seg(p);
+            let s: Vec<&str> = s.iter().map(String::as_str).collect();
+            is_mutation(&m, &s)
+        };
+        for p in [
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews",
+            "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+            "/apis/authorization.k8s.io/v1/namespaces/shop/localsubjectaccessreviews",
+            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+            "/apis/authentication.k8s.io/v1/tokenreviews",
+        ] {
+            assert!(!check(Method::POST, p), "{p}");
+        }
+        assert!(check(Method::POST, "/api/v1/namespaces/default/configmaps"));
+        assert!(check(
+            Method::DELETE,
+            "/api/v1/namespaces/default/pods/web-0"
+        ));
+        assert!(check(
+            Method::PATCH,
+            "/apis/apps/v1/namespaces/default/deployments/web"
+        ));
+        // Only those groups' reviews: a CRD named *reviews elsewhere is a write like any other.
+        assert!(check(
+            Method::POST,
+            "/apis/example.com/v1/namespaces/x/codereviews"
+        ));
+        assert!(!check(Method::GET, "/api/v1/pods"));
     }
 }

@@ -1,4 +1,5 @@
-//! Audit lines: one JSON object per session start and end, and per proxied mutating request.
+//! Audit lines: one JSON object per session start and end, per refused session attempt, and
+//! per proxied mutating request.
 //!
 //! Lines go through a bounded queue to one writer thread, so a slow disk never slows a shell;
 //! if the queue is full, the line is dropped and counted (and logged), never blocking. A
@@ -46,13 +47,32 @@ pub struct SessionEnd<'a> {
     pub stdout_bytes: u64,
     pub stderr_bytes: u64,
     pub exit_code: Option<i32>,
+    /// The outcome, in the vocabulary of `podgate_sessions_total{outcome}`.
     pub close_reason: &'static str,
+    /// Why, in words, when the gateway or the cluster said more than the outcome.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<&'a str>,
+}
+
+/// A session attempt that never started: refused at the edge, by a limit, by the cluster, or
+/// because the request was not a valid exec/attach upgrade.
+#[derive(Serialize)]
+pub struct SessionRefused<'a> {
+    #[serde(flatten)]
+    pub session: &'a SessionRecord,
+    /// The HTTP status the client was answered with (or would have been, for a browser told
+    /// inside the socket).
+    pub code: u16,
+    /// The outcome, in the vocabulary of `podgate_sessions_total{outcome}`.
+    pub close_reason: &'static str,
+    pub message: &'a str,
 }
 
 #[derive(Serialize)]
 pub struct RequestRecord<'a> {
-    pub user: &'a str,
-    pub groups: &'a [String],
+    /// `user` and `groups`.
+    #[serde(flatten)]
+    pub identity: &'a podgate_auth::Identity,
     pub source: &'a str,
     pub cluster: &'a str,
     pub method: &'a str,
@@ -142,6 +162,10 @@ impl Audit {
 
     pub fn session_end(&self, e: &SessionEnd<'_>) {
         self.emit("session_end", e);
+    }
+
+    pub fn session_refused(&self, r: &SessionRefused<'_>) {
+        self.emit("session_refused", r);
     }
 
     pub fn request(&self, r: &RequestRecord<'_>) {

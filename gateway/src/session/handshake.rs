@@ -1,43 +1,150 @@
-//! `pods/{pod}/exec` and `pods/{pod}/attach` through the gateway.
+//! `pods/{pod}/exec` and `pods/{pod}/attach` through the gateway: from the client's upgrade
+//! request to an [`Established`] session or a [`Refusal`].
 //!
 //! The upstream WebSocket is opened *before* the client's upgrade is answered, so every
 //! refusal by the cluster (403, 404, 400 for a bad container) reaches the client as the
 //! cluster's own HTTP error and `Status` body, exactly as kubectl would see it directly.
 
-pub mod pump;
-mod refuse;
-
-use crate::gateway::Gateway;
-use crate::http::{Body, passthrough, status};
-use crate::sessions::{Clock, SessionInfo};
-use crate::upstream::empty_body;
+use super::Sessions;
+use super::audit::{SessionRecord, timestamp};
+use super::guard::SessionGuard;
+use super::limits::SessionPermit;
+use super::refusal::{Answer, Refusal, from_browser};
+use super::registry::Credential;
+use super::relay::{self, Ending};
+use crate::http::Body;
+use crate::upstream::{Cluster, empty_body};
+use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
-use podgate_config::Identity;
-use podgate_metrics::{Direction, Outcome as MetricOutcome};
-use podgate_protocol::{Protocol, Status, subprotocol};
+use http_body_util::BodyExt as _;
+use podgate_metrics::Outcome;
+use podgate_protocol::{ExecOptions, Protocol, Status, Subresource, subprotocol};
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Protocols offered upstream after the client's own, so a client speaking only base64
 /// (a browser) or only v5 still reaches a cluster that speaks a different version.
 const FALLBACK: [Protocol; 2] = [Protocol::V5, Protocol::V4];
+/// The most of a cluster's refusal body that is read (to audit its message); refusals are
+/// a `Status` of a few hundred bytes.
+const REFUSAL_BODY: usize = 64 << 10;
+const REFUSAL_READ: Duration = Duration::from_secs(5);
 
-pub struct Target<'a> {
+/// Who is asking, as the route layer authenticated them.
+pub struct Caller {
+    pub credential: Credential,
+    /// Unix seconds when the credential stops being valid.
+    pub expires_at: Option<u64>,
     /// The client's address, for the audit line.
-    pub source: Option<std::net::SocketAddr>,
-    pub cluster: Arc<crate::clusters::Cluster>,
-    pub namespace: &'a str,
-    pub pod: &'a str,
-    pub subresource: &'a str,
+    pub source: Option<SocketAddr>,
 }
 
-pub async fn handle(
-    gw: Arc<Gateway>,
-    mut req: Request<hyper::body::Incoming>,
-    identity: Identity,
-    target: Target<'_>,
+/// An exec or attach request, admitted by the edge.
+pub struct SessionRequest {
+    pub req: Request<hyper::body::Incoming>,
+    pub caller: Caller,
+    pub cluster: Arc<Cluster>,
+    pub namespace: String,
+    pub pod: String,
+    pub subresource: Subresource,
+    /// The path and query to send the cluster (as received, already judged).
+    pub upstream_path: String,
+}
+
+/// A process-unique, sortable session id: start time in ms and a counter.
+pub fn session_id() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let ms = SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    format!("{ms:x}-{n:x}")
+}
+
+/// Opens the session `r` asks for, or answers why not.
+pub async fn open(ctx: &Arc<Sessions>, r: SessionRequest) -> Response<Body> {
+    match handshake(ctx, r).await {
+        Ok(established) => established.start(ctx),
+        Err(refusal) => refusal.answer(ctx),
+    }
+}
+
+/// Refuses `r` without trying (the edge policy said no): counted, audited and logged as every
+/// refusal is.
+pub fn refuse(
+    ctx: &Sessions,
+    r: SessionRequest,
+    status: Status,
+    outcome: Outcome,
 ) -> Response<Body> {
-    let source = target.source;
-    let upgrade = req
+    let opts = options(&r).unwrap_or_default();
+    let attempt = record(&r, &opts, "");
+    Refusal::new(outcome, status, attempt).answer(ctx)
+}
+
+fn options(r: &SessionRequest) -> Result<ExecOptions, podgate_protocol::QueryError> {
+    podgate_protocol::query::parse(r.req.uri().query().unwrap_or(""), r.subresource)
+}
+
+/// The audit record of `r`: who, from where, what.
+fn record(r: &SessionRequest, opts: &ExecOptions, protocol: &str) -> SessionRecord {
+    let identity = &r.caller.credential.identity;
+    SessionRecord {
+        session_id: session_id(),
+        user: identity.user().to_string(),
+        groups: identity.groups().iter().map(|g| g.to_string()).collect(),
+        source: r.caller.source.map(|a| a.to_string()).unwrap_or_default(),
+        cluster: r.cluster.id.clone(),
+        namespace: r.namespace.clone(),
+        pod: r.pod.clone(),
+        container: opts.container.clone().unwrap_or_default(),
+        command: opts.command.clone(),
+        tty: opts.tty,
+        protocol: protocol.to_string(),
+        start: timestamp(SystemTime::now()),
+    }
+}
+
+/// A session the cluster accepted, whose client upgrade is being answered.
+pub struct Established {
+    response: Response<Body>,
+    client_upgrade: fastwebsockets::upgrade::UpgradeFut,
+    upstream_upgrade: hyper::upgrade::OnUpgrade,
+    client_protocol: Protocol,
+    upstream_protocol: Protocol,
+    record: SessionRecord,
+    caller: Caller,
+    cluster: Arc<Cluster>,
+    permit: SessionPermit,
+    setup_started: Instant,
+}
+
+async fn handshake(ctx: &Sessions, mut r: SessionRequest) -> Result<Established, Refusal> {
+    let opts = options(&r);
+    let mut attempt = record(&r, opts.as_ref().map_or(&ExecOptions::default(), |o| o), "");
+    let bad = |attempt: &SessionRecord, message: String| {
+        Refusal::new(
+            Outcome::BadRequest,
+            Status::bad_request(message),
+            attempt.clone(),
+        )
+    };
+    // What cannot be audited exactly is not run: the cluster would act on a query podgate
+    // could not read.
+    if let Err(e) = &opts {
+        return Err(bad(
+            &attempt,
+            format!(
+                "podgate cannot read the {} request: {e}",
+                r.subresource.name()
+            ),
+        ));
+    }
+    let upgrade = r
+        .req
         .headers()
         .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
@@ -47,23 +154,28 @@ pub async fn handle(
     // answer. So a SPDY request is checked against the cluster over WebSocket first: its
     // refusal (Forbidden, NotFound, ...) is what the person must see, not ours.
     let spdy = upgrade.starts_with("spdy");
-    if !spdy && !fastwebsockets::upgrade::is_upgrade_request(&req) {
-        return status(&Status::bad_request(
-            "Upgrade request required: exec and attach need a WebSocket upgrade",
+    if !spdy && !fastwebsockets::upgrade::is_upgrade_request(&r.req) {
+        return Err(bad(
+            &attempt,
+            "Upgrade request required: exec and attach need a WebSocket upgrade".into(),
         ));
     }
     let negotiation = subprotocol::negotiate(
-        req.headers()
+        r.req
+            .headers()
             .get_all(header::SEC_WEBSOCKET_PROTOCOL)
             .iter()
             .filter_map(|v| v.to_str().ok()),
         &Protocol::ALL,
     );
     if negotiation.protocol.is_none() && !spdy {
-        return status(&Status::bad_request(format!(
-            "unable to upgrade: none of the offered WebSocket subprotocols is supported; podgate speaks {}",
-            Protocol::ALL.map(|p| p.name()).join(", ")
-        )));
+        return Err(bad(
+            &attempt,
+            format!(
+                "unable to upgrade: none of the offered WebSocket subprotocols is supported; podgate speaks {}",
+                Protocol::ALL.map(|p| p.name()).join(", ")
+            ),
+        ));
     }
     // No protocol offered means channel.k8s.io, answered without a protocol header.
     let client_offered_any = negotiation.echo;
@@ -72,85 +184,110 @@ pub async fn handle(
     } else {
         negotiation.offered
     };
+    attempt.protocol = offered[0].name().to_string();
 
-    let permit = match gw.limits.acquire(&identity.user, &target.cluster.id) {
+    let permit = match ctx
+        .limits
+        .acquire(r.caller.credential.identity.user(), &r.cluster.id)
+    {
         Ok(p) => p,
         Err(e) => {
-            tracing::warn!(user = %identity.user, cluster = %target.cluster.id, "session refused: {e}");
-            gw.metrics
-                .session_rejected(&target.cluster.id, MetricOutcome::LimitReached);
-            let refusal = Status::api_error(429, "TooManyRequests", e.to_string());
-            return refuse::refuse(&gw, &mut req, negotiation.protocol, refusal);
+            let mut refusal = Refusal::new(
+                Outcome::LimitReached,
+                Status::api_error(429, "TooManyRequests", e.to_string()),
+                attempt,
+            );
+            if let Some(p) = negotiation.protocol.filter(|p| p.has_status_json())
+                && from_browser(&r.req)
+            {
+                refusal.in_socket = Some((p, r.req));
+            }
+            return Err(refusal);
         }
     };
-    let setup_started = std::time::Instant::now();
+    let setup_started = Instant::now();
 
     // Upstream request: same path and query, our credentials, the client's identity.
-    let mut headers = crate::headers::forward(req.headers(), &identity, target.cluster.impersonate);
+    let mut headers = crate::upstream::headers::forward(
+        r.req.headers(),
+        &r.caller.credential.identity,
+        r.cluster.impersonate,
+    );
     let mut offer: Vec<&str> = offered.iter().map(|p| p.name()).collect();
     for p in FALLBACK {
         if !offer.contains(&p.name()) {
             offer.push(p.name());
         }
     }
-    let ws_headers = [
-        (header::CONNECTION, "Upgrade".to_string()),
-        (header::UPGRADE, "websocket".to_string()),
-        (header::SEC_WEBSOCKET_VERSION, "13".to_string()),
+    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(
+        header::SEC_WEBSOCKET_VERSION,
+        HeaderValue::from_static("13"),
+    );
+    for (name, value) in [
         (
             header::SEC_WEBSOCKET_KEY,
             fastwebsockets::handshake::generate_key(),
         ),
         (header::SEC_WEBSOCKET_PROTOCOL, offer.join(", ")),
-    ];
-    for (name, value) in ws_headers {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            headers.insert(name, v);
+    ] {
+        // Base64 and protocol names: always valid header values.
+        match HeaderValue::from_str(&value) {
+            Ok(v) => {
+                headers.insert(name, v);
+            }
+            Err(_) => {
+                return Err(bad(
+                    &attempt,
+                    format!("podgate could not build the {name} header"),
+                ));
+            }
         }
     }
-    let path_and_query = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
-    let upstream_path = crate::router::strip_cluster_prefix(path_and_query);
     let mut up_req = Request::new(empty_body());
-    *up_req.uri_mut() = match upstream_path.parse() {
+    *up_req.uri_mut() = match r.upstream_path.parse() {
         Ok(u) => u,
-        Err(_) => return status(&Status::bad_request("the request path is not a valid URI")),
+        Err(_) => return Err(bad(&attempt, "the request path is not a valid URI".into())),
     };
     *up_req.headers_mut() = headers;
 
-    let sent = std::time::Instant::now();
-    let up_resp = match target.cluster.upstream.send(up_req).await {
-        Ok(r) => r,
+    let cluster = &r.cluster;
+    let sent = Instant::now();
+    let up_resp = match cluster.upstream.send(up_req).await {
+        Ok(resp) => resp,
         Err(e) => {
-            gw.metrics
-                .upstream_request(&target.cluster.id, None, sent.elapsed());
-            gw.metrics
-                .session_rejected(&target.cluster.id, MetricOutcome::UpstreamError);
-            return crate::proxy::unreachable(&target.cluster.id, &e);
+            ctx.metrics
+                .upstream_request(&cluster.id, None, sent.elapsed());
+            tracing::warn!(cluster = %cluster.id, "upstream request failed: {e}");
+            return Err(Refusal::new(
+                Outcome::UpstreamError,
+                crate::upstream::proxy::unreachable_status(&cluster.id, &e),
+                attempt,
+            ));
         }
     };
-    gw.metrics.upstream_request(
-        &target.cluster.id,
-        Some(up_resp.status().as_u16()),
-        sent.elapsed(),
-    );
+    ctx.metrics
+        .upstream_request(&cluster.id, Some(up_resp.status().as_u16()), sent.elapsed());
     if up_resp.status() != StatusCode::SWITCHING_PROTOCOLS {
         // The cluster's refusal, unchanged: a 4xx is the cluster saying no.
         let outcome = if up_resp.status().is_client_error() {
-            MetricOutcome::Denied
+            Outcome::Denied
         } else {
-            MetricOutcome::UpstreamError
+            Outcome::UpstreamError
         };
-        gw.metrics.session_rejected(&target.cluster.id, outcome);
-        return passthrough(up_resp);
+        let (response, message) = read_refusal(up_resp).await;
+        return Err(Refusal {
+            outcome,
+            answer: Answer::Cluster { response, message },
+            attempt,
+            in_socket: None,
+        });
     }
     if spdy {
         drop(up_resp);
-        return status(&Status::bad_request(
-            "podgate relays exec and attach over WebSocket only (v5.channel.k8s.io), not SPDY: use kubectl 1.30 or newer",
+        return Err(bad(&attempt,
+            "podgate relays exec and attach over WebSocket only (v5.channel.k8s.io), not SPDY: use kubectl 1.30 or newer".into(),
         ));
     }
     let upstream_protocol = up_resp
@@ -164,10 +301,9 @@ pub async fn handle(
     } else {
         offered[0]
     };
-
-    let (mut response, client_upgrade) = match fastwebsockets::upgrade::upgrade(&mut req) {
+    let (mut response, client_upgrade) = match fastwebsockets::upgrade::upgrade(&mut r.req) {
         Ok(x) => x,
-        Err(e) => return status(&Status::bad_request(format!("unable to upgrade: {e}"))),
+        Err(e) => return Err(bad(&attempt, format!("unable to upgrade: {e}"))),
     };
     if client_offered_any {
         response.headers_mut().insert(
@@ -175,129 +311,108 @@ pub async fn handle(
             HeaderValue::from_static(client_protocol.name()),
         );
     }
-    let upstream_upgrade = hyper::upgrade::on(up_resp);
-    let query = req.uri().query().unwrap_or("").to_string();
-    let opts = podgate_protocol::query::parse(
-        &query,
-        if target.subresource == "exec" {
-            podgate_protocol::Subresource::Exec
-        } else {
-            podgate_protocol::Subresource::Attach
-        },
-    )
-    .unwrap_or_default();
-    let session_id = crate::gateway::session_id();
-    let span = tracing::info_span!("session",
-        session_id = %session_id,
-        user = %identity.user,
-        cluster = %target.cluster.id,
-        namespace = target.namespace,
-        pod = target.pod,
-        container = opts.container.as_deref().unwrap_or(""),
-        command = %opts.command.join(" "),
-        client_protocol = client_protocol.name(),
-        upstream_protocol = upstream_protocol.name(),
-    );
-    let settings = gw.sessions;
-    let shutdown = gw.shutdown.clone();
-    let container = opts.container.clone().unwrap_or_default();
-    let metrics = gw.metrics.session_started(podgate_metrics::SessionLabels {
-        session_id: &session_id,
-        user: &identity.user,
-        cluster: &target.cluster.id,
-        namespace: target.namespace,
-        pod: target.pod,
-        container: &container,
-    });
-    let record = crate::audit::SessionRecord {
-        session_id,
-        user: identity.user.clone(),
-        groups: identity.groups.clone(),
-        source: source.map(|a| a.to_string()).unwrap_or_default(),
-        cluster: target.cluster.id.clone(),
-        namespace: target.namespace.to_string(),
-        pod: target.pod.to_string(),
-        container,
-        command: opts.command.clone(),
-        tty: opts.tty,
-        protocol: client_protocol.name().to_string(),
-        start: crate::audit::timestamp(std::time::SystemTime::now()),
-    };
-    let info = SessionInfo {
-        record,
-        metrics,
-        activity: Clock::new(tokio::time::Instant::now()),
-    };
-    let live = gw.sessions_live.clone();
-    let audit = gw.audit.clone();
-    gw.tasks.spawn(tracing::Instrument::instrument(
-        async move {
-            let _permit = permit;
-            let (info, _registered) = live.register(info);
-            let (client, upstream) = match tokio::join!(client_upgrade, upstream_upgrade) {
-                (Ok(c), Ok(u)) => (c, u),
-                (Err(e), _) => {
-                    tracing::info!("client upgrade failed: {e}");
-                    info.metrics
-                        .finish(MetricOutcome::ClientClosed, info.metrics.elapsed());
-                    return;
-                }
-                (_, Err(e)) => {
-                    tracing::warn!("upstream upgrade failed: {e}");
-                    info.metrics
-                        .finish(MetricOutcome::UpstreamError, info.metrics.elapsed());
-                    return;
-                }
-            };
-            let upstream = fastwebsockets::WebSocket::after_handshake(
-                hyper_util::rt::TokioIo::new(upstream),
-                fastwebsockets::Role::Client,
-            );
-            info.metrics.established(setup_started.elapsed());
-            tracing::info!(
-                setup_ms = setup_started.elapsed().as_millis() as u64,
-                "session started"
-            );
-            audit.session_start(&info.record);
-            let outcome = pump::run(
-                client,
-                upstream,
-                client_protocol,
-                upstream_protocol,
-                &settings,
-                &info,
-                shutdown,
-            )
-            .await;
-            let duration = info.metrics.elapsed();
-            info.metrics.finish(outcome.metric(), duration);
-            let (stdin, stdout, stderr) = (
-                info.bytes(Direction::Stdin),
-                info.bytes(Direction::Stdout),
-                info.bytes(Direction::Stderr),
-            );
-            tracing::info!(
-                outcome = outcome.label(),
-                exit_code = outcome.exit_code(),
-                stdin_bytes = stdin,
-                stdout_bytes = stdout,
-                stderr_bytes = stderr,
-                "session ended"
-            );
-            audit.session_end(&crate::audit::SessionEnd {
-                session: &info.record,
-                end: crate::audit::timestamp(std::time::SystemTime::now()),
-                duration_seconds: duration.as_secs_f64(),
-                stdin_bytes: stdin,
-                stdout_bytes: stdout,
-                stderr_bytes: stderr,
-                exit_code: outcome.exit_code(),
-                close_reason: outcome.label(),
-            });
-        },
-        span,
-    ));
-    response.map(|b| {
-        http_body_util::BodyExt::boxed(http_body_util::BodyExt::map_err(b, |never| match never {}))
+    attempt.protocol = client_protocol.name().to_string();
+    Ok(Established {
+        response: crate::http::boxed_empty(response),
+        client_upgrade,
+        upstream_upgrade: hyper::upgrade::on(up_resp),
+        client_protocol,
+        upstream_protocol,
+        record: attempt,
+        caller: r.caller,
+        cluster: r.cluster,
+        permit,
+        setup_started,
     })
+}
+
+/// The cluster's refusal as a response to pass on, and the message of its `Status` (read
+/// within bounds: a refusal that is larger or slower is passed on cut, and says so).
+async fn read_refusal(resp: Response<hyper::body::Incoming>) -> (Response<Bytes>, String) {
+    let (mut parts, body) = resp.into_parts();
+    let limited = http_body_util::Limited::new(body, REFUSAL_BODY);
+    let bytes = match tokio::time::timeout(REFUSAL_READ, limited.collect()).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        _ => Bytes::from_static(b"podgate: the cluster's answer could not be read whole"),
+    };
+    for h in crate::upstream::headers::HOP_BY_HOP {
+        parts.headers.remove(*h);
+    }
+    parts.headers.remove(header::SET_COOKIE);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let message = serde_json::from_slice::<Status>(&bytes)
+        .ok()
+        .and_then(|s| s.message)
+        .unwrap_or_else(|| format!("the cluster answered {}", parts.status));
+    (Response::from_parts(parts, bytes), message)
+}
+
+impl Established {
+    /// Starts the session's task and answers the client's upgrade.
+    fn start(self, ctx: &Arc<Sessions>) -> Response<Body> {
+        let Established {
+            response,
+            client_upgrade,
+            upstream_upgrade,
+            client_protocol,
+            upstream_protocol,
+            record,
+            caller,
+            cluster,
+            permit,
+            setup_started,
+        } = self;
+        let span = tracing::info_span!("session",
+            session_id = %record.session_id,
+            user = %record.user,
+            cluster = %record.cluster,
+            namespace = %record.namespace,
+            pod = %record.pod,
+            container = %record.container,
+            command = %record.command.join(" "),
+            client_protocol = client_protocol.name(),
+            upstream_protocol = upstream_protocol.name(),
+        );
+        let guard = SessionGuard::open(ctx, permit, record, caller.credential, caller.expires_at);
+        let ctx2 = ctx.clone();
+        ctx.tasks.spawn(tracing::Instrument::instrument(
+            async move {
+                let ctx = ctx2;
+                let (client, upstream) = match tokio::join!(client_upgrade, upstream_upgrade) {
+                    (Ok(c), Ok(u)) => (c, u),
+                    (Err(e), _) => {
+                        tracing::info!("client upgrade failed: {e}");
+                        return guard.finish(Ending::ClientClosed);
+                    }
+                    (_, Err(e)) => {
+                        return guard.finish(Ending::UpstreamLost(format!(
+                            "podgate: the cluster's upgrade failed: {e}"
+                        )));
+                    }
+                };
+                let upstream = fastwebsockets::WebSocket::after_handshake(
+                    hyper_util::rt::TokioIo::new(upstream),
+                    fastwebsockets::Role::Client,
+                );
+                guard.established(setup_started.elapsed());
+                let ending = relay::run(
+                    client,
+                    upstream,
+                    relay::Params {
+                        client_protocol,
+                        upstream_protocol,
+                        settings: &ctx.settings,
+                        session: guard.session(),
+                        tap: None,
+                        shutdown: &ctx.shutdown,
+                        cluster: &cluster.id,
+                    },
+                )
+                .await;
+                guard.finish(ending);
+            },
+            span,
+        ));
+        response
+    }
 }

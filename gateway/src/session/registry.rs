@@ -1,11 +1,16 @@
-//! Live sessions, readable from outside the relay: `/debug/sessions`, the audit line at the
-//! end, and tests that watch a session's byte counters.
+//! Live sessions, readable and stoppable from outside the relay: `/debug/sessions`, the
+//! revocation of access on reload, and tests that watch a session's counters.
+//!
+//! The relay never looks here per frame; it holds its own `Arc<LiveSession>` and touches only
+//! atomics on it. Ending a session from outside goes through its [`Control`]: the relay's
+//! timers wait on it and end the session with the reason, as they do for a timeout.
 
-use crate::audit::SessionRecord;
+use super::audit::SessionRecord;
+use podgate_auth::{Identity, TokenDigest};
 use podgate_metrics::{Direction, SessionMetrics};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -33,16 +38,95 @@ impl Clock {
     }
 }
 
-pub struct SessionInfo {
+/// Why a session is ended from outside the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// The person's right to the session ended (token removed, access policy changed).
+    AccessRevoked,
+}
+
+/// What can end a session from outside, and when its credential stops being valid.
+pub struct Control {
+    stop: Mutex<Option<(Stop, String)>>,
+    stopped: tokio::sync::Notify,
+    /// Unix seconds from which the credential is no longer valid; 0: it does not expire.
+    /// Moved later when a browser session refreshes its token.
+    expires_at: AtomicU64,
+}
+
+impl Control {
+    pub fn new(expires_at: Option<u64>) -> Control {
+        Control {
+            stop: Mutex::new(None),
+            stopped: tokio::sync::Notify::new(),
+            expires_at: AtomicU64::new(expires_at.unwrap_or(0)),
+        }
+    }
+
+    /// Ends the session with `why` (a message for the person). The first stop wins.
+    pub fn stop(&self, stop: Stop, why: String) {
+        let mut slot = self.stop.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.is_none() {
+            *slot = Some((stop, why));
+            self.stopped.notify_one();
+        }
+    }
+
+    /// Resolves once [`stop`](Self::stop) was called; returns the reason.
+    pub async fn stopped(&self) -> (Stop, String) {
+        loop {
+            let notified = self.stopped.notified();
+            if let Some(s) = self
+                .stop
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
+            {
+                return s;
+            }
+            notified.await;
+        }
+    }
+
+    pub fn expires_at(&self) -> Option<u64> {
+        match self.expires_at.load(Relaxed) {
+            0 => None,
+            t => Some(t),
+        }
+    }
+
+    /// A later expiry (a refreshed token); an earlier one is ignored, and a credential that
+    /// does not expire stays so.
+    pub fn extend(&self, expires_at: u64) {
+        let _ = self.expires_at.fetch_update(Relaxed, Relaxed, |now| {
+            (now != 0 && expires_at > now).then_some(expires_at)
+        });
+    }
+}
+
+/// What a session was opened with, to tell later whether it still holds.
+#[derive(Clone, Debug)]
+pub struct Credential {
+    pub identity: Identity,
+    /// A static token's digest: still in the tokens file?
+    pub static_token: Option<TokenDigest>,
+    /// The browser session it came from (cookie sessions), whose refreshes extend it.
+    pub browser_session: Option<String>,
+}
+
+/// One live session as the rest of the gateway sees it.
+pub struct LiveSession {
     /// Who, where, what: also the audit record.
     pub record: SessionRecord,
+    pub credential: Credential,
     /// Byte counters and Prometheus series of the session.
     pub metrics: SessionMetrics,
     /// Last stdin or output byte.
     pub activity: Clock,
+    pub control: Control,
 }
 
-impl SessionInfo {
+impl LiveSession {
     pub fn bytes(&self, d: Direction) -> u64 {
         self.metrics.bytes(d)
     }
@@ -65,26 +149,22 @@ impl SessionInfo {
 }
 
 #[derive(Default)]
-pub struct Sessions {
-    live: Mutex<BTreeMap<String, Arc<SessionInfo>>>,
+pub struct LiveSessions {
+    live: Mutex<BTreeMap<String, Arc<LiveSession>>>,
 }
 
-impl Sessions {
+impl LiveSessions {
     /// Registers a session until the returned guard is dropped.
-    pub fn register(self: &Arc<Self>, info: SessionInfo) -> (Arc<SessionInfo>, Registered) {
-        let info = Arc::new(info);
-        let id = info.record.session_id.clone();
-        self.lock().insert(id.clone(), info.clone());
-        (
-            info,
-            Registered {
-                sessions: self.clone(),
-                id,
-            },
-        )
+    pub fn register(self: &Arc<Self>, session: Arc<LiveSession>) -> Registered {
+        let id = session.record.session_id.clone();
+        self.lock().insert(id.clone(), session);
+        Registered {
+            sessions: self.clone(),
+            id,
+        }
     }
 
-    pub fn list(&self) -> Vec<Arc<SessionInfo>> {
+    pub fn list(&self) -> Vec<Arc<LiveSession>> {
         self.lock().values().cloned().collect()
     }
 
@@ -96,18 +176,68 @@ impl Sessions {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<SessionInfo>>> {
-        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    /// Asks `judge` about every live session and stops those it has a reason for; returns
+    /// how many were stopped.
+    pub fn revalidate(&self, judge: impl Fn(&LiveSession) -> Option<(Stop, String)>) -> usize {
+        let mut stopped = 0;
+        for s in self.list() {
+            if let Some((stop, why)) = judge(&s) {
+                s.control.stop(stop, why);
+                stopped += 1;
+            }
+        }
+        stopped
+    }
+
+    /// A browser session refreshed its token: sessions opened from it may live on until
+    /// `expires_at` (plus the grace).
+    pub fn extend_browser_session(&self, browser_session: &str, expires_at: u64) {
+        for s in self.list() {
+            if s.credential.browser_session.as_deref() == Some(browser_session) {
+                s.control.extend(expires_at);
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<LiveSession>>> {
+        self.live.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
+/// Removes its session from the registry when dropped.
 pub struct Registered {
-    sessions: Arc<Sessions>,
+    sessions: Arc<LiveSessions>,
     id: String,
 }
 
 impl Drop for Registered {
     fn drop(&mut self) {
         self.sessions.lock().remove(&self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_first_stop_wins_and_is_seen_by_a_later_waiter() {
+        let c = Control::new(None);
+        c.stop(Stop::AccessRevoked, "first".into());
+        c.stop(Stop::AccessRevoked, "second".into());
+        let (stop, why) = c.stopped().await;
+        assert_eq!((stop, why.as_str()), (Stop::AccessRevoked, "first"));
+    }
+
+    #[test]
+    fn expiry_only_moves_later() {
+        let c = Control::new(Some(100));
+        c.extend(50);
+        assert_eq!(c.expires_at(), Some(100));
+        c.extend(200);
+        assert_eq!(c.expires_at(), Some(200));
+        let never = Control::new(None);
+        never.extend(300);
+        assert_eq!(never.expires_at(), None);
     }
 }

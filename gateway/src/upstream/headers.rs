@@ -1,7 +1,7 @@
 //! Which client headers go upstream. Pure, so every rule is unit-tested.
 
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use podgate_config::Identity;
+use http::header::{self, HeaderMap};
+use podgate_auth::Identity;
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1), plus the ones only meaningful to the gateway:
 /// credentials, cookies, and anything that would let a client choose its own identity.
@@ -20,7 +20,9 @@ pub const HOP_BY_HOP: &[&str] = &[
     "proxy-authenticate",
 ];
 
-/// The headers to send upstream for a client request made by `identity`.
+/// The headers to send upstream for a client request made by `identity`. For an impersonating
+/// cluster the identity is written whole (see [`Identity::write_impersonation`]): there is no
+/// path on which part of it could be left out.
 pub fn forward(incoming: &HeaderMap, identity: &Identity, impersonate: bool) -> HeaderMap {
     let listed_in_connection: Vec<String> = incoming
         .get_all(header::CONNECTION)
@@ -43,14 +45,7 @@ pub fn forward(incoming: &HeaderMap, identity: &Identity, impersonate: bool) -> 
         out.append(name.clone(), value.clone());
     }
     if impersonate {
-        if let Ok(v) = HeaderValue::from_str(&identity.user) {
-            out.insert(HeaderName::from_static("impersonate-user"), v);
-        }
-        for g in &identity.groups {
-            if let Ok(v) = HeaderValue::from_str(g) {
-                out.append(HeaderName::from_static("impersonate-group"), v);
-            }
-        }
+        identity.write_impersonation(&mut out);
     }
     out
 }
@@ -59,11 +54,10 @@ pub fn forward(incoming: &HeaderMap, identity: &Identity, impersonate: bool) -> 
 mod tests {
     use super::*;
 
+    use http::HeaderValue;
+
     fn id() -> Identity {
-        Identity {
-            user: "alice".into(),
-            groups: vec!["dev".into(), "ops".into()],
-        }
+        Identity::new("alice", ["dev", "ops"]).expect("valid identity")
     }
 
     #[test]

@@ -76,7 +76,7 @@ pub struct Cluster {
     pub server: String,
     /// The streaming HTTP path the proxy and the exec relay use (same TLS, credentials and
     /// base URL as `client`).
-    pub upstream: crate::upstream::Upstream,
+    pub upstream: super::Upstream,
     /// To name it when it is what failed.
     connect_timeout: Option<Duration>,
     health: RwLock<Health>,
@@ -154,15 +154,13 @@ impl Cluster {
             .strip_suffix('/')
             .map(str::to_string)
             .unwrap_or(server);
-        let upstream = crate::upstream::Upstream::new(
-            &config,
-            connect_timeout.unwrap_or(Duration::from_secs(10)),
-        )
-        .map_err(|source| ClusterError::Client {
-            id: id.clone(),
-            server: server.clone(),
-            source,
-        })?;
+        let upstream =
+            super::Upstream::new(&config, connect_timeout.unwrap_or(Duration::from_secs(10)))
+                .map_err(|source| ClusterError::Client {
+                    id: id.clone(),
+                    server: server.clone(),
+                    source,
+                })?;
         let client = kube::Client::try_from(config).map_err(|source| ClusterError::Client {
             id: id.clone(),
             server: server.clone(),
@@ -577,4 +575,5 @@ pub fn spawn_health_checks(
 }
 
 #[cfg(test)]
+#[path = "registry_tests.rs"]
 mod tests;

@@ -4,7 +4,7 @@
 
 use futures_util::StreamExt as _;
 use podgate::app::StartOptions;
-use podgate::clusters::{Cluster, ClusterSpec, Registry};
+use podgate::upstream::{Cluster, ClusterSpec, Registry};
 use podgate_devcluster::{DevCluster, Options, Topology};
 use podgate_protocol::Protocol;
 use podgate_protocol::frame::{self, ChannelFrame};
@@ -43,7 +43,7 @@ pub async fn start_full(
     })
     .await
     .expect("devcluster");
-    let config = podgate::demo::kube_config_for(&dc)
+    let config = podgate::app::demo::kube_config_for(&dc)
         .await
         .expect("kube config");
     let registry = Registry::new();
@@ -56,8 +56,8 @@ pub async fn start_full(
         )
         .await;
     assert!(summary.failed.is_empty());
-    let (tls, ca_pem) = podgate::demo::self_signed_tls(&[]).expect("cert");
-    let tokens = podgate_config::parse_tokens(
+    let (tls, ca_pem) = podgate::app::demo::self_signed_tls(&[]).expect("cert");
+    let tokens = podgate_auth::parse_tokens(
         std::path::Path::new("t"),
         &format!("- token: {TOKEN}\n  user: admin\n  groups: [system:masters]\n- token: {ALICE}\n  user: alice\n  groups: [dev]\n"),
     )
@@ -74,7 +74,7 @@ pub async fn start_full(
         sessions,
         connections,
         session_series: Default::default(),
-        audit: podgate::audit::Audit::off(),
+        audit: podgate::session::audit::Audit::off(),
         admin_listen: Some("127.0.0.1:0".parse().unwrap()),
     };
     adjust(&mut opts);
@@ -254,7 +254,7 @@ pub fn parse_answer(raw: &[u8]) -> Answer {
 
 /// `podgate_auth_failures_total{reason}` as the gateway would export it now.
 pub fn auth_failures(env: &Env, reason: &str) -> u64 {
-    let text = env.gateway.gateway.metrics.render();
+    let text = env.gateway.metrics().render();
     let needle = format!("podgate_auth_failures_total{{reason=\"{reason}\"}} ");
     text.lines()
         .find_map(|l| l.strip_prefix(&needle))

@@ -57,7 +57,7 @@ fn missing() -> Option<String> {
     {
         return Some("gateway/web/node_modules is missing (run scripts/setup.sh)".into());
     }
-    if podgate::web::ASSETS.is_empty() {
+    if podgate::browser::assets::ASSETS.is_empty() {
         return Some("the web UI was not built into this podgate (run `make web` first)".into());
     }
     None

@@ -4,10 +4,10 @@
 //! this process's fd and memory counts.
 #![allow(dead_code)]
 
+use podgate::app::demo::{CLUSTER_IDS, Demo, DemoOptions};
 use podgate::app::{Running, StartOptions};
-use podgate::demo::{CLUSTER_IDS, Demo, DemoOptions};
-use podgate::gateway::SessionSettings;
-use podgate::limits::SessionLimits;
+use podgate::session::SessionSettings;
+use podgate::session::limits::SessionLimits;
 use podgate_devcluster::{DevCluster, Options};
 use rustls::pki_types::pem::PemObject as _;
 use std::net::SocketAddr;
@@ -40,8 +40,9 @@ pub struct Env {
 }
 
 impl Env {
-    pub fn gateway(&self) -> &Arc<podgate::gateway::Gateway> {
-        &self.demo.gateway.gateway
+    /// The gateway's sessions: limits, live registry, and the tracker of every task.
+    pub fn gateway(&self) -> &Arc<podgate::session::Sessions> {
+        &self.demo.gateway.sessions
     }
 
     pub fn addr(&self) -> std::net::SocketAddr {
@@ -73,7 +74,7 @@ impl Env {
 /// `podgate demo` as its command starts it: default settings, two devclusters.
 pub async fn start_demo() -> Env {
     podgate_devcluster::install_crypto_provider();
-    let demo = podgate::demo::start(DemoOptions {
+    let demo = podgate::app::demo::start(DemoOptions {
         listen: "127.0.0.1:0".parse().expect("addr"),
         // No admin listener: these tests count the gateway's tasks, and it would be one.
         admin_listen: None,
@@ -114,7 +115,7 @@ pub type Dial = Box<dyn FnMut(&str, SocketAddr) -> SocketAddr + Send>;
 /// series, the admin listener and the clusters' addresses changed by `tune` from the config
 /// file's defaults.
 ///
-/// This repeats `podgate::demo::start` because it offers no way to pass settings; a
+/// This repeats `podgate::app::demo::start` because it offers no way to pass settings; a
 /// `DemoOptions` field for them would make this helper a one-liner.
 pub async fn start_with(tune: impl FnOnce(&mut Tuning)) -> Env {
     podgate_devcluster::install_crypto_provider();
@@ -138,7 +139,7 @@ pub async fn start_with(tune: impl FnOnce(&mut Tuning)) -> Env {
         })
         .await
         .expect("devcluster starts");
-        let mut config = podgate::demo::kube_config_for(&dc)
+        let mut config = podgate::app::demo::kube_config_for(&dc)
             .await
             .expect("kube config");
         let dial = (tuning.dial)(id, dc.addr());
@@ -152,15 +153,15 @@ pub async fn start_with(tune: impl FnOnce(&mut Tuning)) -> Env {
                 .get(),
         );
         let cluster =
-            podgate::clusters::Cluster::from_kube_config(id, config, true).expect("cluster");
-        specs.push(podgate::clusters::ClusterSpec::Prebuilt(Arc::new(cluster)));
+            podgate::upstream::Cluster::from_kube_config(id, config, true).expect("cluster");
+        specs.push(podgate::upstream::ClusterSpec::Prebuilt(Arc::new(cluster)));
         clusters.push(dc);
     }
-    let registry = podgate::clusters::Registry::new();
+    let registry = podgate::upstream::Registry::new();
     let summary = registry.apply(specs, &Default::default()).await;
     assert!(summary.failed.is_empty(), "{:?}", summary.failed);
-    let (tls, ca_pem) = podgate::demo::self_signed_tls(&[]).expect("certificate");
-    let tokens = podgate_config::parse_tokens(Path::new("<e2e tokens>"), TOKENS).expect("tokens");
+    let (tls, ca_pem) = podgate::app::demo::self_signed_tls(&[]).expect("certificate");
+    let tokens = podgate_auth::parse_tokens(Path::new("<e2e tokens>"), TOKENS).expect("tokens");
     let gateway: Running = podgate::app::start(StartOptions {
         listen: "127.0.0.1:0".parse().expect("addr"),
         tls,
@@ -174,7 +175,7 @@ pub async fn start_with(tune: impl FnOnce(&mut Tuning)) -> Env {
         sessions: tuning.sessions,
         connections,
         session_series: tuning.session_series,
-        audit: podgate::audit::Audit::off(),
+        audit: podgate::session::audit::Audit::off(),
         admin_listen: tuning.admin.then(|| "127.0.0.1:0".parse().expect("addr")),
     })
     .await

@@ -1,0 +1,18 @@
+//! The clusters behind the gateway and how requests reach them.
+//!
+//! - [`registry`]: one [`Cluster`] per configured cluster (its client, access policy and
+//!   health), replaced on reload without disturbing sessions already running on it;
+//! - [`client`]: the streaming HTTP client to one cluster's API server;
+//! - [`proxy`]: every non-upgrade request, forwarded with its body streamed both ways;
+//! - [`headers`]: what a client's request may carry upstream, and the identity it acts as.
+//!
+//! Path rules (what the cluster will act on) are [`podgate_protocol::ApiPath`], shared with
+//! the devcluster. Nothing here knows about sessions, browsers or routing.
+
+pub mod client;
+pub mod headers;
+pub mod proxy;
+pub mod registry;
+
+pub use client::{BoxError, RequestBody, Upstream, UpstreamError, empty_body};
+pub use registry::{ApplySummary, Cluster, ClusterError, ClusterSpec, Health, Registry};
