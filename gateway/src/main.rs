@@ -45,7 +45,7 @@ fn main() -> ExitCode {
     // go to standard error as they are.
     let cli = Cli::parse();
     let serve_config = match &cli.command {
-        Command::Serve { config } => match podgate_config::load(config) {
+        Command::Serve { config } => match podgate::app::config::load(config) {
             Ok(c) => Some(c),
             Err(e) => {
                 eprintln!("podgate: {e}");
@@ -57,7 +57,7 @@ fn main() -> ExitCode {
     podgate::app::logging::init(
         serve_config
             .as_ref()
-            .map_or(podgate_config::LogFormat::Text, |c| c.log.format),
+            .map_or(podgate_config::LogFormat::Text, |l| l.config.log.format),
     );
     // AES-128-GCM first, for the upstream clients too (kube-rs builds them from the default).
     let _ = podgate::edge::tls::provider().install_default();

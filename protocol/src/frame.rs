@@ -3,7 +3,7 @@
 use base64::Engine as _;
 use std::borrow::Cow;
 
-/// Stream ids (PROTOCOL.md, "Streams").
+/// Stream ids (docs/protocol.md, "Streams").
 pub const STDIN: u8 = 0;
 pub const STDOUT: u8 = 1;
 pub const STDERR: u8 = 2;

@@ -1,6 +1,6 @@
 //! The Kubernetes remote-command protocol (`pods/exec`, `pods/attach` over WebSocket), as pure
 //! functions and types with no IO, shared by the devcluster (the server end) and the gateway
-//! (which relays it). See `PROTOCOL.md` in the shared folder for the byte-level description.
+//! (which relays it). See `docs/protocol.md` for the byte-level description.
 //!
 //! Keeping this free of sockets is deliberate, as kube-core is for kube-client: every rule of the
 //! wire format is unit-tested here, and the IO crates only move bytes.

@@ -15,7 +15,8 @@ pub struct Authn {
     pub login: Option<OidcLogin>,
 }
 
-pub fn from_config(path: &Path, config: &podgate_config::Config) -> anyhow::Result<Authn> {
+pub fn from_config(path: &Path, loaded: &super::config::Loaded) -> anyhow::Result<Authn> {
+    let config = &loaded.config;
     let mut chain: Vec<Arc<dyn Authenticator>> = Vec::new();
     let static_tokens = match &config.auth.tokens_file {
         Some(f) => {
@@ -26,7 +27,7 @@ pub fn from_config(path: &Path, config: &podgate_config::Config) -> anyhow::Resu
         None => None,
     };
     let mut login = None;
-    if let Some((oidc, browser_login)) = oidc(path, config)? {
+    if let Some((oidc, browser_login)) = oidc(path, loaded.oidc.as_ref())? {
         login = browser_login;
         let oidc = Arc::new(oidc);
         let warm = oidc.clone();
@@ -51,29 +52,16 @@ pub fn from_config(path: &Path, config: &podgate_config::Config) -> anyhow::Resu
     })
 }
 
-/// The `auth.oidc` section, checked by the auth crate, and its browser login (`login`);
+/// The OIDC authenticator and its browser login (`login`) for the typed `auth.oidc` section;
 /// errors name the file and the field.
 pub fn oidc(
     path: &Path,
-    config: &podgate_config::Config,
+    oidc: Option<&podgate_auth::OidcConfig>,
 ) -> anyhow::Result<Option<(OidcAuthenticator, Option<OidcLogin>)>> {
-    let Some(section) = &config.auth.oidc else {
+    let Some(oidc) = oidc else {
         return Ok(None);
     };
     let file = path.display();
-    let mut oidc: podgate_auth::OidcConfig = serde_norway::from_value(section.clone())
-        .map_err(|e| anyhow::anyhow!("{file}: auth.oidc: {e}"))?;
-    let base = path.parent().unwrap_or(Path::new("."));
-    for issuer in &mut oidc.issuers {
-        if let Some(ca) = &mut issuer.ca_file
-            && ca.is_relative()
-        {
-            *ca = base.join(&*ca);
-        }
-    }
-    if let Some(login) = &mut oidc.login {
-        login.resolve_paths(base);
-    }
     let problems = |e: podgate_auth::oidc::InvalidConfig| {
         let lines: Vec<String> =
             e.0.iter()
@@ -81,7 +69,7 @@ pub fn oidc(
                 .collect();
         anyhow::anyhow!("{}", lines.join("\n"))
     };
-    let authn = OidcAuthenticator::new(&oidc).map_err(problems)?;
-    let login = OidcLogin::from_config(&oidc, &authn).map_err(problems)?;
+    let authn = OidcAuthenticator::new(oidc).map_err(problems)?;
+    let login = OidcLogin::from_config(oidc, &authn).map_err(problems)?;
     Ok(Some((authn, login)))
 }

@@ -11,7 +11,9 @@ use std::time::{Duration, SystemTime};
 /// How often the config, tokens and certificate files are checked for changes.
 const WATCH_EVERY: Duration = Duration::from_secs(2);
 
-pub async fn run(path: &Path, config: podgate_config::Config) -> anyhow::Result<()> {
+pub async fn run(path: &Path, loaded: super::config::Loaded) -> anyhow::Result<()> {
+    let authn = super::authn::from_config(path, &loaded)?;
+    let config = loaded.config;
     for ignored in config.ignored_settings() {
         tracing::warn!("{}: {ignored}", path.display());
     }
@@ -36,7 +38,6 @@ pub async fn run(path: &Path, config: podgate_config::Config) -> anyhow::Result<
         &config.tls.cert_file,
         &config.tls.key_file,
     )?);
-    let authn = super::authn::from_config(path, &config)?;
     let mut browser = crate::browser::Browser::from_config(&config.auth.session)?;
     if authn.login.is_some() {
         tracing::info!("browser login with OIDC at /auth/login");

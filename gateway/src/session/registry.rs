@@ -8,7 +8,7 @@
 use super::audit::SessionRecord;
 use podgate_auth::{Identity, TokenDigest};
 use podgate_metrics::{Direction, SessionMetrics};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -150,14 +150,29 @@ impl LiveSession {
 
 #[derive(Default)]
 pub struct LiveSessions {
-    live: Mutex<BTreeMap<String, Arc<LiveSession>>>,
+    live: Mutex<Live>,
+}
+
+#[derive(Default)]
+struct Live {
+    by_id: BTreeMap<String, Arc<LiveSession>>,
+    /// Sessions opened from each browser login, so a cookie request (the web UI asks every
+    /// 30 s while a terminal is open) touches only its own sessions.
+    by_login: HashMap<String, Vec<Arc<LiveSession>>>,
 }
 
 impl LiveSessions {
     /// Registers a session until the returned guard is dropped.
     pub fn register(self: &Arc<Self>, session: Arc<LiveSession>) -> Registered {
         let id = session.record.session_id.clone();
-        self.lock().insert(id.clone(), session);
+        let mut live = self.lock();
+        if let Some(login) = &session.credential.browser_session {
+            live.by_login
+                .entry(login.clone())
+                .or_default()
+                .push(session.clone());
+        }
+        live.by_id.insert(id.clone(), session);
         Registered {
             sessions: self.clone(),
             id,
@@ -165,11 +180,11 @@ impl LiveSessions {
     }
 
     pub fn list(&self) -> Vec<Arc<LiveSession>> {
-        self.lock().values().cloned().collect()
+        self.lock().by_id.values().cloned().collect()
     }
 
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().by_id.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -192,14 +207,14 @@ impl LiveSessions {
     /// A browser session refreshed its token: sessions opened from it may live on until
     /// `expires_at` (plus the grace).
     pub fn extend_browser_session(&self, browser_session: &str, expires_at: u64) {
-        for s in self.list() {
-            if s.credential.browser_session.as_deref() == Some(browser_session) {
+        if let Some(sessions) = self.lock().by_login.get(browser_session) {
+            for s in sessions {
                 s.control.extend(expires_at);
             }
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<LiveSession>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Live> {
         self.live.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -212,7 +227,18 @@ pub struct Registered {
 
 impl Drop for Registered {
     fn drop(&mut self) {
-        self.sessions.lock().remove(&self.id);
+        let mut live = self.sessions.lock();
+        let Some(session) = live.by_id.remove(&self.id) else {
+            return;
+        };
+        if let Some(login) = &session.credential.browser_session
+            && let Some(list) = live.by_login.get_mut(login)
+        {
+            list.retain(|s| !Arc::ptr_eq(s, &session));
+            if list.is_empty() {
+                live.by_login.remove(login);
+            }
+        }
     }
 }
 
@@ -227,6 +253,61 @@ mod tests {
         c.stop(Stop::AccessRevoked, "second".into());
         let (stop, why) = c.stopped().await;
         assert_eq!((stop, why.as_str()), (Stop::AccessRevoked, "first"));
+    }
+
+    fn session(id: &str, login: Option<&str>, expires_at: u64) -> Arc<LiveSession> {
+        let metrics = podgate_metrics::Metrics::new(["c"], Default::default());
+        Arc::new(LiveSession {
+            metrics: metrics.session_started(podgate_metrics::SessionLabels {
+                session_id: id,
+                user: "u",
+                cluster: "c",
+                namespace: "n",
+                pod: "p",
+                container: "",
+            }),
+            record: SessionRecord {
+                session_id: id.into(),
+                user: "u".into(),
+                groups: vec![],
+                source: String::new(),
+                cluster: "c".into(),
+                namespace: "n".into(),
+                pod: "p".into(),
+                container: String::new(),
+                command: vec![],
+                tty: false,
+                protocol: String::new(),
+                start: String::new(),
+            },
+            credential: Credential {
+                identity: Identity::new("u", Vec::<String>::new()).expect("identity"),
+                static_token: None,
+                browser_session: login.map(str::to_string),
+            },
+            activity: Clock::new(Instant::now()),
+            control: Control::new(Some(expires_at)),
+        })
+    }
+
+    #[test]
+    fn a_login_refresh_extends_its_own_sessions_only() {
+        let live = Arc::new(LiveSessions::default());
+        let a = session("a", Some("login-1"), 100);
+        let b = session("b", Some("login-2"), 100);
+        let c = session("c", None, 100);
+        let (ra, _rb, _rc) = (
+            live.register(a.clone()),
+            live.register(b.clone()),
+            live.register(c.clone()),
+        );
+        live.extend_browser_session("login-1", 500);
+        assert_eq!(a.control.expires_at(), Some(500));
+        assert_eq!(b.control.expires_at(), Some(100));
+        assert_eq!(c.control.expires_at(), Some(100));
+        drop(ra);
+        assert_eq!(live.len(), 2);
+        assert!(live.lock().by_login.get("login-1").is_none(), "the index follows the registry");
     }
 
     #[test]
