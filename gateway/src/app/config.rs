@@ -18,7 +18,10 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
     Ok(Loaded { config, oidc })
 }
 
-fn oidc_section(path: &Path, config: &podgate_config::Config) -> anyhow::Result<Option<OidcConfig>> {
+fn oidc_section(
+    path: &Path,
+    config: &podgate_config::Config,
+) -> anyhow::Result<Option<OidcConfig>> {
     let Some(section) = &config.auth.oidc else {
         return Ok(None);
     };

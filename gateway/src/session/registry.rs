@@ -307,7 +307,10 @@ mod tests {
         assert_eq!(c.control.expires_at(), Some(100));
         drop(ra);
         assert_eq!(live.len(), 2);
-        assert!(live.lock().by_login.get("login-1").is_none(), "the index follows the registry");
+        assert!(
+            live.lock().by_login.get("login-1").is_none(),
+            "the index follows the registry"
+        );
     }
 
     #[test]
