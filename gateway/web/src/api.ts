@@ -37,6 +37,19 @@ export async function probe(path: string): Promise<{ code: number; status: K8sSt
   }
 }
 
+/// One cheap authenticated request (who is logged in), for the login keepalive: it carries the
+/// session cookie, and so refreshes a login near its expiry.
+export async function checkLogin(): Promise<'ok' | 'unauthorized' | 'failed'> {
+  try {
+    const resp = await fetch('/podgate/whoami', { credentials: 'same-origin', headers: { Accept: 'application/json' }, cache: 'no-store' });
+    await resp.text(); // read to the end, so the connection is reused
+    if (resp.status === 401) return 'unauthorized';
+    return resp.ok ? 'ok' : 'failed';
+  } catch {
+    return 'failed';
+  }
+}
+
 export interface Whoami {
   user: string;
   groups: string[];

@@ -1,8 +1,9 @@
 // podgate's browser terminal: log in, pick a pod, get shells in tabs.
 
 import './nonce';
-import { ApiError, getJSON, type Whoami } from './api';
+import { ApiError, checkLogin, getJSON, type Whoami } from './api';
 import { clear, h } from './dom';
+import { LoginKeepalive } from './keepalive';
 import { loginScreen } from './login';
 import { Picker } from './pickers';
 import * as route from './route';
@@ -18,6 +19,12 @@ class App {
   private readonly panes = h('div', { class: 'panes' });
   private picker: Picker | null = null;
   private readonly pickerPane = h('div', { class: 'picker-pane' });
+  private readonly who = h('span', { class: 'who' });
+  /// Keeps the login (and so the shells opened from it) alive while a terminal is open.
+  private readonly keepalive = new LoginKeepalive(checkLogin, () => this.loggedOut(), {
+    setTimeout: (fn, ms) => window.setTimeout(fn, ms),
+    clearTimeout: (handle) => window.clearTimeout(handle as number),
+  });
 
   constructor(root: HTMLElement) {
     this.root = root;
@@ -61,9 +68,12 @@ class App {
       for (const t of this.tabs) t.setTheme(this.theme);
       label();
     });
+    this.who.textContent = me.user;
+    this.who.classList.remove('expired');
+    this.who.title = me.groups.join(', ');
     const header = h('header', { class: 'top' },
       h('span', { class: 'brand' }, 'podgate'),
-      h('span', { class: 'who', title: me.groups.join(', ') }, me.user),
+      this.who,
       h('span', { class: 'spacer' }),
       themeButton,
       h('form', { method: 'post', action: '/auth/logout', class: 'logout' },
@@ -74,7 +84,17 @@ class App {
     this.renderTabs();
   }
 
+  /// The login is gone (podgate answered 401). Open shells keep running until the gateway ends
+  /// them; the header says so, and a reload logs in again.
+  private loggedOut(): void {
+    this.who.textContent = 'Not logged in';
+    this.who.title = 'Your login has expired: reload the page to log in again.';
+    this.who.classList.add('expired');
+  }
+
   private renderTabs(): void {
+    // Every change of a tab's state or of the set of tabs comes through here.
+    this.keepalive.setOpenTerminals(this.tabs.filter((t) => t.state !== 'ended').length);
     clear(this.tabBar);
     for (const t of this.tabs) {
       const select = h('button', {
@@ -94,6 +114,7 @@ class App {
   private open(target: route.Target): void {
     const tab = new TerminalTab(target, this.theme);
     tab.onStateChange = () => this.renderTabs();
+    tab.onUnauthorized = () => this.loggedOut();
     this.tabs.push(tab);
     this.hideAll();
     tab.mount(this.panes);
@@ -152,6 +173,7 @@ class App {
   testView(): unknown {
     return {
       active: this.active ? this.tabs.indexOf(this.active) : -1,
+      keepalive: { running: this.keepalive.running, requests: this.keepalive.requests, intervalMs: this.keepalive.intervalMs },
       tabs: this.tabs.map((t) => ({
         title: t.title(),
         target: t.target,

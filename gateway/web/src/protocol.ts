@@ -1,4 +1,4 @@
-// The v5.channel.k8s.io framing (PROTOCOL.md): binary frames whose first byte is the stream.
+// The v5.channel.k8s.io framing (docs/protocol.md): binary frames whose first byte is the stream.
 
 export const STDIN = 0;
 export const STDOUT = 1;

@@ -6,12 +6,12 @@ import { FitAddon } from '@xterm/addon-fit';
 import { SearchAddon } from '@xterm/addon-search';
 import { Unicode11Addon } from '@xterm/addon-unicode11';
 import { WebLinksAddon } from '@xterm/addon-web-links';
-import { probe, clusterPath } from './api';
+import { clusterPath, getJSON, probe, type Pod } from './api';
 import { h } from './dom';
-import { ending, refusal, type Notice } from './messages';
+import { checkContainer, ending, outcomeOf, refusal, type ContainerCheck, type Notice } from './messages';
 import {
   CLOSE, STATUS, STDERR, STDOUT, SUBPROTOCOL,
-  endsMidCharacter, exitCodeOf, parseStatus, resizeFrame, stdinFrame, type K8sStatus,
+  endsMidCharacter, parseStatus, resizeFrame, stdinFrame, type K8sStatus,
 } from './protocol';
 import type { Target } from './route';
 import { TERMINAL_THEMES, type ThemeName } from './theme';
@@ -43,6 +43,8 @@ export class TerminalTab {
   readonly stats: Stats = { sessions: 0, outputFrames: 0, splitFrames: 0, resizes: [], lastNotice: '' };
   state: State = 'connecting';
   onStateChange: () => void = () => {};
+  /// Called when podgate answers this tab 401: the browser login is gone.
+  onUnauthorized: () => void = () => {};
 
   private readonly host: HTMLElement;
   private readonly fitAddon = new FitAddon();
@@ -211,10 +213,12 @@ export class TerminalTab {
       if (this.ws !== ws) return;
       this.ws = null;
       if (!opened) {
+        // A refused handshake reaches a page only as close code 1006, without the HTTP status
+        // or the Status body: ask again.
         void this.explainRefusal();
         return;
       }
-      this.end(ending(status, status ? exitCodeOf(status) : null, ev.reason));
+      this.end(ending(status, { code: ev.code, reason: ev.reason }));
     };
   }
 
@@ -224,15 +228,31 @@ export class TerminalTab {
     const { code, status } = await probe(this.execPath());
     if (code === 0) {
       this.end({ title: 'podgate cannot be reached', detail: status?.message ?? '', retry: true });
-    } else {
-      this.end(refusal(code, status));
+      return;
+    }
+    if (code === 401) this.onUnauthorized();
+    // A cluster's 400 is told apart by what the pod has, not by its words (see `refusal`).
+    const container: ContainerCheck = code === 400 && outcomeOf(status) === null
+      ? checkContainer(await this.readPod(), this.target.container)
+      : 'unknown';
+    this.end(refusal(code, status, container));
+  }
+
+  /// The pod as the cluster has it now, as the person may see it; null when it cannot be read.
+  private async readPod(): Promise<Pod | null> {
+    const t = this.target;
+    const e = encodeURIComponent;
+    try {
+      return await getJSON<Pod>(clusterPath(t.cluster, `/api/v1/namespaces/${e(t.namespace)}/pods/${e(t.pod)}`));
+    } catch {
+      return null;
     }
   }
 
   private end(n: Notice): void {
     if (this.disposed) return; // the tab was closed while its refusal was being asked about
     this.stats.lastNotice = [n.title, n.detail].filter(Boolean).join(': ');
-    const color = /exited with code 0$/.test(n.title) ? '32' : n.title.startsWith('process exited') ? '33' : '31';
+    const color = n.tone === 'ok' ? '32' : n.tone === 'exit' ? '33' : '31';
     let out = `\r\n\x1b[0m\x1b[1;${color}m${n.title}\x1b[0m\r\n`;
     if (n.detail) out += `${n.detail.replace(/\r?\n/g, '\r\n')}\r\n`;
     out += `\x1b[2m${n.retry ? 'Press Enter to reconnect (a new session).' : 'Press Enter to try again.'}\x1b[0m\r\n`;

@@ -402,6 +402,48 @@ async function mainGroup() {
     }
   });
 
+  await scenario('an open terminal keeps the login alive; none keeps nothing; a lost login shows', async () => {
+    // A browser of its own with a fake clock (time flows, and the test jumps it ahead).
+    const ctx = await launch();
+    try {
+      await ctx.clock.install();
+      const p = ctx.pages()[0] ?? (await ctx.newPage());
+      const asked = [];
+      p.on('request', (r) => { if (new URL(r.url()).pathname === '/podgate/whoami') asked.push(r); });
+      const link = '#/clusters/dev-east/namespaces/default/pods/shell-0?container=main';
+      await devLogin(p, BASE + '/' + link, 'podgate-demo-admin');
+      await until('the tab', async () => (await view(p)).tabs.length === 1);
+      await waitOpen(p, 0);
+      const { keepalive } = await view(p);
+      if (!keepalive.running) throw new Error('no keepalive with a terminal open');
+      if (keepalive.intervalMs > 30_000) throw new Error(`keepalive every ${keepalive.intervalMs} ms`);
+      const before = asked.length;
+      await p.clock.fastForward(keepalive.intervalMs + 1000);
+      await until('a whoami request', async () => asked.length > before);
+      const resp = await asked[asked.length - 1].response();
+      if (resp?.status() !== 200) throw new Error(`whoami answered ${resp?.status()}`);
+      // No terminal: no timer, no request.
+      await p.locator('.tab-close').first().click();
+      await until('the keepalive stopped', async () => !(await view(p)).keepalive.running);
+      const quiet = asked.length;
+      await p.clock.fastForward(5 * keepalive.intervalMs);
+      await new Promise((r) => setTimeout(r, 500));
+      if (asked.length !== quiet) throw new Error(`${asked.length - quiet} whoami requests with no terminal open`);
+      // A login lost while a shell runs: the header says so, the shell runs on.
+      await p.evaluate((l) => { location.hash = l; }, link);
+      await until('the tab again', async () => (await view(p)).tabs.length === 1);
+      await waitOpen(p, 0);
+      await ctx.clearCookies();
+      await p.clock.fastForward(keepalive.intervalMs + 1000);
+      await until('Not logged in in the header', async () => (await p.locator('.who').innerText()) === 'Not logged in');
+      if ((await view(p)).keepalive.running) throw new Error('still polling after a 401');
+      if ((await tab(p, 0)).state !== 'open') throw new Error('the shell should run on until the gateway ends it');
+      await shot(p, 'login-lost');
+    } finally {
+      await ctx.close();
+    }
+  });
+
   await scenario('bob on a pod he may not exec reads Forbidden', async () => {
     const bob = await launch();
     try {
