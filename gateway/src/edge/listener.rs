@@ -136,10 +136,13 @@ async fn refuse(acceptor: tokio_rustls::TlsAcceptor, tcp: tokio::net::TcpStream,
     };
     let mut buf = [0u8; 1024];
     let _ = tls.read(&mut buf).await;
-    let body = podgate_protocol::Status::api_error(
-        503,
-        "ServiceUnavailable",
-        format!("podgate is at its limit of {max} open connections; try again shortly"),
+    let body = crate::session::told(
+        podgate_protocol::Status::api_error(
+            503,
+            "ServiceUnavailable",
+            format!("podgate is at its limit of {max} open connections; try again shortly"),
+        ),
+        podgate_metrics::Outcome::LimitReached,
     )
     .to_json();
     let head = format!(
