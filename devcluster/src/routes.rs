@@ -6,12 +6,17 @@ use crate::api::{self, Shape};
 use crate::state::State;
 use hyper::{Method, Request, Response, StatusCode, header};
 use podgate_protocol::http::{Body, json, status};
-use podgate_protocol::{Status, Subresource, subprotocol};
+use podgate_protocol::{Status, subprotocol};
 use std::sync::Arc;
 
 pub async fn handle(state: Arc<State>, req: Request<hyper::body::Incoming>) -> Response<Body> {
     let path = req.uri().path().to_string();
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    // Routed on the decoded path, as kube-apiserver routes (`defaul%74` is `default`).
+    let parsed = match podgate_protocol::ApiPath::parse(&path) {
+        Ok(p) => p,
+        Err(e) => return status(&Status::bad_request(e.to_string())),
+    };
+    let segments: Vec<&str> = parsed.segments();
     // Public endpoints, as kube-apiserver serves them to anyone.
     match segments.as_slice() {
         ["version"] => return api::version(&state.topology.version),
@@ -58,6 +63,12 @@ pub async fn handle(state: Arc<State>, req: Request<hyper::body::Incoming>) -> R
         )
     };
 
+    if let Some((ns, pod, sub)) = podgate_protocol::path::pod_session(&segments)
+        && (req.method() == Method::GET || req.method() == Method::POST)
+    {
+        let (ns, pod) = (ns.to_string(), pod.to_string());
+        return crate::exec::handle(state.clone(), req, &user, sub, &ns, &pod);
+    }
     match (req.method(), segments.as_slice()) {
         (&Method::GET, ["api"]) => api::api_versions(),
         (&Method::GET, ["openapi", "v3"]) => api::openapi_index(),
@@ -164,26 +175,6 @@ pub async fn handle(state: Arc<State>, req: Request<hyper::body::Incoming>) -> R
             let (ns, name) = (ns.to_string(), rest.first().map(|n| n.to_string()));
             let m = m.clone();
             configmap(&state, req, &user, &m, &ns, name.as_deref(), shape).await
-        }
-        (
-            m,
-            [
-                "api",
-                "v1",
-                "namespaces",
-                ns,
-                "pods",
-                pod,
-                sub @ ("exec" | "attach"),
-            ],
-        ) if m == Method::GET || m == Method::POST => {
-            let sub = if *sub == "exec" {
-                Subresource::Exec
-            } else {
-                Subresource::Attach
-            };
-            let (ns, pod) = (ns.to_string(), pod.to_string());
-            crate::exec::handle(state.clone(), req, &user, sub, &ns, &pod)
         }
         (_, ["api", "v1", ..]) => status(&Status::api_error(
             405,

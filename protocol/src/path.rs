@@ -115,6 +115,20 @@ impl<'a> ApiPath<'a> {
     }
 }
 
+/// The pod and subresource of an exec or attach path
+/// (`/api/v1/namespaces/{ns}/pods/{pod}/exec`), given its decoded segments.
+pub fn pod_session<'a>(segments: &[&'a str]) -> Option<(&'a str, &'a str, crate::Subresource)> {
+    match segments {
+        ["api", "v1", "namespaces", ns, "pods", pod, "exec"] => {
+            Some((ns, pod, crate::Subresource::Exec))
+        }
+        ["api", "v1", "namespaces", ns, "pods", pod, "attach"] => {
+            Some((ns, pod, crate::Subresource::Attach))
+        }
+        _ => None,
+    }
+}
+
 fn decode_segment(piece: &str) -> Result<Cow<'_, str>, PathError> {
     if piece.is_empty() {
         return Err(PathError::EmptySegment);
@@ -252,6 +266,31 @@ mod tests {
         ];
         for (raw, expected) in cases {
             assert_eq!(segs(raw), Err(expected.clone()), "{raw}");
+        }
+    }
+
+    #[test]
+    fn exec_and_attach_paths_name_their_pod() {
+        let p = ApiPath::parse("/api/v1/namespaces/default/pods/shell-0/ex%65c").expect("valid");
+        assert_eq!(
+            pod_session(&p.segments()),
+            Some(("default", "shell-0", crate::Subresource::Exec))
+        );
+        let p = ApiPath::parse("/api/v1/namespaces/default/pods/shell-0/attach").expect("valid");
+        assert_eq!(
+            pod_session(&p.segments()).map(|t| t.2),
+            Some(crate::Subresource::Attach)
+        );
+        for other in [
+            "/api/v1/namespaces/default/pods/shell-0",
+            "/api/v1/namespaces/default/pods/shell-0/log",
+            "/apis/x/v1/namespaces/default/pods/shell-0/exec",
+        ] {
+            assert_eq!(
+                pod_session(&ApiPath::parse(other).expect("valid").segments()),
+                None,
+                "{other}"
+            );
         }
     }
 

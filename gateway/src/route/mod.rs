@@ -20,7 +20,7 @@ use http::{Method, Request, Response, StatusCode, header};
 use identify::{Identify, Who};
 use podgate_auth::policy::{self, Denied};
 use podgate_metrics::{Metrics, Outcome};
-use podgate_protocol::{ApiPath, Status, Subresource};
+use podgate_protocol::{ApiPath, Status};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -150,30 +150,11 @@ impl Router {
         };
         let identity = &who.authenticated.identity;
         let segments = api.segments();
-        let session = match segments.as_slice() {
-            [
-                "api",
-                "v1",
-                "namespaces",
-                ns,
-                "pods",
-                pod,
-                sub @ ("exec" | "attach"),
-            ] if (req.method() == Method::GET || req.method() == Method::POST)
-                && req.headers().contains_key(header::UPGRADE) =>
-            {
-                Some((
-                    ns.to_string(),
-                    pod.to_string(),
-                    if *sub == "exec" {
-                        Subresource::Exec
-                    } else {
-                        Subresource::Attach
-                    },
-                ))
-            }
-            _ => None,
-        };
+        let upgrade = (req.method() == Method::GET || req.method() == Method::POST)
+            && req.headers().contains_key(header::UPGRADE);
+        let session = podgate_protocol::path::pod_session(&segments)
+            .filter(|_| upgrade)
+            .map(|(ns, pod, sub)| (ns.to_string(), pod.to_string(), sub));
         let upstream_path = match req.uri().query() {
             Some(q) => format!("{}?{q}", api.raw()),
             None => api.raw().to_string(),
