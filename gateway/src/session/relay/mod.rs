@@ -119,8 +119,7 @@ impl<C: Io, U: Io> Relay<'_, C, U> {
         let first = tokio::select! {
             e = &mut c2u => e,
             e = u2c => e,
-            e = self.keepalive() => e,
-            e = self.policy() => e,
+            e = self.timers() => e,
         };
         let ending = Ending::decide(first.clone(), self.verdict());
         if matches!(first, Ending::Policy { .. }) || from_upstream(&first) {
@@ -374,75 +373,88 @@ impl<C: Io, U: Io> Relay<'_, C, U> {
         }
     }
 
-    /// Pings the client every `keepalive`; ends the session when it has shown no sign of life
-    /// for too long.
-    async fn keepalive(&self) -> Ending {
-        let every = self.p.settings.keepalive;
-        let mut ping = tokio::time::interval_at(self.started + every, every);
-        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ping.tick().await;
-            if self.live.alive.get().elapsed() > self.live.limit() {
-                return Ending::ClientUnresponsive;
-            }
-            let f = Frame::new(true, OpCode::Ping, None, Payload::Borrowed(b"podgate"));
-            match to_client(&self.client, f, &self.live).await {
-                Ok(()) => {}
-                Err(ClientWriteError::Unresponsive) => return Ending::ClientUnresponsive,
-                Err(ClientWriteError::Failed) => return Ending::ClientClosed,
-            }
-        }
-    }
-
-    /// The gateway's own reasons to end a session: timeouts, shutdown, an expired or revoked
-    /// credential.
-    async fn policy(&self) -> Ending {
+    /// The session's clock: pings the client every `keepalive` (ending the session when it
+    /// has shown no sign of life for too long), and the gateway's own reasons to end it
+    /// (timeouts, shutdown, an expired or revoked credential). One timer for all deadlines,
+    /// so the relay's task polls three futures here per wake, not one per deadline.
+    async fn timers(&self) -> Ending {
         let settings = self.p.settings;
         let control = &self.p.session.control;
-        let max = async {
-            match settings.max_duration {
-                Some(d) => tokio::time::sleep_until(self.started + d).await,
-                None => std::future::pending().await,
+        let mut next_ping = self.started + settings.keepalive;
+        let (policy, message) = loop {
+            let now = Instant::now();
+            if let Some(d) = settings.max_duration
+                && now >= self.started + d
+            {
+                break (
+                    Policy::MaxDuration,
+                    format!(
+                        "podgate: session closed: it reached the maximum session duration of {}",
+                        human(d)
+                    ),
+                );
             }
-        };
-        let idle = async {
-            let Some(idle) = settings.idle_timeout else {
-                return std::future::pending().await;
-            };
-            loop {
-                let due = self.p.session.activity.get() + idle;
-                if Instant::now() >= due {
-                    return;
+            let idle_due = settings
+                .idle_timeout
+                .map(|i| self.p.session.activity.get() + i);
+            if let (Some(due), Some(i)) = (idle_due, settings.idle_timeout)
+                && now >= due
+            {
+                break (
+                    Policy::IdleTimeout,
+                    format!(
+                        "podgate: session closed after {} without input or output (idle timeout)",
+                        human(i)
+                    ),
+                );
+            }
+            // Unix seconds (an OIDC `exp`), moved later when a browser login refreshes.
+            let expiry = control
+                .expires_at()
+                .map(|at| (at, at.saturating_add(settings.credential_grace.as_secs())));
+            if let Some((at, deadline)) = expiry
+                && until_unix(deadline).is_zero()
+            {
+                break (
+                    Policy::CredentialExpired,
+                    format!(
+                        "podgate: session closed: the credential it was opened with expired at {}; sign in again and reconnect",
+                        crate::session::audit::timestamp(
+                            std::time::UNIX_EPOCH + Duration::from_secs(at)
+                        )
+                    ),
+                );
+            }
+            if now >= next_ping {
+                if self.live.alive.get().elapsed() > self.live.limit() {
+                    return Ending::ClientUnresponsive;
                 }
-                tokio::time::sleep_until(due).await;
-            }
-        };
-        let expired = async {
-            loop {
-                let Some(at) = control.expires_at() else {
-                    return std::future::pending::<u64>().await;
-                };
-                let deadline = at.saturating_add(settings.credential_grace.as_secs());
-                tokio::time::sleep(until_unix(deadline)).await;
-                // A refreshed browser session moved the expiry meanwhile: wait for that.
-                if control.expires_at() == Some(at) {
-                    return at;
+                let f = Frame::new(true, OpCode::Ping, None, Payload::Borrowed(b"podgate"));
+                match to_client(&self.client, f, &self.live).await {
+                    Ok(()) => {}
+                    Err(ClientWriteError::Unresponsive) => return Ending::ClientUnresponsive,
+                    Err(ClientWriteError::Failed) => return Ending::ClientClosed,
                 }
+                next_ping = Instant::now().max(next_ping) + settings.keepalive;
+                continue;
             }
-        };
-        let (policy, message) = tokio::select! {
-            _ = max => (Policy::MaxDuration, format!(
-                "podgate: session closed: it reached the maximum session duration of {}",
-                human(settings.max_duration.unwrap_or_default()))),
-            _ = idle => (Policy::IdleTimeout, format!(
-                "podgate: session closed after {} without input or output (idle timeout)",
-                human(settings.idle_timeout.unwrap_or_default()))),
-            _ = self.p.shutdown.cancelled() => (Policy::Shutdown,
-                "podgate: session closed: the gateway is shutting down; reconnect to get a new session".to_string()),
-            at = expired => (Policy::CredentialExpired, format!(
-                "podgate: session closed: the credential it was opened with expired at {}; sign in again and reconnect",
-                crate::session::audit::timestamp(std::time::UNIX_EPOCH + Duration::from_secs(at)))),
-            (_, why) = control.stopped() => (Policy::AccessRevoked, why),
+            let mut wake = next_ping;
+            for due in [
+                settings.max_duration.map(|d| self.started + d),
+                idle_due,
+                expiry.map(|(_, deadline)| now + until_unix(deadline)),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                wake = wake.min(due);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep_until(wake) => {}
+                _ = self.p.shutdown.cancelled() => break (Policy::Shutdown,
+                    "podgate: session closed: the gateway is shutting down; reconnect to get a new session".to_string()),
+                (_, why) = control.stopped() => break (Policy::AccessRevoked, why),
+            }
         };
         tracing::info!("{message}");
         Ending::Policy { policy, message }
