@@ -5,17 +5,14 @@
 //!
 //! `cargo bench -p podgate-auth --bench verify`
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use std::hint::black_box;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use podgate_auth::oidc::{Algorithm, IssuerConfig, OidcAuthenticator, OidcConfig};
+use podgate_testkit::oidc::fake_idp::FakeIdp;
+use podgate_testkit::oidc::keys::TestKey;
 use serde_json::json;
-use support::fake_idp::FakeIdp;
-use support::keys::TestKey;
 
 fn verification(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -3,16 +3,14 @@
 //! periodic refresh, withdrawn keys, an unreachable provider, TLS with `ca_file`, and the place
 //! of OIDC in a `Chain`. Needs nothing but this crate; `tests/oidc.rs` uses the real provider.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use podgate_auth::oidc::{IssuerConfig, OidcAuthenticator, OidcConfig};
 use podgate_auth::{AuthError, Authenticator, Chain, Identity, StaticTokens};
+use podgate_testkit::oidc::fake_idp::FakeIdp;
+use podgate_testkit::oidc::keys::TestKey;
 use serde_json::{Value, json};
-use support::fake_idp::FakeIdp;
-use support::keys::TestKey;
 
 const AUDIENCE: &str = "podgate";
 

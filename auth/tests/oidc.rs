@@ -6,15 +6,15 @@
 //! Skipped with a note when node or the installed provider is missing; under `CI=true` that is
 //! a failure instead.
 
-mod support;
-
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use podgate_auth::oidc::{IssuerConfig, OidcAuthenticator, OidcConfig};
 use podgate_auth::{AuthError, Authenticator, Identity};
+use podgate_testkit::free_port;
+use podgate_testkit::oidc::keys::{self, TestKey, available};
+use podgate_testkit::oidc::kid;
+use podgate_testkit::oidc::provider::{self, CLIENT_ID, Provider, RESOURCE};
 use serde_json::{Value, json};
-use support::keys::{self, TestKey, available};
-use support::provider::{self, CLIENT_ID, Provider, RESOURCE, free_port};
 
 fn now() -> u64 {
     SystemTime::now()
@@ -268,14 +268,4 @@ async fn rotated_keys_are_picked_up_without_a_restart() {
     let newest = provider.access_token().await;
     assert!(auth.authenticate(&newest).await.is_ok());
     provider.stop().await;
-}
-
-fn kid(token: &str) -> String {
-    use base64::Engine as _;
-    let header = token.split('.').next().expect("a header");
-    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(header)
-        .expect("base64url");
-    let header: Value = serde_json::from_slice(&header).expect("JSON");
-    header["kid"].as_str().expect("a kid").to_owned()
 }

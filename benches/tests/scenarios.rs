@@ -4,26 +4,21 @@
 use podgate_benches::run::{self, Profile, Setup};
 use podgate_benches::scenario::{Pods, Scenario, SoakMix};
 use podgate_benches::target::{Kubeconfig, SourceAddrs, Target, TlsOptions};
+use podgate_testkit::gateway;
 use std::sync::Arc;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_scenario_through_podgate_and_directly() {
     podgate_devcluster::install_crypto_provider();
-    let demo = podgate::app::demo::start(podgate::app::demo::DemoOptions {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        admin_listen: None,
-        kubeconfig_out: None,
-    })
-    .await
-    .expect("demo starts");
+    let demo = gateway::demo().await;
     let cluster = &demo.clusters[0];
     let tls = TlsOptions { resumption: false };
     let sources = Arc::new(SourceAddrs::new(16));
     let gateway = Target::gateway(
-        &demo.gateway.url(),
-        podgate::app::demo::CLUSTER_IDS[0],
-        podgate::app::demo::ADMIN_TOKEN,
+        &demo.url(),
+        &demo.ids[0],
+        gateway::ADMIN,
         &demo.ca_pem,
         tls,
         sources.clone(),

@@ -2,12 +2,9 @@
 //! byte-exact, and whatever cannot be read refuses the request instead of running it as the
 //! caller.
 
-mod common;
-use common::*;
 use podgate_protocol::Status;
-
-const ADMIN: &str = "devcluster-admin-token";
-const GATEWAY: &str = "devcluster-podgate-token";
+use podgate_testkit::devcluster::{ADMIN, Env, PODGATE as GATEWAY, start};
+use podgate_testkit::http;
 const EXEC: &str = "/api/v1/namespaces/default/pods/shell-0/exec?command=true";
 const PODS: &str = "/api/v1/namespaces/default/pods";
 
@@ -23,11 +20,11 @@ async fn get(env: &Env, path: &str, headers: &[(&str, &[u8])]) -> (u16, Option<S
         head.extend_from_slice(b"\r\n");
     }
     head.extend_from_slice(b"\r\n");
-    let (code, body) = raw_http_bytes(env, &head).await;
-    let status = serde_json::from_str::<Status>(&body)
+    let answer = http::send(env, &head).await;
+    let status = serde_json::from_str::<Status>(&answer.body)
         .ok()
         .filter(|s| s.status == "Failure");
-    (code, status)
+    (answer.code, status)
 }
 
 fn bearer(token: &str) -> Vec<u8> {

@@ -1,40 +1,17 @@
 //! Real kubectl is the judge: every version we ship against must see a real API server.
 
-mod common;
-use common::*;
+use podgate_testkit::devcluster::start;
+use podgate_testkit::kubectl::{self, Input};
+use podgate_testkit::tty::until_size;
+use std::path::Path;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_streams_and_exit_code() {
     let env = start().await;
-    for k in kubectls() {
-        let out = kubectl(
-            &env,
-            &k,
-            &[
-                "exec",
-                "shell-0",
-                "--",
-                "sh",
-                "-c",
-                "echo out; echo err >&2; exit 3",
-            ],
-            b"",
-        )
-        .await;
-        assert_eq!(out.code, 3, "{}: {}", k.display(), out.stderr);
-        assert_eq!(out.stdout, b"out\n", "{}", k.display());
-        assert!(
-            out.stderr.starts_with("err\n"),
-            "{}: {:?}",
-            k.display(),
-            out.stderr
-        );
-        assert!(
-            out.stderr.contains("command terminated with exit code 3"),
-            "{}",
-            out.stderr
-        );
+    for k in kubectl::binaries() {
+        let out = env.kubectl(&k).sh(kubectl::STREAMS).await;
+        out.assert_streams_apart(&k.display().to_string());
     }
 }
 
@@ -49,7 +26,7 @@ async fn exec_streams_and_exit_code() {
 async fn exit_status_arrives_while_stdin_still_flows() {
     let env = start().await;
     let (mut runs_total, mut noisy) = (0, 0);
-    for (i, k) in kubectls().into_iter().enumerate() {
+    for (i, k) in kubectl::binaries().into_iter().enumerate() {
         // 30 runs of each on the default kubectl; fewer on the pinned ones.
         let runs = if i == 0 { 30 } else { 10 };
         for run in 0..runs {
@@ -64,7 +41,7 @@ async fn exit_status_arrives_while_stdin_still_flows() {
                 let args = [
                     "exec", "-i", "-n", "default", "shell-0", "--", "sh", "-c", script,
                 ];
-                let out = kubectl_fed(&env, &k, &args).await;
+                let out = env.kubectl(&k).run(&args, Input::Yes).await;
                 let (rest, noise) = without_close_sent(&out.stderr);
                 runs_total += 1;
                 noisy += usize::from(noise);
@@ -107,10 +84,10 @@ fn without_close_sent(stderr: &str) -> (String, bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pod_processes_get_their_own_environment() {
     let env = start().await;
-    let k = &kubectls()[0];
+    let k = &kubectl::binaries()[0];
     let script = "echo \"home=$HOME\"; echo \"host=$HOSTNAME\"; \
                   echo \"pkg=${CARGO_PKG_NAME:-none}\"; [ \"$PWD\" = \"$HOME\" ] && echo same";
-    let out = kubectl(&env, k, &["exec", "shell-0", "--", "sh", "-c", script], b"").await;
+    let out = env.kubectl(k).sh(script).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     let text = String::from_utf8_lossy(&out.stdout);
     let home = std::env::var("HOME").unwrap_or_default();
@@ -128,8 +105,11 @@ async fn binary_stdin_round_trips_byte_exact() {
     let data: Vec<u8> = (0..1u32 << 20)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
-    for k in kubectls() {
-        let out = kubectl(&env, &k, &["exec", "-i", "shell-0", "--", "cat"], &data).await;
+    for k in kubectl::binaries() {
+        let out = env
+            .kubectl(&k)
+            .run(&["exec", "-i", "shell-0", "--", "cat"], &data)
+            .await;
         assert_eq!(out.code, 0, "{}: {}", k.display(), out.stderr);
         assert!(
             out.stdout == data,
@@ -143,14 +123,11 @@ async fn binary_stdin_round_trips_byte_exact() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forbidden_and_not_found_messages() {
     let env = start().await;
-    for k in kubectls() {
-        let out = kubectl(
-            &env,
-            &k,
-            &["--context", "bob", "exec", "shell-0", "--", "true"],
-            b"",
-        )
-        .await;
+    for k in kubectl::binaries() {
+        let out = env
+            .kubectl(&k)
+            .run(&["--context", "bob", "exec", "shell-0", "--", "true"], b"")
+            .await;
         assert_ne!(out.code, 0);
         assert!(
             out.stderr.contains(
@@ -162,21 +139,15 @@ async fn forbidden_and_not_found_messages() {
             k.display(),
             out.stderr
         );
-        let out = kubectl(&env, &k, &["get", "pod", "nope"], b"").await;
-        assert_ne!(out.code, 0);
-        assert!(
-            out.stderr
-                .contains(r#"Error from server (NotFound): pods "nope" not found"#),
-            "{}",
-            out.stderr
+        let out = env.kubectl(&k).run(&["get", "pod", "nope"], b"").await;
+        out.assert_fails_saying(
+            &[r#"Error from server (NotFound): pods "nope" not found"#],
+            "",
         );
-        let out = kubectl(
-            &env,
-            &k,
-            &["exec", "multi-0", "-c", "nope", "--", "true"],
-            b"",
-        )
-        .await;
+        let out = env
+            .kubectl(&k)
+            .run(&["exec", "multi-0", "-c", "nope", "--", "true"], b"")
+            .await;
         assert!(
             out.stderr
                 .contains("container nope is not valid for pod multi-0"),
@@ -184,30 +155,30 @@ async fn forbidden_and_not_found_messages() {
             out.stderr
         );
         // alice may exec in default but not in shop.
-        let out = kubectl(
-            &env,
-            &k,
-            &["--context", "alice", "exec", "shell-0", "--", "true"],
-            b"",
-        )
-        .await;
+        let out = env
+            .kubectl(&k)
+            .run(
+                &["--context", "alice", "exec", "shell-0", "--", "true"],
+                b"",
+            )
+            .await;
         assert_eq!(out.code, 0, "{}", out.stderr);
-        let out = kubectl(
-            &env,
-            &k,
-            &[
-                "--context",
-                "alice",
-                "-n",
-                "shop",
-                "exec",
-                "web-0",
-                "--",
-                "true",
-            ],
-            b"",
-        )
-        .await;
+        let out = env
+            .kubectl(&k)
+            .run(
+                &[
+                    "--context",
+                    "alice",
+                    "-n",
+                    "shop",
+                    "exec",
+                    "web-0",
+                    "--",
+                    "true",
+                ],
+                b"",
+            )
+            .await;
         assert!(
             out.stderr.contains(r#"User "alice" cannot"#),
             "{}",
@@ -219,60 +190,36 @@ async fn forbidden_and_not_found_messages() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_pods_lists_every_namespace() {
     let env = start().await;
-    for k in kubectls() {
-        let out = kubectl(&env, &k, &["get", "pods", "-A"], b"").await;
-        assert_eq!(out.code, 0, "{}", out.stderr);
-        let text = String::from_utf8_lossy(&out.stdout);
-        let header: Vec<&str> = text
-            .lines()
-            .next()
-            .unwrap_or("")
-            .split_whitespace()
-            .collect();
-        assert_eq!(
-            header,
-            ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE"],
-            "{text}"
-        );
-        for (ns, pod, ready) in [
-            ("default", "shell-0", "1/1"),
-            ("default", "multi-0", "2/2"),
-            ("load", "echo-0", "1/1"),
-            ("load", "flood-0", "1/1"),
-            ("shop", "web-0", "1/1"),
-        ] {
-            assert!(
-                text.lines().any(|l| {
-                    let c: Vec<&str> = l.split_whitespace().collect();
-                    c.len() >= 4 && c[0] == ns && c[1] == pod && c[2] == ready && c[3] == "Running"
-                }),
-                "{ns}/{pod} missing in:\n{text}"
-            );
-        }
+    for k in kubectl::binaries() {
+        let out = env.kubectl(&k).run(&["get", "pods", "-A"], b"").await;
+        out.assert_lists_every_namespace(&k.display().to_string());
         // bob may list; an unauthenticated user may not.
-        let out = kubectl(
-            &env,
-            &k,
-            &[
-                "--context",
-                "bob",
-                "get",
-                "pods",
-                "-n",
-                "shop",
-                "-o",
-                "name",
-            ],
-            b"",
-        )
-        .await;
+        let out = env
+            .kubectl(&k)
+            .run(
+                &[
+                    "--context",
+                    "bob",
+                    "get",
+                    "pods",
+                    "-n",
+                    "shop",
+                    "-o",
+                    "name",
+                ],
+                b"",
+            )
+            .await;
         assert_eq!(
             String::from_utf8_lossy(&out.stdout).lines().count(),
             2,
             "{}",
             out.stderr
         );
-        let out = kubectl(&env, &k, &["--token", "wrong", "get", "pods"], b"").await;
+        let out = env
+            .kubectl(&k)
+            .run(&["--token", "wrong", "get", "pods"], b"")
+            .await;
         assert!(
             out.stderr.contains("Unauthorized") || out.stderr.contains("provide credentials"),
             "{}",
@@ -285,97 +232,54 @@ async fn get_pods_lists_every_namespace() {
 /// a resize of the local terminal (SIGWINCH → stream 4 → TIOCSWINSZ).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_tty_follows_window_size() {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::io::AsyncWriteExt as _;
     let env = start().await;
-    for k in kubectls() {
-        let (pty, pts) = pty_process::open().expect("pty");
-        pty.resize(pty_process::Size::new(31, 97)).expect("resize");
-        let mut child = pty_process::Command::new(&k)
-            .arg("--kubeconfig")
-            .arg(&env.kubeconfig)
-            .arg("--cache-dir")
-            .arg(env.dir.path().join("cache"))
-            .args(["exec", "-it", "shell-0", "--", "sh"])
-            .env("HOME", env.dir.path())
-            .kill_on_drop(true)
-            .spawn(pts)
-            .expect("kubectl under a pty");
-        let (mut r, mut w) = pty.into_split();
-        let mut seen = Vec::new();
-        /// Asks the shell for its size; the answer is the first `SIZE=<digit>...=` (the
-        /// echoed command line has `$(` there instead).
-        async fn size(
-            r: &mut pty_process::OwnedReadPty,
-            w: &mut pty_process::OwnedWritePty,
-            seen: &mut Vec<u8>,
-        ) -> String {
-            seen.clear();
-            w.write_all(b"echo SIZE=$(stty size)=\r").await.unwrap();
-            let found = tokio::time::timeout(Duration::from_secs(20), async {
-                loop {
-                    let text = String::from_utf8_lossy(seen).to_string();
-                    if let Some(i) = text
-                        .match_indices("SIZE=")
-                        .map(|(i, _)| i)
-                        .find(|i| text[i + 5..].starts_with(|c: char| c.is_ascii_digit()))
-                        && let Some(end) = text[i + 5..].find('=')
-                    {
-                        return text[i + 5..i + 5 + end].to_string();
-                    }
-                    let mut buf = [0u8; 4096];
-                    match r.read(&mut buf).await {
-                        Ok(0) | Err(_) => return String::new(),
-                        Ok(n) => seen.extend_from_slice(&buf[..n]),
-                    }
-                }
-            })
-            .await;
-            found.expect("the shell answers within 20 s")
-        }
+    for k in kubectl::binaries() {
+        let mut tty = env
+            .kubectl(&k)
+            .pty(&["exec", "-it", "shell-0", "--", "sh"], 31, 97);
         // kubectl sends the window size as soon as it connects; the devcluster waits a moment
         // for it before starting the shell, but under load it may come later, as it may on a
         // real cluster: ask until the shell reports it.
-        let mut until_size = async |r: &mut pty_process::OwnedReadPty,
-                                    w: &mut pty_process::OwnedWritePty,
-                                    want: &str| {
-            let deadline = std::time::Instant::now() + Duration::from_secs(20);
-            while std::time::Instant::now() < deadline {
-                if size(r, w, &mut seen).await == want {
-                    return true;
-                }
-            }
-            false
-        };
         assert!(
-            until_size(&mut r, &mut w, "31 97").await,
+            until_size(&mut tty.write, &mut tty.read, "31 97", "\r").await,
             "{}: the pod never saw 97x31",
             k.display()
         );
-        w.resize(pty_process::Size::new(40, 120)).expect("resize");
+        tty.write
+            .resize(pty_process::Size::new(40, 120))
+            .expect("resize");
         // The resize travels asynchronously (SIGWINCH, stream 4, TIOCSWINSZ): ask until seen.
-        let ok = until_size(&mut r, &mut w, "40 120").await;
+        let ok = until_size(&mut tty.write, &mut tty.read, "40 120", "\r").await;
         assert!(ok, "{}: the pod never saw 40x120", k.display());
-        w.write_all(b"exit 7\r").await.unwrap();
-        let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
-            .await
-            .expect("kubectl exits")
-            .expect("status");
-        assert_eq!(status.code(), Some(7), "{}", k.display());
+        tty.write.write_all(b"exit 7\r").await.expect("typed");
+        assert_eq!(
+            tty.exit_code(Duration::from_secs(20)).await,
+            Some(7),
+            "{}",
+            k.display()
+        );
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_and_apply() {
     let env = start().await;
-    for k in kubectls() {
-        let out = kubectl(&env, &k, &["logs", "multi-0", "-c", "sidecar"], b"").await;
+    for k in kubectl::binaries() {
+        let out = env
+            .kubectl(&k)
+            .run(&["logs", "multi-0", "-c", "sidecar"], b"")
+            .await;
         assert_eq!(out.code, 0, "{}", out.stderr);
         assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3);
         assert!(
             String::from_utf8_lossy(&out.stdout)
                 .starts_with("devcluster multi-0/sidecar: log line 1")
         );
-        let out = kubectl(&env, &k, &["logs", "shell-0", "--tail", "1"], b"").await;
+        let out = env
+            .kubectl(&k)
+            .run(&["logs", "shell-0", "--tail", "1"], b"")
+            .await;
         assert_eq!(
             String::from_utf8_lossy(&out.stdout),
             "devcluster shell-0/main: log line 3\n"
@@ -391,37 +295,46 @@ async fn logs_and_apply() {
         let yaml = |v: &str| {
             format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  k: {v}\n")
         };
-        let out = kubectl(&env, &k, &["apply", "-f", "-"], yaml("one").as_bytes()).await;
+        let out = env
+            .kubectl(&k)
+            .run(&["apply", "-f", "-"], yaml("one").as_bytes())
+            .await;
         assert_eq!(
             String::from_utf8_lossy(&out.stdout).trim(),
             format!("configmap/{name} created"),
             "{}",
             out.stderr
         );
-        let out = kubectl(&env, &k, &["apply", "-f", "-"], yaml("two").as_bytes()).await;
+        let out = env
+            .kubectl(&k)
+            .run(&["apply", "-f", "-"], yaml("two").as_bytes())
+            .await;
         assert_eq!(
             String::from_utf8_lossy(&out.stdout).trim(),
             format!("configmap/{name} configured"),
             "{}",
             out.stderr
         );
-        let out = kubectl(
-            &env,
-            &k,
-            &["get", "configmap", &name, "-o", "jsonpath={.data.k}"],
-            b"",
-        )
-        .await;
+        let out = env
+            .kubectl(&k)
+            .run(
+                &["get", "configmap", &name, "-o", "jsonpath={.data.k}"],
+                b"",
+            )
+            .await;
         assert_eq!(out.stdout, b"two");
-        let out = kubectl(
-            &env,
-            &k,
-            &["--context", "bob", "apply", "-f", "-"],
-            yaml("three").as_bytes(),
-        )
-        .await;
+        let out = env
+            .kubectl(&k)
+            .run(
+                &["--context", "bob", "apply", "-f", "-"],
+                yaml("three").as_bytes(),
+            )
+            .await;
         assert!(out.stderr.contains("forbidden"), "{}", out.stderr);
-        let out = kubectl(&env, &k, &["delete", "configmap", &name], b"").await;
+        let out = env
+            .kubectl(&k)
+            .run(&["delete", "configmap", &name], b"")
+            .await;
         assert_eq!(out.code, 0, "{}", out.stderr);
     }
 }
@@ -431,15 +344,9 @@ async fn logs_and_apply() {
 async fn logs_follow_streams() {
     use tokio::io::AsyncBufReadExt as _;
     let env = start().await;
-    let mut child = tokio::process::Command::new("/usr/bin/kubectl")
-        .arg("--kubeconfig")
-        .arg(&env.kubeconfig)
-        .arg("--cache-dir")
-        .arg(env.dir.path().join("cache"))
-        .args(["logs", "-f", "shell-0"])
-        .env("HOME", env.dir.path())
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
+    let mut child = env
+        .kubectl(Path::new(kubectl::DEFAULT))
+        .command(&["logs", "-f", "shell-0"])
         .spawn()
         .expect("kubectl");
     let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();

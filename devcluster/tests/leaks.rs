@@ -1,39 +1,18 @@
 //! 200 sessions, ended from either side, leave the devcluster process with the fds, threads
 //! and child processes it had before.
 
-mod common;
-use common::wait_for;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, AttachParams};
+use podgate_testkit::process::Process;
+use podgate_testkit::wait::wait_for;
 use std::io::BufRead as _;
 use std::time::Duration;
 use tokio::io::AsyncReadExt as _;
 
-fn count(dir: String) -> usize {
-    std::fs::read_dir(dir)
-        .map(|d| d.count())
-        .unwrap_or(usize::MAX)
-}
-
-fn children(pid: u32) -> usize {
-    // Field 4 of /proc/N/stat is the parent pid (after the parenthesised command name).
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
-        .filter(|stat| {
-            stat.rsplit_once(") ")
-                .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
-                == Some(pid)
-        })
-        .count()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_leave_no_fds_threads_or_children() {
     podgate_devcluster::install_crypto_provider();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("a temp dir");
     let kubeconfig = dir.path().join("kubeconfig");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_devcluster"))
         .arg("--kubeconfig-out")
@@ -43,7 +22,7 @@ async fn sessions_leave_no_fds_threads_or_children() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("devcluster binary starts");
-    let pid = child.id();
+    let devcluster = Process::pid(child.id());
     // Kill the devcluster however the test ends.
     struct Kill(std::process::Child);
     impl Drop for Kill {
@@ -63,11 +42,8 @@ async fn sessions_leave_no_fds_threads_or_children() {
         "{line}"
     );
 
-    let kc = kube::config::Kubeconfig::read_from(&kubeconfig).unwrap();
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .unwrap();
-    let pods: Api<Pod> = Api::namespaced(kube::Client::try_from(cfg).unwrap(), "default");
+    let client = podgate_testkit::kubeconfig::client(&kubeconfig, None).await;
+    let pods: Api<Pod> = Api::namespaced(client, "default");
 
     let run = |ended_by_client: bool| {
         let pods = pods.clone();
@@ -105,25 +81,20 @@ async fn sessions_leave_no_fds_threads_or_children() {
     // Warm up, so lazily created state is in the baseline.
     run(false).await;
     run(true).await;
-    assert!(wait_for(Duration::from_secs(20), || children(pid) == 0).await);
-    let (fds, threads) = (
-        count(format!("/proc/{pid}/fd")),
-        count(format!("/proc/{pid}/task")),
-    );
+    assert!(wait_for(Duration::from_secs(20), || devcluster.children() == 0).await);
+    let (fds, threads) = (devcluster.fds(), devcluster.threads());
 
     for i in 0..200 {
         run(i % 2 == 0).await;
     }
     let settled = wait_for(Duration::from_secs(30), || {
-        children(pid) == 0
-            && count(format!("/proc/{pid}/fd")) <= fds
-            && count(format!("/proc/{pid}/task")) <= threads
+        devcluster.children() == 0 && devcluster.fds() <= fds && devcluster.threads() <= threads
     })
     .await;
     let now = (
-        children(pid),
-        count(format!("/proc/{pid}/fd")),
-        count(format!("/proc/{pid}/task")),
+        devcluster.children(),
+        devcluster.fds(),
+        devcluster.threads(),
     );
     assert!(
         settled,

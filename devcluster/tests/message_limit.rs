@@ -4,12 +4,12 @@
 //!
 //! The only test in its binary, so nothing else allocates while the process's RSS is watched.
 
-mod common;
-use common::*;
 use futures_util::{SinkExt as _, StreamExt as _};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::frame::Frame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use podgate_testkit::devcluster::{ADMIN, start_with};
+use podgate_testkit::process::Process;
+use podgate_testkit::ws::tungstenite::protocol::frame::Frame;
+use podgate_testkit::ws::tungstenite::protocol::frame::coding::{Data, OpCode};
+use podgate_testkit::ws::{self, tungstenite::Message};
 
 const MIB: usize = 1 << 20;
 const LIMIT: usize = MIB;
@@ -17,25 +17,13 @@ const CHUNK: usize = 64 << 10;
 /// What the client sends in all, unless the server stops it first: 64 times the limit.
 const FLOOD: usize = 64 * MIB;
 
-/// A `/proc/self/status` field in KiB.
-fn status_kib(field: &str) -> usize {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix(field)?.strip_prefix(':').map(str::to_string))
-        })
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {field} in /proc/self/status"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endless_continuations_are_closed_with_1009_in_bounded_memory() {
     let mut topology = podgate_devcluster::Topology::builtin();
     topology.max_message_bytes = LIMIT;
     let env = start_with(topology).await;
     let cat = "/api/v1/namespaces/default/pods/shell-0/exec?command=cat&stdin=true&stdout=true&stderr=true";
-    let (ws, _) = raw_ws(&env, "devcluster-admin-token", cat, &["v5.channel.k8s.io"])
+    let (ws, _) = ws::open(&env, ADMIN, cat, &[ws::V5], &[])
         .await
         .expect("upgrade");
     let (mut tx, mut rx) = ws.split();
@@ -43,7 +31,8 @@ async fn endless_continuations_are_closed_with_1009_in_bounded_memory() {
     // Start the peak from here where the kernel lets us (Linux >= 4.0: "5" resets VmHWM);
     // otherwise the peak so far only makes the check stricter.
     let _ = std::fs::write("/proc/self/clear_refs", "5");
-    let before = status_kib("VmRSS");
+    let me = Process::this();
+    let before = me.status_kib("VmRSS");
 
     let reader = tokio::spawn(async move {
         loop {
@@ -86,7 +75,7 @@ async fn endless_continuations_are_closed_with_1009_in_bounded_memory() {
         .await
         .expect("a close frame within 30 s")
         .expect("reader");
-    let peak = status_kib("VmHWM");
+    let peak = me.status_kib("VmHWM");
     let (code, reason) = close.expect("a close frame with a status code");
     assert_eq!(code, 1009, "{reason}");
     assert_eq!(
@@ -107,11 +96,7 @@ async fn endless_continuations_are_closed_with_1009_in_bounded_memory() {
     );
     // The session is over: its process is gone too.
     assert!(
-        wait_for(std::time::Duration::from_secs(10), || env
-            .cluster
-            .active_sessions()
-            == 0)
-        .await,
+        env.sessions_end(std::time::Duration::from_secs(10)).await,
         "the session did not end"
     );
 }

@@ -1,36 +1,15 @@
 //! The wire format, byte by byte, for every sub-protocol the devcluster speaks.
 
-mod common;
-use common::*;
 use futures_util::SinkExt as _;
-use podgate_protocol::frame::{self, ChannelFrame};
+use podgate_protocol::frame;
 use podgate_protocol::{Protocol, Status, subprotocol};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::frame::Frame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
-
-const ADMIN: &str = "devcluster-admin-token";
+use podgate_testkit::devcluster::{ADMIN, ALICE, start, start_with};
+use podgate_testkit::http;
+use podgate_testkit::ws::tungstenite::Message;
+use podgate_testkit::ws::tungstenite::protocol::frame::Frame;
+use podgate_testkit::ws::tungstenite::protocol::frame::coding::{Data, OpCode};
+use podgate_testkit::ws::{self, decode as decode_all, read_to_close, stream};
 const EXIT2: &str = "/api/v1/namespaces/default/pods/shell-0/exec?command=sh&command=-c&command=echo%20out%3B%20echo%20err%20%3E%262%3B%20exit%202&stdout=true&stderr=true";
-
-/// Decodes every message: (stream, bytes), in order.
-fn decode_all(protocol: Protocol, msgs: &[(bool, Vec<u8>)]) -> Vec<(u8, Vec<u8>)> {
-    msgs.iter()
-        .map(
-            |(text, p)| match frame::decode(protocol, *text, p).expect("valid frame") {
-                ChannelFrame::Data { stream, data } => (stream, data.into_owned()),
-                ChannelFrame::Close { stream } => (255, vec![stream]),
-            },
-        )
-        .collect()
-}
-
-fn stream(frames: &[(u8, Vec<u8>)], id: u8) -> Vec<u8> {
-    frames
-        .iter()
-        .filter(|(s, _)| *s == id)
-        .flat_map(|(_, d)| d.clone())
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_protocol_frames_streams_and_exit_status() {
@@ -42,11 +21,11 @@ async fn every_protocol_frames_streams_and_exit_status() {
         Protocol::Base64,
         Protocol::V4Base64,
     ] {
-        let (mut ws, chosen) = raw_ws(&env, ADMIN, EXIT2, &[protocol.name()])
+        let (mut ws, chosen) = ws::open(&env, ADMIN, EXIT2, &[protocol.name()], &[])
             .await
             .expect("upgrade");
         assert_eq!(chosen.as_deref(), Some(protocol.name()));
-        let msgs = read_all(&mut ws).await;
+        let msgs = read_to_close(&mut ws).await.messages();
         assert!(
             msgs.iter().all(|(text, _)| *text == protocol.is_base64()),
             "{protocol}: wrong frame type"
@@ -83,24 +62,30 @@ async fn every_protocol_frames_streams_and_exit_status() {
 async fn success_and_no_protocol_offered() {
     let env = start().await;
     let ok = "/api/v1/namespaces/default/pods/shell-0/exec?command=true";
-    let (mut ws, chosen) = raw_ws(&env, ADMIN, ok, &["v5.channel.k8s.io", "v4.channel.k8s.io"])
-        .await
-        .expect("upgrade");
+    let (mut ws, chosen) = ws::open(
+        &env,
+        ADMIN,
+        ok,
+        &["v5.channel.k8s.io", "v4.channel.k8s.io"],
+        &[],
+    )
+    .await
+    .expect("upgrade");
     assert_eq!(chosen.as_deref(), Some("v5.channel.k8s.io"));
-    let frames = decode_all(Protocol::V5, &read_all(&mut ws).await);
+    let frames = decode_all(Protocol::V5, &read_to_close(&mut ws).await.messages());
     assert_eq!(
         stream(&frames, frame::STATUS),
         br#"{"metadata":{},"status":"Success"}"#
     );
 
     // No protocol: channel.k8s.io, no header echoed, nothing on stream 3 on success.
-    let (mut ws, chosen) = raw_ws(&env, ADMIN, ok, &[]).await.expect("upgrade");
+    let (mut ws, chosen) = ws::open(&env, ADMIN, ok, &[], &[]).await.expect("upgrade");
     assert_eq!(chosen, None);
-    let frames = decode_all(Protocol::V1, &read_all(&mut ws).await);
+    let frames = decode_all(Protocol::V1, &read_to_close(&mut ws).await.messages());
     assert_eq!(frames, vec![(frame::STDOUT, vec![])]);
 
     // Only unknown protocols: refused before the upgrade.
-    let (code, body) = raw_ws(&env, ADMIN, ok, &["chat"])
+    let (code, body) = ws::open(&env, ADMIN, ok, &["chat"], &[])
         .await
         .expect_err("refused");
     assert_eq!(code, 400);
@@ -111,7 +96,7 @@ async fn success_and_no_protocol_offered() {
 async fn v5_half_close_and_resize() {
     let env = start().await;
     let cat = "/api/v1/namespaces/default/pods/shell-0/exec?command=cat&stdin=true&stdout=true&stderr=true";
-    let (mut ws, _) = raw_ws(&env, ADMIN, cat, &["v5.channel.k8s.io"])
+    let (mut ws, _) = ws::open(&env, ADMIN, cat, &["v5.channel.k8s.io"], &[])
         .await
         .expect("upgrade");
     let payload: Vec<u8> = (0..=255u8).cycle().take(100_000).collect();
@@ -121,7 +106,7 @@ async fn v5_half_close_and_resize() {
         ws.send(Message::binary(m)).await.unwrap();
     }
     ws.send(Message::binary(vec![255, 0])).await.unwrap();
-    let frames = decode_all(Protocol::V5, &read_all(&mut ws).await);
+    let frames = decode_all(Protocol::V5, &read_to_close(&mut ws).await.messages());
     assert_eq!(stream(&frames, frame::STDOUT), payload);
     assert_eq!(
         stream(&frames, frame::STATUS),
@@ -130,7 +115,7 @@ async fn v5_half_close_and_resize() {
 
     // Resize reaches the pty before the shell reads its size.
     let tty = "/api/v1/namespaces/default/pods/shell-0/exec?command=sh&command=-c&command=read%20x%3B%20stty%20size&stdin=true&stdout=true&stderr=false&tty=true";
-    let (mut ws, _) = raw_ws(&env, ADMIN, tty, &["v5.channel.k8s.io"])
+    let (mut ws, _) = ws::open(&env, ADMIN, tty, &["v5.channel.k8s.io"], &[])
         .await
         .expect("upgrade");
     let mut resize = vec![frame::RESIZE];
@@ -139,7 +124,7 @@ async fn v5_half_close_and_resize() {
     ws.send(Message::binary(b"\x00go\r".to_vec()))
         .await
         .unwrap();
-    let frames = decode_all(Protocol::V5, &read_all(&mut ws).await);
+    let frames = decode_all(Protocol::V5, &read_to_close(&mut ws).await.messages());
     let out = String::from_utf8_lossy(&stream(&frames, frame::STDOUT)).into_owned();
     assert!(out.contains("33 111"), "{out:?}");
     assert!(
@@ -151,9 +136,9 @@ async fn v5_half_close_and_resize() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bearer_token_in_subprotocol() {
     let env = start().await;
-    let entry = subprotocol::bearer_entry("devcluster-alice-token");
+    let entry = subprotocol::bearer_entry(ALICE);
     let ok = "/api/v1/namespaces/default/pods/shell-0/exec?command=true";
-    let (mut ws, chosen) = raw_ws(&env, "", ok, &[&entry, "v4.base64.channel.k8s.io"])
+    let (mut ws, chosen) = ws::open(&env, "", ok, &[&entry, "v4.base64.channel.k8s.io"], &[])
         .await
         .expect("upgrade");
     assert_eq!(
@@ -161,12 +146,12 @@ async fn bearer_token_in_subprotocol() {
         Some("v4.base64.channel.k8s.io"),
         "the token entry is never echoed"
     );
-    let frames = decode_all(Protocol::V4Base64, &read_all(&mut ws).await);
+    let frames = decode_all(Protocol::V4Base64, &read_to_close(&mut ws).await.messages());
     assert_eq!(
         stream(&frames, frame::STATUS),
         br#"{"metadata":{},"status":"Success"}"#
     );
-    let (code, body) = raw_ws(&env, "", ok, &["v5.channel.k8s.io"])
+    let (code, body) = ws::open(&env, "", ok, &["v5.channel.k8s.io"], &[])
         .await
         .expect_err("no token");
     assert_eq!(code, 401);
@@ -180,7 +165,7 @@ async fn spdy_gets_websocket_required() {
         "POST /api/v1/namespaces/default/pods/shell-0/exec?command=true HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN}\r\n\
          Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\nContent-Length: 0\r\n\r\n"
     );
-    let (code, body) = raw_http(&env, &head).await;
+    let http::Answer { code, body, .. } = http::send(&env, head.as_bytes()).await;
     assert_eq!(code, 400);
     let s: Status =
         serde_json::from_str(body.lines().find(|l| l.starts_with('{')).unwrap_or(&body))
@@ -190,7 +175,7 @@ async fn spdy_gets_websocket_required() {
     let head = format!(
         "GET /api/v1/namespaces/default/pods/shell-0/attach?stdin=true HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN}\r\nConnection: close\r\n\r\n"
     );
-    let (code, body) = raw_http(&env, &head).await;
+    let http::Answer { code, body, .. } = http::send(&env, head.as_bytes()).await;
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("Upgrade request required"), "{body}");
 }
@@ -226,11 +211,12 @@ fn exec_path(argv: &[&str], tty: bool) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn text_frames_are_channel_frames_on_binary_protocols() {
     let env = start().await;
-    let (mut ws, _) = raw_ws(
+    let (mut ws, _) = ws::open(
         &env,
         ADMIN,
         &exec_path(&["cat"], false),
         &["v5.channel.k8s.io"],
+        &[],
     )
     .await
     .expect("upgrade");
@@ -241,7 +227,7 @@ async fn text_frames_are_channel_frames_on_binary_protocols() {
         .await
         .expect("binary stdin");
     ws.send(Message::binary(vec![255, 0])).await.expect("EOF");
-    let frames = decode_all(Protocol::V5, &read_all(&mut ws).await);
+    let frames = decode_all(Protocol::V5, &read_to_close(&mut ws).await.messages());
     assert_eq!(stream(&frames, frame::STDOUT), "zoë, bytes".as_bytes());
     assert_eq!(
         stream(&frames, frame::STATUS),
@@ -250,22 +236,23 @@ async fn text_frames_are_channel_frames_on_binary_protocols() {
 
     // A text resize on v4 reaches the terminal.
     let tty = exec_path(&["sh", "-c", "read x; stty size"], true);
-    let (mut ws, _) = raw_ws(&env, ADMIN, &tty, &["v4.channel.k8s.io"])
+    let (mut ws, _) = ws::open(&env, ADMIN, &tty, &["v4.channel.k8s.io"], &[])
         .await
         .expect("upgrade");
     ws.send(Message::text("\u{4}{\"Width\":100,\"Height\":33}"))
         .await
         .expect("resize");
     ws.send(Message::text("\u{0}go\r")).await.expect("stdin");
-    let frames = decode_all(Protocol::V4, &read_all(&mut ws).await);
+    let frames = decode_all(Protocol::V4, &read_to_close(&mut ws).await.messages());
     assert_eq!(stream(&frames, frame::STDOUT), b"go\r\n33 100\r\n");
 
     // A binary message on a base64 protocol is decoded all the same.
-    let (mut ws, _) = raw_ws(
+    let (mut ws, _) = ws::open(
         &env,
         ADMIN,
         &exec_path(&["head", "-c", "5"], false),
         &["v4.base64.channel.k8s.io"],
+        &[],
     )
     .await
     .expect("upgrade");
@@ -273,7 +260,7 @@ async fn text_frames_are_channel_frames_on_binary_protocols() {
         .await
         .expect("binary");
     ws.send(Message::text("0bG8=")).await.expect("text");
-    let frames = decode_all(Protocol::V4Base64, &read_all(&mut ws).await);
+    let frames = decode_all(Protocol::V4Base64, &read_to_close(&mut ws).await.messages());
     assert_eq!(stream(&frames, frame::STDOUT), b"hello");
 }
 
@@ -294,7 +281,9 @@ async fn fragmented_messages_up_to_the_limit_and_refusals() {
     let head = exec_path(&["head", "-c", &(LIMIT - 1).to_string()], false);
     let cuts: [&[usize]; 3] = [&[], &[1000, 11_000, 40_000], &[0, 1, 1, 30_000, LIMIT - 1]];
     for cut in cuts {
-        let (mut ws, _) = raw_ws(&env, ADMIN, &head, &v5).await.expect("upgrade");
+        let (mut ws, _) = ws::open(&env, ADMIN, &head, &v5, &[])
+            .await
+            .expect("upgrade");
         let mut bounds = vec![0];
         bounds.extend_from_slice(cut);
         bounds.push(LIMIT);
@@ -311,7 +300,11 @@ async fn fragmented_messages_up_to_the_limit_and_refusals() {
                     .expect("ping");
             }
         }
-        let (msgs, close) = read_until_close(&mut ws).await;
+        let ws::Ended {
+            messages: msgs,
+            close,
+            ..
+        } = read_to_close(&mut ws).await;
         let frames = decode_all(Protocol::V5, &msgs);
         assert!(stream(&frames, frame::STDOUT) == data, "cut at {cut:?}");
         assert_eq!(
@@ -372,21 +365,17 @@ async fn fragmented_messages_up_to_the_limit_and_refusals() {
         ),
     ];
     for (name, msgs, code, reason) in cases {
-        let (mut ws, _) = raw_ws(&env, ADMIN, &exec_path(&["cat"], false), &v5)
+        let (mut ws, _) = ws::open(&env, ADMIN, &exec_path(&["cat"], false), &v5, &[])
             .await
             .expect("upgrade");
         for m in msgs {
             ws.send(m).await.expect("send");
         }
-        let (_, close) = read_until_close(&mut ws).await;
+        let close = read_to_close(&mut ws).await.close;
         assert_eq!(close, Some((code, reason.to_string())), "{name}");
     }
     assert!(
-        wait_for(std::time::Duration::from_secs(10), || env
-            .cluster
-            .active_sessions()
-            == 0)
-        .await,
+        env.sessions_end(std::time::Duration::from_secs(10)).await,
         "every failed session ended, its process with it"
     );
 }
@@ -401,7 +390,7 @@ async fn closing_handshake() {
     let head = exec_path(&["head", "-c", "2"], false);
 
     // The client keeps sending stdin after the process has exited.
-    let (ws, _) = raw_ws(&env, ADMIN, &head, &["v5.channel.k8s.io"])
+    let (ws, _) = ws::open(&env, ADMIN, &head, &["v5.channel.k8s.io"], &[])
         .await
         .expect("upgrade");
     let (mut tx, mut rx) = ws.split();
@@ -442,14 +431,10 @@ async fn closing_handshake() {
         closed_at.elapsed()
     );
     feeder.abort();
-    assert!(
-        wait_for(Duration::from_secs(10), || env.cluster.active_sessions()
-            == 0)
-        .await
-    );
+    assert!(env.sessions_end(Duration::from_secs(10)).await);
 
     // A client that reads the close but never answers it.
-    let (mut ws, _) = raw_ws(&env, ADMIN, &head, &["v5.channel.k8s.io"])
+    let (mut ws, _) = ws::open(&env, ADMIN, &head, &["v5.channel.k8s.io"], &[])
         .await
         .expect("upgrade");
     ws.send(Message::binary(b"\x00ab".to_vec()))
@@ -468,11 +453,7 @@ async fn closing_handshake() {
     assert_eq!(close, Some(1000));
     let closed_at = Instant::now();
     // Not polled from here on: no close reply goes out.
-    assert!(
-        wait_for(Duration::from_secs(10), || env.cluster.active_sessions()
-            == 0)
-        .await
-    );
+    assert!(env.sessions_end(Duration::from_secs(10)).await);
     let waited = closed_at.elapsed();
     assert!(
         waited >= Duration::from_millis(1000),

@@ -1,28 +1,15 @@
 //! The official Python client against the devcluster: the written kubeconfig works unchanged,
 //! and its exec stream (text frames for `str`, binary for `bytes`) reaches the process.
 
-mod common;
-use common::*;
+use podgate_testkit::devcluster::{Env, start, start_with};
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// The venv scripts/setup.sh makes; `None` (the test is skipped) only outside CI.
 fn python() -> Option<PathBuf> {
-    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/py/bin/python");
-    if python.exists() {
-        return Some(python);
-    }
-    assert_ne!(
-        std::env::var("CI").as_deref(),
-        Ok("true"),
-        "scripts/setup.sh should have installed {}",
-        python.display()
-    );
-    eprintln!(
-        "skipped: {} missing (run scripts/setup.sh)",
-        python.display()
-    );
-    None
+    let python = podgate_testkit::repo().join("target/py/bin/python");
+    let what = format!("{} (run scripts/setup.sh)", python.display());
+    podgate_testkit::available(python.exists(), &what).then_some(python)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,26 +2,25 @@
 //! token; an altered cookie is refused; and a page on another site cannot use the cookie to
 //! open a shell (cross-site WebSocket hijacking) or change anything.
 
-mod common;
-use common::*;
 use podgate_protocol::Protocol;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use podgate_testkit::gateway::{ADMIN, ALICE, Builder, Cluster, Env};
+use podgate_testkit::http::request;
+use podgate_testkit::metrics::auth_failures;
+use podgate_testkit::ws::{self, Ws, read_to_close, stream};
 
-const EXEC: &str = "/api/v1/namespaces/default/pods/shell-0/exec?command=sh&command=-c&command=echo%20via-cookie%3B%20exit%204&stdout=true&stderr=true";
+const EXEC: &str = "/clusters/old/api/v1/namespaces/default/pods/shell-0/exec?command=sh&command=-c&command=echo%20via-cookie%3B%20exit%204&stdout=true&stderr=true";
 
 async fn with_dev_login() -> Env {
-    start_with(&[], |o| {
-        o.browser = Some(podgate::browser::Browser {
-            dev_login: true,
-            ..podgate::browser::Browser::ephemeral().expect("key")
-        });
-    })
-    .await
+    Builder::new()
+        .cluster(Cluster::new("old"))
+        .browser(|b| b.dev_login = true)
+        .start()
+        .await
 }
 
 /// Logs in with `token`; the `podgate_session=...` pair to send back as a Cookie.
 async fn login(env: &Env, token: &str) -> String {
-    let origin = own_origin(env);
+    let origin = env.origin();
     let r = request(
         env,
         "POST",
@@ -41,40 +40,17 @@ async fn login(env: &Env, token: &str) -> String {
     cookie.split(';').next().expect("pair").to_string()
 }
 
-fn own_origin(env: &Env) -> String {
-    format!("https://{}", env.gateway.addr)
-}
-
 /// A WebSocket exec authenticated only by `cookie`, from a page at `origin` (none: no header).
 async fn exec_with_cookie(
     env: &Env,
     cookie: &str,
     origin: Option<&str>,
 ) -> Result<Ws, (u16, String)> {
-    let mut req = format!("wss://{}/clusters/old{EXEC}", env.gateway.addr)
-        .into_client_request()
-        .expect("request");
-    let h = req.headers_mut();
-    h.insert("Cookie", cookie.parse().expect("cookie"));
-    h.insert(
-        "Sec-WebSocket-Protocol",
-        "v5.channel.k8s.io".parse().expect("protocol"),
-    );
-    if let Some(o) = origin {
-        h.insert("Origin", o.parse().expect("origin"));
-    }
-    match tokio_tungstenite::client_async(req, tls(env).await).await {
-        Ok((ws, _)) => Ok(ws),
-        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
-            let body = resp
-                .body()
-                .as_ref()
-                .map(|b| String::from_utf8_lossy(b).into_owned())
-                .unwrap_or_default();
-            Err((resp.status().as_u16(), body))
-        }
-        Err(e) => panic!("unexpected handshake failure: {e}"),
-    }
+    let mut headers = vec![("Cookie", cookie)];
+    headers.extend(origin.map(|o| ("Origin", o)));
+    ws::open(env, "", EXEC, &[ws::V5], &headers)
+        .await
+        .map(|(ws, _)| ws)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,7 +66,7 @@ async fn dev_login_cookie_authenticates_and_logout_ends_it() {
     assert_eq!(anon.code, 401);
     assert_eq!(anon.json()["reason"], "Unauthorized");
 
-    let origin = own_origin(&env);
+    let origin = env.origin();
     let bad = request(
         &env,
         "POST",
@@ -107,7 +83,7 @@ async fn dev_login_cookie_authenticates_and_logout_ends_it() {
     assert_eq!(me.code, 200, "{}", me.body);
     assert_eq!(me.json()["user"], "alice");
     // The cookie is the lowest-precedence source: a bearer header wins.
-    let bearer = format!("Bearer {TOKEN}");
+    let bearer = format!("Bearer {ADMIN}");
     let both = request(
         &env,
         "GET",
@@ -158,7 +134,7 @@ async fn altered_or_foreign_cookies_are_refused_and_cleared() {
     // Sealed by this gateway, but the token inside is no longer accepted: refused and cleared.
     let stale = podgate_auth::BrowserSession::new("revoked-token".into(), None, 0)
         .expect("session")
-        .seal(&env.gateway.browser().key)
+        .seal(&env.session_key())
         .expect("sealed");
     let r = request(
         &env,
@@ -178,7 +154,7 @@ async fn altered_or_foreign_cookies_are_refused_and_cleared() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cross_site_page_cannot_open_a_shell_with_the_cookie() {
     let env = with_dev_login().await;
-    let cookie = login(&env, TOKEN).await;
+    let cookie = login(&env, ADMIN).await;
     let before = auth_failures(&env, "cross_origin");
 
     let (code, body) = exec_with_cookie(&env, &cookie, Some("https://evil.example"))
@@ -194,18 +170,14 @@ async fn a_cross_site_page_cannot_open_a_shell_with_the_cookie() {
         .expect_err("refused without Origin");
     assert_eq!(code, 403);
     assert_eq!(auth_failures(&env, "cross_origin"), before + 2);
-    assert_eq!(env.gateway.sessions.live.len(), 0);
+    assert_eq!(env.sessions().live.len(), 0);
 
     // The gateway's own page may.
-    let mut ws = exec_with_cookie(&env, &cookie, Some(&own_origin(&env)))
+    let mut ws = exec_with_cookie(&env, &cookie, Some(&env.origin()))
         .await
         .expect("same-origin shell");
-    let got = frames(&mut ws, Protocol::V5).await;
-    let stdout: Vec<u8> = got
-        .iter()
-        .filter(|(s, _)| *s == 1)
-        .flat_map(|(_, d)| d.clone())
-        .collect();
+    let got = read_to_close(&mut ws).await.frames(Protocol::V5);
+    let stdout = stream(&got, 1);
     assert_eq!(String::from_utf8_lossy(&stdout), "via-cookie\n");
     let status = got.iter().find(|(s, _)| *s == 3).expect("exit status");
     assert!(String::from_utf8_lossy(&status.1).contains("\"ExitCode\""));
@@ -227,7 +199,7 @@ async fn a_cross_site_page_cannot_open_a_shell_with_the_cookie() {
     )
     .await;
     assert_eq!(evil.code, 403, "{}", evil.body);
-    let own = own_origin(&env);
+    let own = env.origin();
     let ok = request(
         &env,
         "POST",
@@ -239,7 +211,7 @@ async fn a_cross_site_page_cannot_open_a_shell_with_the_cookie() {
     assert_eq!(ok.code, 201, "{}", ok.body);
 
     // A bearer token is not ambient: any Origin may use it (kubectl, scripts, other tools).
-    let bearer = format!("Bearer {TOKEN}");
+    let bearer = format!("Bearer {ADMIN}");
     let r = request(
         &env,
         "GET",
@@ -258,7 +230,7 @@ async fn a_cross_site_page_cannot_open_a_shell_with_the_cookie() {
         "POST",
         "/auth/dev-login",
         &[("Origin", "https://evil.example")],
-        &format!("token={TOKEN}"),
+        &format!("token={ADMIN}"),
     )
     .await;
     assert_eq!(r.code, 403);
@@ -266,19 +238,19 @@ async fn a_cross_site_page_cannot_open_a_shell_with_the_cookie() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dev_login_is_off_unless_the_demo_turns_it_on() {
-    let env = start(&[]).await;
+    let env = Builder::new().cluster(Cluster::new("old")).start().await;
     let methods = request(&env, "GET", "/auth/methods", &[], "").await;
     assert_eq!(
         methods.json(),
         serde_json::json!({"dev": false, "oidc": false})
     );
-    let own = own_origin(&env);
+    let own = env.origin();
     let r = request(
         &env,
         "POST",
         "/auth/dev-login",
         &[("Origin", &own)],
-        &format!("token={TOKEN}"),
+        &format!("token={ADMIN}"),
     )
     .await;
     assert_eq!(r.code, 404);

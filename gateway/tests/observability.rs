@@ -1,81 +1,43 @@
 //! What SREs see: per-session series that live exactly as long as the session, the admin
 //! listener's pages (never on the public listener), and audit lines with exit code and bytes.
 
-mod common;
-use common::*;
 use futures_util::{SinkExt as _, StreamExt as _};
+use podgate_testkit::gateway::{ADMIN, Builder, Cluster, Env};
+use podgate_testkit::http;
+use podgate_testkit::metrics::sample;
+use podgate_testkit::wait::wait_for;
+use podgate_testkit::ws::{self, tungstenite::Message};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio_tungstenite::tungstenite::Message;
 
-async fn admin_get(env: &Env, path: &str) -> (u16, String) {
+async fn admin_get(env: &Env, path: &str) -> http::Answer {
     let addr = env.gateway.admin_addr.expect("admin listener");
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut resp = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut resp))
+    http::plain(addr, "GET", path, &[], "")
         .await
         .expect("admin answers")
-        .unwrap();
-    let text = String::from_utf8_lossy(&resp).into_owned();
-    let code = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (
-        code,
-        text.split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default(),
-    )
-}
-
-/// The value of the sample `name{...}` carrying every label pair in `labels` (any order).
-fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    metrics
-        .lines()
-        .filter(|l| {
-            l.starts_with(&format!("{name}{{"))
-                || (labels.is_empty() && l.starts_with(&format!("{name} ")))
-        })
-        .find(|l| {
-            labels
-                .iter()
-                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
-        })
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_series_live_and_die_with_the_session_and_audit_records_it() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("a temp dir");
     let audit_path = dir.path().join("audit.jsonl");
-    let audit =
-        podgate::session::audit::Audit::open(audit_path.to_str().unwrap()).expect("audit file");
-    let env = start_with(&[], move |o| o.audit = audit).await;
+    let env = Builder::new()
+        .cluster(Cluster::new("old"))
+        .admin(true)
+        .audit_file(&audit_path)
+        .start()
+        .await;
 
     for path in ["/healthz", "/readyz"] {
-        assert_eq!(admin_get(&env, path).await.0, 200, "{path}");
+        assert_eq!(admin_get(&env, path).await.code, 200, "{path}");
     }
     // Admin pages are not on the public listener.
-    let mut t = tls(&env).await;
-    t.write_all(format!("GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
-    let mut resp = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(10), t.read_to_end(&mut resp)).await;
-    assert!(
-        String::from_utf8_lossy(&resp).starts_with("HTTP/1.1 404"),
-        "{}",
-        String::from_utf8_lossy(&resp)
-    );
+    let r = http::get(&env, "/metrics", ADMIN).await;
+    assert!(r.head.starts_with("HTTP/1.1 404"), "{r:?}");
 
-    let echo =
-        "/api/v1/namespaces/load/pods/echo-0/exec?command=x&stdin=true&stdout=true&stderr=false";
-    let (mut ws, _) = connect(&env, echo, &["v5.channel.k8s.io"]).await;
+    let echo = "/clusters/old/api/v1/namespaces/load/pods/echo-0/exec?command=x&stdin=true&stdout=true&stderr=false";
+    let (mut ws, _) = ws::open(&env, ADMIN, echo, &[ws::V5], &[])
+        .await
+        .expect("upgrade");
     ws.send(Message::binary(b"\x00hello".to_vec()))
         .await
         .unwrap();
@@ -87,11 +49,8 @@ async fn session_series_live_and_die_with_the_session_and_audit_records_it() {
             got += b.len() - 1;
         }
     }
-    let (_, m) = admin_get(&env, "/metrics").await;
-    let id = env.gateway.sessions.live.list()[0]
-        .record
-        .session_id
-        .clone();
+    let m = admin_get(&env, "/metrics").await.body;
+    let id = env.sessions().live.list()[0].record.session_id.clone();
     let info = [
         ("session_id", id.as_str()),
         ("user", "admin"),
@@ -121,9 +80,9 @@ async fn session_series_live_and_die_with_the_session_and_audit_records_it() {
         sample(&m, "podgate_sessions_active", &[("cluster", "old")]),
         Some(1.0)
     );
-    let (code, debug) = admin_get(&env, "/debug/sessions").await;
-    assert_eq!(code, 200);
-    let debug: serde_json::Value = serde_json::from_str(&debug).expect("JSON");
+    let debug = admin_get(&env, "/debug/sessions").await;
+    assert_eq!(debug.code, 200);
+    let debug: serde_json::Value = serde_json::from_str(&debug.body).expect("JSON");
     assert_eq!(debug["sessions"][0]["id"], id);
     assert_eq!(debug["sessions"][0]["bytes"]["stdout"], 5);
     assert!(debug["sessions"][0]["idle_seconds"].is_number());
@@ -135,12 +94,12 @@ async fn session_series_live_and_die_with_the_session_and_audit_records_it() {
             break;
         }
     }
-    let gw = env.gateway.sessions.clone();
-    wait_for(Duration::from_secs(10), "the session to end", || {
-        gw.live.is_empty()
-    })
-    .await;
-    let (_, m) = admin_get(&env, "/metrics").await;
+    let gw = env.sessions().clone();
+    assert!(
+        wait_for(Duration::from_secs(10), || gw.live.is_empty()).await,
+        "timed out waiting for the session to end"
+    );
+    let m = admin_get(&env, "/metrics").await.body;
     assert!(
         !m.contains(&id),
         "per-session series outlived the session:\n{m}"
@@ -185,11 +144,8 @@ async fn session_series_live_and_die_with_the_session_and_audit_records_it() {
     );
 
     // A refused token is counted by reason.
-    let mut t = tls(&env).await;
-    t.write_all(b"GET /clusters/old/api HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer nope-nope-nope\r\nConnection: close\r\n\r\n").await.unwrap();
-    let mut resp = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(10), t.read_to_end(&mut resp)).await;
-    let (_, m) = admin_get(&env, "/metrics").await;
+    http::get(&env, "/clusters/old/api", "nope-nope-nope").await;
+    let m = admin_get(&env, "/metrics").await.body;
     assert_eq!(
         sample(
             &m,
@@ -201,17 +157,21 @@ async fn session_series_live_and_die_with_the_session_and_audit_records_it() {
     );
 
     // A mutating request is audited too.
-    let mut t = tls(&env).await;
     let body =
         r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"audited"},"data":{"k":"v"}}"#;
-    t.write_all(format!("POST /clusters/old/api/v1/namespaces/default/configmaps HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes()).await.unwrap();
-    let mut resp = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(10), t.read_to_end(&mut resp)).await;
-    assert!(
-        String::from_utf8_lossy(&resp).starts_with("HTTP/1.1 201"),
-        "{}",
-        String::from_utf8_lossy(&resp)
-    );
+    let bearer = format!("Bearer {ADMIN}");
+    let r = http::request(
+        &env,
+        "POST",
+        "/clusters/old/api/v1/namespaces/default/configmaps",
+        &[
+            ("Authorization", &bearer),
+            ("Content-Type", "application/json"),
+        ],
+        body,
+    )
+    .await;
+    assert!(r.head.starts_with("HTTP/1.1 201"), "{r:?}");
 
     let lines = || -> Vec<serde_json::Value> {
         std::fs::read_to_string(&audit_path)
@@ -221,11 +181,14 @@ async fn session_series_live_and_die_with_the_session_and_audit_records_it() {
             .collect()
     };
     let mut all = Vec::new();
-    wait_for(Duration::from_secs(10), "three audit lines", || {
-        all = lines();
-        all.len() >= 3
-    })
-    .await;
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            all = lines();
+            all.len() >= 3
+        })
+        .await,
+        "timed out waiting for three audit lines"
+    );
     let start = all
         .iter()
         .find(|l| l["event"] == "session_start")

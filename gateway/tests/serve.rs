@@ -1,12 +1,12 @@
 //! `podgate serve` and `podgate check-config` as an operator runs them: a config file, a
 //! tokens file, TLS files, kubeconfigs; real kubectl through the gateway; reload on change.
 
-mod common;
-
 use podgate_devcluster::{DevCluster, Options};
+use podgate_testkit::kubectl::{DEFAULT, Kubectl};
+use podgate_testkit::wait::wait_until;
 use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 struct Files {
     dir: tempfile::TempDir,
@@ -87,32 +87,16 @@ fn serve(config: &Path) -> Serve {
     Serve { child, url }
 }
 
-fn kubeconfig(files: &Files, url: &str, cluster: &str, token: &str) -> PathBuf {
-    let ca = std::fs::read_to_string(files.dir.path().join("ca.crt")).unwrap();
-    let kc = podgate_devcluster::kubeconfig::Kubeconfig {
-        clusters: vec![podgate_devcluster::kubeconfig::KubeCluster {
-            name: cluster.into(),
-            server: format!("{url}/clusters/{cluster}"),
-            ca_pem: ca,
-        }],
-        users: vec![podgate_devcluster::kubeconfig::KubeUser {
-            name: "u".into(),
-            token: token.into(),
-        }],
-        contexts: vec![podgate_devcluster::kubeconfig::KubeContext {
-            name: cluster.into(),
-            cluster: cluster.into(),
-            user: "u".into(),
-            namespace: Some("default".into()),
-        }],
-        current_context: cluster.into(),
-    };
-    let path = files
-        .dir
-        .path()
-        .join(format!("client-{cluster}-{token}.kubeconfig"));
-    kc.write(&path).unwrap();
-    path
+/// kubectl on the gateway at `url`'s `cluster` with `token`, HOME and cache in the files' dir.
+fn kubectl(files: &Files, url: &str, cluster: &str, token: &str) -> Kubectl {
+    let ca = std::fs::read_to_string(files.dir.path().join("ca.crt")).expect("ca.crt");
+    let kc = podgate_testkit::kubeconfig::for_gateway(url, &ca, &[cluster], token);
+    let path = podgate_testkit::kubeconfig::write_for(
+        &kc,
+        files.dir.path(),
+        &format!("{cluster}-{token}"),
+    );
+    Kubectl::new(DEFAULT, path, files.dir.path())
 }
 
 fn check_config(config: &Path) -> std::process::Output {
@@ -225,76 +209,63 @@ async fn serve_relays_kubectl_and_reloads_clusters() {
     let files = setup(&[("east", &east)]);
     let gw = serve(&files.config);
 
-    let admin_east = kubeconfig(&files, &gw.url, "east", "serve-test-admin-token");
-    let (code, out, err) = common::kubectl(
-        files.dir.path(),
-        &admin_east,
-        &[
-            "exec",
-            "shell-0",
-            "--",
-            "sh",
-            "-c",
-            "echo via-serve; exit 5",
-        ],
-    )
-    .await;
-    assert_eq!((code, out.as_str()), (5, "via-serve\n"), "{err}");
-    let bob_east = kubeconfig(&files, &gw.url, "east", "serve-test-bob-token");
-    let (code, _, err) = common::kubectl(
-        files.dir.path(),
-        &bob_east,
-        &["exec", "shell-0", "--", "true"],
-    )
-    .await;
-    assert_ne!(code, 0);
-    assert!(err.contains(r#"User "bob" cannot"#), "{err}");
+    let admin_east = kubectl(&files, &gw.url, "east", "serve-test-admin-token");
+    let out = admin_east.sh("echo via-serve; exit 5").await;
+    assert_eq!(
+        (out.code, out.text().as_str()),
+        (5, "via-serve\n"),
+        "{}",
+        out.stderr
+    );
+    let bob_east = kubectl(&files, &gw.url, "east", "serve-test-bob-token");
+    let out = bob_east.run(&["exec", "shell-0", "--", "true"], b"").await;
+    out.assert_fails_saying(&[r#"User "bob" cannot"#], "");
 
     // Add west by editing the file: no restart, east keeps working.
-    let admin_west = kubeconfig(&files, &gw.url, "west", "serve-test-admin-token");
-    let (code, _, _) = common::kubectl(files.dir.path(), &admin_west, &["get", "pods"]).await;
-    assert_ne!(code, 0, "west is not configured yet");
+    let admin_west = kubectl(&files, &gw.url, "west", "serve-test-admin-token");
+    let out = admin_west.run(&["get", "pods"], b"").await;
+    assert_ne!(out.code, 0, "west is not configured yet");
     write_config(files.dir.path(), &[("east", &east), ("west", &west)]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (code, out, _) = common::kubectl(
-            files.dir.path(),
-            &admin_west,
-            &["get", "pods", "-o", "name"],
-        )
-        .await;
-        if code == 0 && out.contains("pod/shell-0") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "west never became reachable after the config change"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let (code, out, err) = common::kubectl(
-        files.dir.path(),
-        &admin_east,
-        &["exec", "shell-0", "--", "echo", "still"],
+    let reachable = wait_until(
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        async || {
+            let out = admin_west.run(&["get", "pods", "-o", "name"], b"").await;
+            out.code == 0 && out.text().contains("pod/shell-0")
+        },
     )
     .await;
-    assert_eq!((code, out.as_str()), (0, "still\n"), "{err}");
+    assert!(
+        reachable,
+        "west never became reachable after the config change"
+    );
+    let out = admin_east
+        .run(&["exec", "shell-0", "--", "echo", "still"], b"")
+        .await;
+    assert_eq!(
+        (out.code, out.text().as_str()),
+        (0, "still\n"),
+        "{}",
+        out.stderr
+    );
 
     // Remove east with SIGHUP after an edit.
     write_config(files.dir.path(), &[("west", &west)]);
     let _ = std::process::Command::new("kill")
         .args(["-HUP", &gw.child.id().to_string()])
         .status();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (code, _, err) = common::kubectl(files.dir.path(), &admin_east, &["get", "pods"]).await;
-        if code != 0
-            && (err.contains("not known to podgate")
-                || err.contains("could not find the requested resource"))
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "east was never removed: {err}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let mut err = String::new();
+    let removed = wait_until(
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        async || {
+            let out = admin_east.run(&["get", "pods"], b"").await;
+            err = out.stderr;
+            out.code != 0
+                && (err.contains("not known to podgate")
+                    || err.contains("could not find the requested resource"))
+        },
+    )
+    .await;
+    assert!(removed, "east was never removed: {err}");
 }

@@ -1,19 +1,28 @@
 //! Protocol translation in the relay: a client and a cluster that speak different versions
 //! of the remote-command protocol still understand each other through the gateway.
 
-mod common;
-use common::*;
 use futures_util::{SinkExt as _, StreamExt as _};
 use podgate_protocol::frame;
 use podgate_protocol::{Protocol, Status};
+use podgate_testkit::gateway::{ADMIN, Builder, Cluster, Env};
+use podgate_testkit::wait::wait_for;
+use podgate_testkit::ws::tungstenite::Message;
+use podgate_testkit::ws::{self, Ws, read_to_close, stream};
 use std::time::Duration;
-use tokio_tungstenite::tungstenite::Message;
 
-fn stream(f: &[(u8, Vec<u8>)], id: u8) -> Vec<u8> {
-    f.iter()
-        .filter(|(s, _)| *s == id)
-        .flat_map(|(_, d)| d.clone())
-        .collect()
+/// A gateway in front of cluster `old`, a devcluster that speaks only `protocols`.
+async fn start(protocols: &[Protocol]) -> Env {
+    Builder::new()
+        .cluster(Cluster::new("old").protocols(protocols))
+        .start()
+        .await
+}
+
+/// An exec WebSocket to `old` as admin, offering `protocols`: the socket and the chosen one.
+async fn connect(env: &Env, path: &str, protocols: &[&str]) -> (Ws, Option<String>) {
+    ws::open(env, ADMIN, &format!("/clusters/old{path}"), protocols, &[])
+        .await
+        .expect("upgrade")
 }
 
 /// A browser speaking only base64 text frames, to a cluster speaking only binary v5.
@@ -27,7 +36,7 @@ async fn base64_client_to_binary_cluster() {
     ws.send(Message::text(String::from_utf8(stdin.payload).unwrap()))
         .await
         .unwrap();
-    let f = frames(&mut ws, Protocol::V4Base64).await;
+    let f = read_to_close(&mut ws).await.frames(Protocol::V4Base64);
     assert_eq!(f[0], (frame::STDOUT, vec![]));
     assert_eq!(stream(&f, frame::STDOUT), b"hello\xff\x00");
     let status: Status = serde_json::from_slice(&stream(&f, frame::STATUS)).expect("status JSON");
@@ -43,7 +52,7 @@ async fn v5_client_to_v4_cluster() {
     let ok = "/api/v1/namespaces/default/pods/shell-0/exec?command=sh&command=-c&command=exit%209&stdout=true&stderr=true";
     let (mut ws, chosen) = connect(&env, ok, &["v5.channel.k8s.io"]).await;
     assert_eq!(chosen.as_deref(), Some("v5.channel.k8s.io"));
-    let f = frames(&mut ws, Protocol::V5).await;
+    let f = read_to_close(&mut ws).await.frames(Protocol::V5);
     let status: Status = serde_json::from_slice(&stream(&f, frame::STATUS)).expect("status JSON");
     assert_eq!(status.exit_code_value(), Some(9));
 
@@ -70,15 +79,11 @@ async fn v5_client_to_v4_cluster() {
         .await
         .unwrap();
     // The cluster sees its socket closed and ends the session; so does the client.
-    frames(&mut ws, Protocol::V5).await;
-    let sessions = env.gateway.sessions.limits.clone();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while sessions.active() != 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the session never ended"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    read_to_close(&mut ws).await;
+    let sessions = env.sessions().limits.clone();
+    assert!(
+        wait_for(Duration::from_secs(20), || sessions.active() == 0).await,
+        "the session never ended"
+    );
     env.gateway.shutdown().await;
 }

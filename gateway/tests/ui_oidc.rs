@@ -7,23 +7,9 @@
 //! Skipped with a loud note when node, Chromium, the provider or the web build is missing;
 //! under `CI=true` that is a failure instead.
 
-mod common;
-#[allow(dead_code)]
-#[path = "../web/tests/driver.rs"]
-mod driver;
-#[path = "../../auth/tests/support/keys.rs"]
-mod keys;
-#[allow(dead_code)]
-#[path = "../../auth/tests/support/provider.rs"]
-mod provider;
-
-use podgate::browser::Browser;
-use podgate::browser::oidc::OidcLogin;
-use podgate_auth::login::LoginConfig;
-use podgate_auth::oidc::{OidcAuthenticator, OidcConfig};
-use podgate_config::AccessPolicy;
-use provider::{ALICE, LOGIN_CLIENT_ID, LOGIN_CLIENT_SECRET, Provider};
-use std::sync::Arc;
+use podgate_testkit::browser as driver;
+use podgate_testkit::oidc::keys;
+use podgate_testkit::oidc::provider::{self, ALICE, Provider};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oidc_login_in_chromium() {
@@ -34,38 +20,14 @@ async fn oidc_login_in_chromium() {
         keys::available(false, "openssl or node, to generate RSA keys");
         return;
     };
-    let port = provider::free_port();
+    let port = podgate_testkit::free_port();
     let issuer = format!("http://127.0.0.1:{port}");
-    let config = provider::issuer_config(&issuer);
-    let mut oidc = OidcConfig::new(vec![config]);
-    let mut login = LoginConfig::new(issuer, LOGIN_CLIENT_ID);
-    login.client_secret = Some(LOGIN_CLIENT_SECRET.to_owned());
-    oidc.login = Some(login);
-    let authn = Arc::new(OidcAuthenticator::new(&oidc).expect("valid OIDC config"));
-    let oidc_login = OidcLogin::from_config(&oidc, &authn)
-        .expect("valid login config")
-        .expect("a login");
-    let policy = AccessPolicy {
-        groups: vec!["dev".into()],
-        ..Default::default()
-    };
-    let env = common::start_full(&[], policy, |o| {
-        o.authenticator = authn;
-        o.browser = Some(Browser {
-            oidc: Some(oidc_login),
-            ..Browser::ephemeral().expect("browser")
-        });
-    })
-    .await;
-    // The gateway listens first, so its callback URL can be registered at the provider.
-    let options = provider::Options {
-        redirects: vec![format!("{}/auth/callback", env.gateway.url())],
-        id_token_ttl: None,
-    };
+    let oidc = provider::oidc_config(&issuer, |_| {});
+    let (env, options) = provider::gateway(&oidc, None).await;
     let provider = Provider::start_with(port, &[&key], &options).await;
 
     let out = driver::run(
-        &env.gateway.url(),
+        &env.url(),
         "oidc",
         &[
             ("PODGATE_OIDC_USER", ALICE.0),

@@ -1,13 +1,12 @@
 //! The `/metrics` text passes `promtool check metrics` (Prometheus' own parser and linter),
 //! with every kind of series present, including per-session label values a user controls.
 
-mod support;
-
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use podgate_metrics::{Direction, Metrics, Outcome, ReloadResult, SessionLabels, SessionSeries};
+use podgate_testkit::prometheus as support;
 
 fn busy_metrics() -> (Metrics, Vec<podgate_metrics::SessionMetrics>) {
     let m = Metrics::new(

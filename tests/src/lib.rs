@@ -1,4 +1,68 @@
-//! podgate's end-to-end tests live in `tests/`: each file starts devclusters and a gateway in
-//! this process and drives them with real clients (kubectl, kube-rs, raw WebSocket). This
-//! library is empty; the shared plumbing is `tests/common/mod.rs`.
+//! podgate's test kit, and (under `tests/`) its end-to-end tests.
+//!
+//! Every crate's integration tests use this one crate (as a dev-dependency) instead of copies of
+//! their own; each module has one job:
+//!
+//! - [`gateway`]: a gateway in front of N devclusters, assembled in this process with what a
+//!   test changes ([`gateway::Builder`]), or `podgate demo` itself ([`gateway::demo`]); the
+//!   [`gateway::Env`] it returns;
+//! - [`devcluster`]: a devcluster alone with its kubeconfig, for devcluster's own tests;
+//! - [`kubeconfig`]: kubeconfigs for a gateway, and kube-rs clients from a kubeconfig file;
+//! - [`kubectl`]: the kubectl binaries this machine has, and one runner for them (private HOME
+//!   and cache, stdin given or fed like `yes`, a time limit, or a pseudo-terminal);
+//! - [`tty`]: what a shell behind a terminal says its window size is;
+//! - [`tls`]: a TLS connection to a server whose CA a test holds ([`tls::Endpoint`]);
+//! - [`ws`]: a raw WebSocket client: token, protocols, extra headers, frames per protocol;
+//! - [`http`]: raw HTTP/1.1 (over TLS or plain): requests, answers, `metav1.Status`;
+//! - [`wait`]: waiting on a condition with a timeout, reading until something shows;
+//! - [`process`]: fds, threads, children and memory of a process;
+//! - [`metrics`]: samples out of the Prometheus text exposition;
+//! - [`link`]: a TCP proxy between the gateway and a cluster that a test can delay or cut;
+//! - [`oidc`]: signing keys, a real OpenID provider (panva's oidc-provider) and a scripted one;
+//! - [`prometheus`]: deploy/'s manifests, alerts and dashboard as tests read them, and a real
+//!   Prometheus server;
+//! - [`browser`]: the web UI's Chromium driver (playwright-core, `gateway/web/tests/ui.mjs`).
+//!
+//! Product crates export no fixtures: what only tests need lives here.
 #![forbid(unsafe_code)]
+
+pub mod browser;
+pub mod devcluster;
+pub mod gateway;
+pub mod http;
+pub mod kubeconfig;
+pub mod kubectl;
+pub mod link;
+pub mod metrics;
+pub mod oidc;
+pub mod process;
+pub mod prometheus;
+pub mod tls;
+pub mod tty;
+pub mod wait;
+pub mod ws;
+
+use std::path::{Path, PathBuf};
+
+/// For tests that need something the machine may lack: `true` to go on; `false` (after a loud
+/// note saying what is missing) to skip. Under CI (`CI=true`) a missing piece fails the test
+/// instead, so coverage cannot silently vanish there. (It lives with the signing keys, which
+/// the auth crate's unit tests include on their own.)
+pub use oidc::keys::available;
+
+/// The workspace root (this crate is its `tests/` folder).
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent: the workspace root")
+        .to_path_buf()
+}
+
+/// A loopback port that was free a moment ago, for programs that cannot be told to pick one
+/// (the OpenID provider, Prometheus).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port on 127.0.0.1")
+        .port()
+}

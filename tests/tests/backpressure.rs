@@ -2,32 +2,24 @@
 //! (back-pressure through the gateway), the process's memory stays bounded, and the flow
 //! resumes when the client reads again. Alone in its test binary: RSS is this process's.
 
-mod common;
-use common::*;
+use podgate_testkit::gateway;
+use podgate_testkit::process::{MIB, Process};
+use podgate_testkit::ws::{Got, next_frame, read_stdout};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_stalls_the_flood_with_bounded_memory() {
     podgate_devcluster::install_crypto_provider();
-    let env = start_demo().await;
-    let gw = env.gateway().clone();
-    let rss_before = rss_bytes();
+    let env = gateway::demo().await;
+    let gw = env.sessions().clone();
+    let me = Process::this();
+    let rss_before = me.rss_bytes();
 
     // flood-0 with no byte count: 1 GiB.
-    let mut ws = exec_ws(
-        &env,
-        "load",
-        "flood-0",
-        "command=flood&stdout=true&stderr=false",
-    )
-    .await;
-    let mut read = 0u64;
-    while read < MIB {
-        match next_frame(&mut ws, Duration::from_secs(10)).await {
-            Got::Data(1, d) => read += d.len() as u64,
-            other => panic!("expected stdout, got {other:?}"),
-        }
-    }
+    let mut ws = env
+        .admin_exec("load", "flood-0", "command=flood&stdout=true&stderr=false")
+        .await;
+    read_stdout(&mut ws, MIB).await;
     let live = gw.live.list();
     assert_eq!(live.len(), 1, "one live session");
     let session = live[0].clone();
@@ -48,7 +40,7 @@ async fn a_client_that_stops_reading_stalls_the_flood_with_bounded_memory() {
     })
     .await
     .unwrap_or_else(|_| panic!("the flood never stalled: {} MiB relayed", stdout() / MIB));
-    let grown = rss_bytes().saturating_sub(rss_before);
+    let grown = me.rss_bytes().saturating_sub(rss_before);
     eprintln!(
         "stalled at {} KiB relayed; RSS grew {} KiB",
         stalled / 1024,
@@ -86,9 +78,7 @@ async fn a_client_that_stops_reading_stalls_the_flood_with_bounded_memory() {
     // Going away ends the session on both sides.
     drop(ws);
     assert!(
-        wait_for(Duration::from_secs(10), || gw.limits.active() == 0
-            && env.demo.clusters[0].active_sessions() == 0)
-        .await,
+        env.sessions_end(Duration::from_secs(10)).await,
         "{} sessions still open",
         gw.limits.active()
     );

@@ -2,11 +2,12 @@
 //! tasks, sessions, fds and memory it had before. Alone in its test binary: fds and RSS are
 //! this process's.
 
-mod common;
-use common::*;
 use futures_util::StreamExt as _;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, AttachParams};
+use podgate_testkit::gateway::{self, ADMIN};
+use podgate_testkit::process::{MIB, Process};
+use podgate_testkit::wait::wait_for;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -92,14 +93,15 @@ async fn run(pods: &Api<Pod>, n: usize, by_client: bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_thousand_sessions_leave_no_tasks_fds_or_memory_behind() {
     podgate_devcluster::install_crypto_provider();
-    let env = start_demo().await;
-    let gw = env.gateway().clone();
-    let pods: Api<Pod> = Api::namespaced(kube_client(&env, ADMIN, "dev-east").await, "load");
+    let env = gateway::demo().await;
+    let gw = env.sessions().clone();
+    let me = Process::this();
+    let pods: Api<Pod> = Api::namespaced(env.kube_client(ADMIN, "dev-east").await, "load");
     let settled = |tasks: usize| {
         gw.limits.active() == 0
             && gw.live.is_empty()
             && gw.tasks.len() <= tasks
-            && env.demo.clusters.iter().all(|c| c.active_sessions() == 0)
+            && env.clusters.iter().all(|c| c.active_sessions() == 0)
     };
 
     // Warm-up, so lazily made state and allocator arenas are in the baseline.
@@ -112,21 +114,21 @@ async fn two_thousand_sessions_leave_no_tasks_fds_or_memory_behind() {
         gw.live.len(),
         gw.tasks.len()
     );
-    let (tasks, fds, rss) = (gw.tasks.len(), fd_count(), rss_bytes());
-    let sessions_before = env.demo.clusters[0].total_sessions();
+    let (tasks, fds, rss) = (gw.tasks.len(), me.fds(), me.rss_bytes());
+    let sessions_before = env.clusters[0].total_sessions();
 
     let started = Instant::now();
     run(&pods, 1000, true).await;
     run(&pods, 1000, false).await;
     let took = started.elapsed();
     assert_eq!(
-        env.demo.clusters[0].total_sessions() - sessions_before,
+        env.clusters[0].total_sessions() - sessions_before,
         2000,
         "sessions that reached the cluster"
     );
 
     let back = wait_for(Duration::from_secs(20), || {
-        settled(tasks) && fd_count() <= fds + 8 && rss_bytes() <= rss + 32 * MIB
+        settled(tasks) && me.fds() <= fds + 8 && me.rss_bytes() <= rss + 32 * MIB
     })
     .await;
     assert!(
@@ -137,18 +139,17 @@ async fn two_thousand_sessions_leave_no_tasks_fds_or_memory_behind() {
         gw.tasks.len(),
         gw.limits.active(),
         gw.live.len(),
-        env.demo
-            .clusters
+        env.clusters
             .iter()
             .map(|c| c.active_sessions())
             .sum::<usize>(),
-        fd_count(),
-        rss_bytes() / MIB
+        me.fds(),
+        me.rss_bytes() / MIB
     );
     eprintln!(
         "2000 sessions in {took:?}; fds {fds} → {}, RSS {} → {} MiB",
-        fd_count(),
+        me.fds(),
         rss / MIB,
-        rss_bytes() / MIB
+        me.rss_bytes() / MIB
     );
 }

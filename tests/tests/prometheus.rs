@@ -9,24 +9,20 @@
 //! the load fills its session limit so that more sessions are refused (failing). So every
 //! alert's condition holds, for dev-west only.
 
-mod common;
-#[path = "../../metrics/tests/support/mod.rs"]
-mod support;
-
-use common::*;
 use futures_util::{SinkExt as _, StreamExt as _};
 use podgate_metrics::{ReloadResult, SessionSeries};
+use podgate_testkit::gateway::{ADMIN, ALICE, BOB, Builder, Env};
+use podgate_testkit::http;
+use podgate_testkit::link::Link;
+use podgate_testkit::prometheus::{self as support, Server as Prometheus, monitoring};
+use podgate_testkit::wait::wait_for;
+use podgate_testkit::ws::tungstenite::Message;
+use podgate_testkit::ws::{Got, Ws, echo_round_trip, next_frame};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
-use support::monitoring;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio_tungstenite::tungstenite::Message;
 
 const EAST: &str = "dev-east";
 const WEST: &str = "dev-west";
@@ -62,29 +58,25 @@ async fn every_alert_and_dashboard_query_returns_data_from_a_real_prometheus_scr
         return;
     };
     let started = Instant::now();
-    let proxy = SlowProxy::start(SLOW).await;
-    let dial = proxy.dialer(WEST);
+    // dev-west's slowness: a link that holds every new connection a little over 2 s.
+    let proxy = Link::with_delay(SLOW).await;
     let env = Arc::new(
-        start_with(|t| {
-            t.admin = true;
-            t.session_series = SessionSeries {
+        Builder::demo()
+            .admin(true)
+            .session_series(SessionSeries {
                 enabled: true,
                 max_sessions: SERIES_CAP,
-            };
-            t.limits.per_cluster = PER_CLUSTER;
-            t.dial = dial;
-        })
-        .await,
+            })
+            .limits(|l| l.per_cluster = PER_CLUSTER)
+            .dial(proxy.dialer(WEST))
+            .start()
+            .await,
     );
-    let gw = env.gateway().clone();
-    let admin = env
-        .demo
-        .gateway
-        .admin_addr
-        .expect("the admin listener is on");
+    let gw = env.sessions().clone();
+    let admin = env.gateway.admin_addr.expect("the admin listener is on");
     // As `podgate serve` starts them; the admin listener sets podgate_cluster_up from them.
     let health = podgate::upstream::registry::spawn_health_checks(
-        env.demo.gateway.clusters().clone(),
+        env.gateway.clusters().clone(),
         PROBE_TIMEOUT,
         PROBE_TIMEOUT,
         gw.shutdown.child_token(),
@@ -96,7 +88,8 @@ async fn every_alert_and_dashboard_query_returns_data_from_a_real_prometheus_scr
         if !container.is_empty() {
             query.push_str(&format!("&container={container}"));
         }
-        let mut ws = exec(&env, token, EAST, namespace, pod, &query)
+        let mut ws = env
+            .exec(token, EAST, namespace, pod, &query)
             .await
             .unwrap_or_else(|(code, body)| panic!("live session on {pod}: {code} {body}"));
         echo_round_trip(&mut ws, b"hello\n").await;
@@ -108,7 +101,8 @@ async fn every_alert_and_dashboard_query_returns_data_from_a_real_prometheus_scr
     // sample from the start and `rate()` counts every later one.
     auth_failures(&env, 1).await;
 
-    let prometheus = Prometheus::start(&binary, admin).await;
+    let prometheus =
+        Prometheus::start(&binary, &monitoring::rule_groups(), scrape_configs(admin)).await;
     // The load starts once Prometheus holds a first sample of the gateway's counters (rates
     // and increases count from there) and has seen dev-east up (so dev-east is never reported
     // down below).
@@ -187,10 +181,11 @@ async fn every_alert_and_dashboard_query_returns_data_from_a_real_prometheus_scr
     // The live-sessions table: the first SERIES_CAP live sessions, as the gateway lists them
     // on /debug/sessions, each with its target's namespace, pod and container (not the
     // gateway pod's, thanks to the ServiceMonitor's relabelings).
-    let (code, body) = http_get(admin, "/debug/sessions")
+    let answer = http::plain(admin, "GET", "/debug/sessions", &[], "")
         .await
         .expect("GET /debug/sessions");
-    assert_eq!(code, 200, "{body}");
+    let body = answer.body;
+    assert_eq!(answer.code, 200, "{body}");
     let listed: Value = serde_json::from_str(&body).expect("/debug/sessions JSON");
     let mut expected = BTreeMap::new();
     for &(_, user, namespace, pod, container, _) in &LIVE[..SERIES_CAP] {
@@ -362,7 +357,7 @@ impl Drop for Load {
 /// request; on dev-west, slow sessions filling its limit and more that are refused; all along,
 /// refused credentials and a failed TLS handshake.
 async fn round(env: &Env, baseline: usize, n: usize) {
-    let gw = env.gateway();
+    let gw = env.sessions();
     if n == 0 {
         // `podgate serve` re-reads its config file and counts each reload's result; a gateway
         // started with `podgate::app::start` has no reload to trigger. This stands in for a
@@ -378,17 +373,11 @@ async fn round(env: &Env, baseline: usize, n: usize) {
     echo_session(env, EAST, End::Client).await; // client_closed
     flood_session(env, 4096).await; // completed, stdout
     exit_nonzero_session(env).await; // exit_nonzero, stderr
-    match exec(env, BOB, EAST, "load", "echo-0", ECHO).await {
+    match env.exec(BOB, EAST, "load", "echo-0", ECHO).await {
         Err((code, _)) => assert_eq!(code, 403, "bob may not exec"), // denied, by the cluster
         Ok(_) => panic!("bob's exec was allowed"),
     }
-    let pods = get(
-        env,
-        "/clusters/dev-east/api/v1/namespaces/load/pods",
-        ADMIN,
-        &[],
-    )
-    .await;
+    let pods = http::get(env, "/clusters/dev-east/api/v1/namespaces/load/pods", ADMIN).await;
     assert_eq!(pods.code, 200, "{}", pods.body);
 
     // dev-west: PER_CLUSTER slow sessions hold its every slot while the proxy delays them;
@@ -407,7 +396,7 @@ async fn round(env: &Env, baseline: usize, n: usize) {
             gw.limits.active()
         );
         for _ in 0..REFUSED {
-            match exec(env, ADMIN, WEST, "load", "echo-0", ECHO).await {
+            match env.exec(ADMIN, WEST, "load", "echo-0", ECHO).await {
                 Err((code, body)) => assert_eq!(code, 429, "{body}"),
                 Ok(_) => panic!("a session beyond dev-west's limit was accepted"),
             }
@@ -430,24 +419,10 @@ enum End {
     Client,
 }
 
-/// An exec WebSocket (v5) through the gateway, or the refusal's status and body.
-async fn exec(
-    env: &Env,
-    token: &str,
-    cluster: &str,
-    namespace: &str,
-    pod: &str,
-    query: &str,
-) -> Result<Ws, (u16, String)> {
-    let path = format!("/clusters/{cluster}/api/v1/namespaces/{namespace}/pods/{pod}/exec?{query}");
-    raw_ws(env, token, &path, &["v5.channel.k8s.io"], &[])
-        .await
-        .map(|(ws, _)| ws)
-}
-
 /// An echo session on `load/echo-0` as admin: one round trip, then it ends as `end` says.
 async fn echo_session(env: &Env, cluster: &str, end: End) {
-    let mut ws = exec(env, ADMIN, cluster, "load", "echo-0", ECHO)
+    let mut ws = env
+        .exec(ADMIN, cluster, "load", "echo-0", ECHO)
         .await
         .unwrap_or_else(|(code, body)| panic!("echo on {cluster}: {code} {body}"));
     echo_round_trip(&mut ws, b"ping").await;
@@ -466,7 +441,8 @@ async fn echo_session(env: &Env, cluster: &str, end: End) {
 /// `flood-0` writes `bytes` to stdout and exits 0.
 async fn flood_session(env: &Env, bytes: usize) {
     let query = format!("command={bytes}&stdout=true&stderr=false");
-    let mut ws = exec(env, ADMIN, EAST, "load", "flood-0", &query)
+    let mut ws = env
+        .exec(ADMIN, EAST, "load", "flood-0", &query)
         .await
         .unwrap_or_else(|(code, body)| panic!("flood: {code} {body}"));
     let (out, _, status) = to_the_end(&mut ws).await;
@@ -478,7 +454,8 @@ async fn flood_session(env: &Env, bytes: usize) {
 async fn exit_nonzero_session(env: &Env) {
     let query = "command=sh&command=-c&command=echo%20oops%20%3E%262%3B%20exit%203\
                  &stdout=true&stderr=true";
-    let mut ws = exec(env, ADMIN, EAST, "default", "shell-0", query)
+    let mut ws = env
+        .exec(ADMIN, EAST, "default", "shell-0", query)
         .await
         .unwrap_or_else(|(code, body)| panic!("sh: {code} {body}"));
     let (_, err, status) = to_the_end(&mut ws).await;
@@ -504,7 +481,7 @@ async fn to_the_end(ws: &mut Ws) -> (Vec<u8>, Vec<u8>, Value) {
 async fn auth_failures(env: &Env, n: usize) {
     futures_util::stream::iter(0..n)
         .for_each_concurrent(8, |_| async {
-            let r = get(env, "/clusters/dev-east/api/v1/pods", "not-a-token", &[]).await;
+            let r = http::get(env, "/clusters/dev-east/api/v1/pods", "not-a-token").await;
             assert_eq!(r.code, 401, "{r:?}");
         })
         .await;
@@ -512,189 +489,31 @@ async fn auth_failures(env: &Env, n: usize) {
 
 /// Plain HTTP to the TLS listener: the handshake fails and the gateway closes.
 async fn tls_handshake_failure(env: &Env) {
-    let mut tcp = tokio::net::TcpStream::connect(env.addr())
+    http::plain(env.addr(), "GET", "/", &[], "")
         .await
-        .expect("connect to the gateway");
-    tcp.write_all(b"GET / HTTP/1.1\r\nHost: podgate\r\n\r\n")
-        .await
-        .expect("write");
-    let mut rest = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut rest))
-        .await
-        .expect("the gateway closes a connection that does not speak TLS")
-        .ok();
-}
-
-// ---------------------------------------------------------------------------------------
-// dev-west's slowness.
-
-/// A TCP proxy on loopback that holds each new connection for `delay` before connecting it
-/// through to its target: the injected fault, not synchronisation. Every connection to the
-/// cluster behind it (each session's upgrade, each health probe) takes `delay` longer.
-struct SlowProxy {
-    addr: SocketAddr,
-    target: Arc<OnceLock<SocketAddr>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl SlowProxy {
-    async fn start(delay: Duration) -> SlowProxy {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("local addr");
-        let target = Arc::new(OnceLock::<SocketAddr>::new());
-        let to = target.clone();
-        let task = tokio::spawn(async move {
-            // Connections end with the proxy: dropping the set aborts them.
-            let mut conns = tokio::task::JoinSet::new();
-            while let Ok((mut client, _)) = listener.accept().await {
-                while conns.try_join_next().is_some() {}
-                let to = *to.get().expect("the proxy's target is set");
-                conns.spawn(async move {
-                    tokio::time::sleep(delay).await;
-                    if let Ok(mut server) = tokio::net::TcpStream::connect(to).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                    }
-                });
-            }
-        });
-        SlowProxy { addr, target, task }
-    }
-
-    /// A [`Tuning::dial`] that sends the gateway through this proxy to `cluster`.
-    fn dialer(&self, cluster: &'static str) -> Dial {
-        let (target, proxy) = (self.target.clone(), self.addr);
-        Box::new(move |id, addr| {
-            if id != cluster {
-                return addr;
-            }
-            target.set(addr).expect("one cluster behind the proxy");
-            proxy
-        })
-    }
-}
-
-impl Drop for SlowProxy {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+        .expect("the gateway closes a connection that does not speak TLS");
 }
 
 // ---------------------------------------------------------------------------------------
 // Prometheus.
 
-/// Prometheus as a child process, killed when dropped.
-struct Prometheus {
-    child: Child,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Prometheus {
-    /// Starts Prometheus scraping `target`'s `/metrics` every second, with the alert rules.
-    async fn start(binary: &Path, target: SocketAddr) -> Prometheus {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let rules = dir.path().join("rules.yaml");
-        std::fs::write(&rules, monitoring::rule_groups().to_string()).expect("rules");
-        let config = json!({
-            "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
-            "rule_files": [rules],
-            "scrape_configs": [{
-                "job_name": "podgate-admin",
-                "static_configs": [{
-                    "targets": [target.to_string()],
-                    // What the Prometheus Operator attaches to a ServiceMonitor's targets.
-                    "labels": {
-                        "namespace": "podgate",
-                        "pod": "podgate-7d9f8-abcde",
-                        "container": "podgate",
-                        "service": "podgate-admin",
-                        "endpoint": "admin",
-                    },
-                }],
-                "metric_relabel_configs": service_monitor_relabelings(),
-            }],
-        });
-        let config_path = dir.path().join("prometheus.yml");
-        std::fs::write(&config_path, config.to_string()).expect("config");
-
-        // Prometheus cannot listen on port 0; a port that was free a moment ago may be taken
-        // by the time it binds, so try a few.
-        for _ in 0..3 {
-            let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-            let mut child = Command::new(binary)
-                .arg(format!("--config.file={}", config_path.display()))
-                .arg(format!(
-                    "--storage.tsdb.path={}",
-                    dir.path().join("data").display()
-                ))
-                .arg(format!("--web.listen-address={addr}"))
-                .arg("--log.level=warn")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .expect("start prometheus");
-            let started = Instant::now();
-            while started.elapsed() < Duration::from_secs(15) {
-                if let Ok(Some(status)) = child.try_wait() {
-                    eprintln!("prometheus exited ({status}) on {addr}, retrying");
-                    break;
-                }
-                if matches!(http_get(addr, "/-/ready").await, Ok((200, _))) {
-                    return Prometheus {
-                        child,
-                        addr,
-                        _dir: dir,
-                    };
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        panic!("prometheus did not become ready");
-    }
-
-    async fn api(&self, path: &str) -> Value {
-        let (status, body) = http_get(self.addr, path)
-            .await
-            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
-        serde_json::from_str(&body)
-            .unwrap_or_else(|e| panic!("GET {path}: {status}, not JSON ({e}): {body}"))
-    }
-
-    /// Runs an instant query; `Err` carries Prometheus' error for an invalid query.
-    async fn query(&self, expr: &str) -> Result<Vec<Value>, String> {
-        let v = self
-            .api(&format!("/api/v1/query?query={}", encode(expr)))
-            .await;
-        if v["status"] != "success" {
-            return Err(format!("{}: {}", v["errorType"], v["error"]));
-        }
-        Ok(v["data"]["result"].as_array().cloned().unwrap_or_default())
-    }
-
-    /// Polls `expr` until it returns data, or panics after `timeout`.
-    async fn wait_for(&self, expr: &str, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        while self.query(expr).await.expect("valid query").is_empty() {
-            assert!(
-                Instant::now() < deadline,
-                "no data for {expr} within {timeout:?}; targets: {}",
-                self.api("/api/v1/targets").await
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
+/// Scraping `target`'s `/metrics` as the ServiceMonitor has it scraped.
+fn scrape_configs(target: std::net::SocketAddr) -> Value {
+    json!([{
+        "job_name": "podgate-admin",
+        "static_configs": [{
+            "targets": [target.to_string()],
+            // What the Prometheus Operator attaches to a ServiceMonitor's targets.
+            "labels": {
+                "namespace": "podgate",
+                "pod": "podgate-7d9f8-abcde",
+                "container": "podgate",
+                "service": "podgate-admin",
+                "endpoint": "admin",
+            },
+        }],
+        "metric_relabel_configs": service_monitor_relabelings(),
+    }])
 }
 
 /// The ServiceMonitor's `metricRelabelings`, in Prometheus' own spelling.
@@ -764,53 +583,4 @@ fn labels_of(rows: &[Value]) -> Vec<BTreeMap<String, String>> {
                 .collect()
         })
         .collect()
-}
-
-/// A loopback port that was free a moment ago (for programs that cannot be told to pick one).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
-}
-
-/// Percent-encodes a query parameter value.
-fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 3);
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
-/// `GET path` over plain HTTP/1.0 (no chunking, the server closes), within 10 s: status and
-/// body. For Prometheus' API and the gateway's admin listener.
-async fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await?;
-        stream
-            .write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
-            .await?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).await?;
-        Ok::<_, std::io::Error>(response)
-    };
-    let response = tokio::time::timeout(Duration::from_secs(10), exchange)
-        .await
-        .map_err(|_| std::io::Error::other("no complete response within 10 s"))??;
-    let text = String::from_utf8_lossy(&response);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other("no header end"))?;
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("bad status line: {head}")))?;
-    Ok((status, body.to_string()))
 }

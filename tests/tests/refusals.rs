@@ -2,18 +2,70 @@
 //! client trying to choose its own identity, session limits. Every refusal is a
 //! `metav1.Status` with the HTTP code in `code`, so kubectl prints its message.
 
-mod common;
-use common::*;
+use podgate_testkit::gateway::{self, ADMIN, ALICE, BOB, Builder, Env};
+use podgate_testkit::http::{self, assert_status};
+use podgate_testkit::kubectl;
+use podgate_testkit::wait::wait_for;
+use podgate_testkit::ws::{self, Got, echo_round_trip, next_frame, send_stdin};
 use std::time::Duration;
 
 const ECHO_EXEC: &str = "/clusters/dev-east/api/v1/namespaces/load/pods/echo-0/exec?command=echo&stdin=true&stdout=true";
-const V5: &[&str] = &["v5.channel.k8s.io"];
+const V5: &[&str] = &[ws::V5];
+
+/// An echo session as admin on dev-east: it answers.
+async fn east_echoes(env: &Env, data: &[u8]) {
+    let mut ws = env
+        .admin_exec("load", "echo-0", "command=echo&stdin=true&stdout=true")
+        .await;
+    echo_round_trip(&mut ws, data).await;
+}
+
+/// Raw request `head` (a request line and header lines) to the gateway, as it is.
+async fn raw_http(env: &Env, head: &str) -> http::Answer {
+    let host = env.addr();
+    http::send(
+        env,
+        format!("{head}\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+}
+
+/// A GET on dev-west (`state`: stopped, frozen) is answered within `limit` with a 503
+/// Status naming it; returns the Status.
+async fn west_get_is_a_503(env: &Env, limit: Duration, state: &str) -> serde_json::Value {
+    let pods = "/clusters/dev-west/api/v1/namespaces/default/pods";
+    let r = tokio::time::timeout(limit, http::get(env, pods, ADMIN))
+        .await
+        .unwrap_or_else(|_| panic!("the gateway answers for a {state} cluster within {limit:?}"));
+    let s = assert_status(r.code, &r.body, 503);
+    assert!(
+        s["message"].as_str().unwrap_or("").contains("dev-west"),
+        "{}",
+        r.body
+    );
+    s
+}
+
+/// An exec upgrade on dev-west (`state`: stopped, frozen) is refused within `limit` with a
+/// 503 Status naming it.
+async fn west_exec_is_a_503(env: &Env, limit: Duration, state: &str) {
+    let exec = "/clusters/dev-west/api/v1/namespaces/load/pods/echo-0/exec?command=echo&stdin=true";
+    let refused = tokio::time::timeout(limit, ws::open(env, ADMIN, exec, V5, &[]))
+        .await
+        .unwrap_or_else(|_| panic!("exec on a {state} cluster is refused within {limit:?}"));
+    let (code, body) = refused.expect_err("no session on a cluster that is down");
+    let s = assert_status(code, &body, 503);
+    assert!(
+        s["message"].as_str().unwrap_or("").contains("dev-west"),
+        "{body}"
+    );
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_cluster_is_a_404_status_naming_it() {
     podgate_devcluster::install_crypto_provider();
-    let env = start_demo().await;
-    let r = get(&env, "/clusters/nope/api/v1/pods", ADMIN, &[]).await;
+    let env = gateway::demo().await;
+    let r = http::get(&env, "/clusters/nope/api/v1/pods", ADMIN).await;
     let s = assert_status(r.code, &r.body, 404);
     assert_eq!(s["reason"], "NotFound", "{}", r.body);
     assert!(
@@ -22,7 +74,7 @@ async fn unknown_cluster_is_a_404_status_naming_it() {
         r.body
     );
     // The same for an exec upgrade.
-    let refused = raw_ws(
+    let refused = ws::open(
         &env,
         ADMIN,
         "/clusters/nope/api/v1/namespaces/default/pods/shell-0/exec?command=true",
@@ -37,24 +89,13 @@ async fn unknown_cluster_is_a_404_status_naming_it() {
         "{body}"
     );
 
-    for k in kubectls() {
-        let url = format!("{}/clusters/nope", env.demo.gateway.url());
-        let out = kubectl(
-            &env,
-            &k,
-            ADMIN,
-            "dev-east",
-            &["--server", &url, "get", "pods"],
-            b"",
-        )
-        .await;
-        assert_ne!(out.code, 0, "{}: {}", k.display(), out.text());
-        assert!(
-            out.stderr.contains("NotFound") || out.stderr.contains("not found"),
-            "{}: {}",
-            k.display(),
-            out.stderr
-        );
+    for k in kubectl::binaries() {
+        let url = format!("{}/clusters/nope", env.url());
+        let out = env
+            .kubectl(&k, ADMIN, "dev-east")
+            .run(&["--server", &url, "get", "pods"], b"")
+            .await;
+        out.assert_fails_saying(&["NotFound", "not found"], &k.display().to_string());
     }
 }
 
@@ -63,113 +104,71 @@ async fn unknown_cluster_is_a_404_status_naming_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopped_cluster_is_a_prompt_503_naming_it_and_others_still_work() {
     podgate_devcluster::install_crypto_provider();
-    let mut env = start_demo().await;
+    let mut env = gateway::demo().await;
     // Both work first, so the gateway holds pooled connections to dev-west when it stops,
     // and kubectl has dev-west's discovery cached (as for someone who was using it).
     for id in ["dev-east", "dev-west"] {
-        let r = get(
+        let r = http::get(
             &env,
             &format!("/clusters/{id}/api/v1/namespaces/default/pods"),
             ADMIN,
-            &[],
         )
         .await;
         assert_eq!(r.code, 200, "{id}: {}", r.body);
     }
-    for k in kubectls() {
-        let out = kubectl(&env, &k, ADMIN, "dev-west", &["get", "pods"], b"").await;
+    for k in kubectl::binaries() {
+        let out = env
+            .kubectl(&k, ADMIN, "dev-west")
+            .run(&["get", "pods"], b"")
+            .await;
         assert_eq!(out.code, 0, "{}: {}", k.display(), out.stderr);
     }
     env.stop_cluster("dev-west").await;
 
     // Bounded: well under the gateway's connect timeout order, whatever the failure.
     let limit = Duration::from_secs(15);
-    let r = tokio::time::timeout(
-        limit,
-        get(
-            &env,
-            "/clusters/dev-west/api/v1/namespaces/default/pods",
-            ADMIN,
-            &[],
-        ),
-    )
-    .await
-    .expect("the gateway answers for a stopped cluster within 15 s");
-    let s = assert_status(r.code, &r.body, 503);
-    assert_eq!(s["reason"], "ServiceUnavailable", "{}", r.body);
-    assert!(
-        s["message"].as_str().unwrap_or("").contains("dev-west"),
-        "{}",
-        r.body
-    );
+    let s = west_get_is_a_503(&env, limit, "stopped").await;
+    assert_eq!(s["reason"], "ServiceUnavailable", "{s}");
     // An exec upgrade to it too.
-    let refused = tokio::time::timeout(
-        limit,
-        raw_ws(
-            &env,
-            ADMIN,
-            "/clusters/dev-west/api/v1/namespaces/load/pods/echo-0/exec?command=echo&stdin=true",
-            V5,
-            &[],
-        ),
-    )
-    .await
-    .expect("exec on a stopped cluster is refused within 15 s");
-    let (code, body) = refused.expect_err("no session on a stopped cluster");
-    let s = assert_status(code, &body, 503);
-    assert!(
-        s["message"].as_str().unwrap_or("").contains("dev-west"),
-        "{body}"
-    );
+    west_exec_is_a_503(&env, limit, "stopped").await;
 
     let cold_cache = env.dir.path().join("cold-cache");
     let cold_cache = cold_cache.to_str().expect("utf-8 path");
-    for k in kubectls() {
+    for k in kubectl::binaries() {
         // With discovery cached, kubectl's GET gets the 503 and prints its message.
-        let out = kubectl_within(limit, &env, &k, ADMIN, "dev-west", &["get", "pods"], b"").await;
-        assert_ne!(out.code, 0, "{}", k.display());
-        assert!(
-            out.stderr
-                .contains(r#"Error from server (ServiceUnavailable): cluster "dev-west""#),
-            "{}: kubectl does not name the cluster: {}",
-            k.display(),
-            out.stderr
+        let out = env
+            .kubectl(&k, ADMIN, "dev-west")
+            .within(limit)
+            .run(&["get", "pods"], b"")
+            .await;
+        out.assert_fails_saying(
+            &[r#"Error from server (ServiceUnavailable): cluster "dev-west""#],
+            &k.display().to_string(),
         );
         // Without, discovery fails first; client-go's discovery prints only the 503's
         // generic text, but still promptly.
-        let out = kubectl_within(
-            limit,
-            &env,
-            &k,
-            ADMIN,
-            "dev-west",
-            &["--cache-dir", cold_cache, "get", "pods"],
-            b"",
-        )
-        .await;
-        assert_ne!(out.code, 0, "{}", k.display());
-        assert!(
-            out.stderr.contains("(ServiceUnavailable)"),
-            "{}: {}",
-            k.display(),
-            out.stderr
-        );
-        let out = kubectl_within(limit, &env, &k, ADMIN, "dev-east", &["get", "pods"], b"").await;
+        let out = env
+            .kubectl(&k, ADMIN, "dev-west")
+            .within(limit)
+            .run(&["--cache-dir", cold_cache, "get", "pods"], b"")
+            .await;
+        out.assert_fails_saying(&["(ServiceUnavailable)"], &k.display().to_string());
+        let out = env
+            .kubectl(&k, ADMIN, "dev-east")
+            .within(limit)
+            .run(&["get", "pods"], b"")
+            .await;
         assert_eq!(out.code, 0, "{}: {}", k.display(), out.stderr);
         assert!(out.text().contains("shell-0"), "{}", out.text());
     }
-    let r = get(
+    let r = http::get(
         &env,
         "/clusters/dev-east/api/v1/namespaces/load/pods",
         ADMIN,
-        &[],
     )
     .await;
     assert_eq!(r.code, 200, "{}", r.body);
-    let (mut ws, _) = raw_ws(&env, ADMIN, ECHO_EXEC, V5, &[])
-        .await
-        .expect("exec on dev-east");
-    echo_round_trip(&mut ws, b"east is fine").await;
+    east_echoes(&env, b"east is fine").await;
 }
 
 /// A frozen apiserver (its kernel still completes TCP handshakes, the process answers
@@ -179,8 +178,8 @@ async fn stopped_cluster_is_a_prompt_503_naming_it_and_others_still_work() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frozen_cluster_is_a_bounded_503_naming_it() {
     podgate_devcluster::install_crypto_provider();
-    let mut env = start_with(|_| {}).await;
-    let west = env.demo.clusters[1].addr();
+    let mut env = Builder::demo().start().await;
+    let west = env.clusters[1].addr();
     env.stop_cluster("dev-west").await;
     // The same address, now a listener that never accepts: connections complete in the
     // kernel's backlog and then hear nothing, not even a TLS ServerHello.
@@ -190,100 +189,51 @@ async fn frozen_cluster_is_a_bounded_503_naming_it() {
 
     let limit = Duration::from_secs(15);
     let env = &env;
-    let stuck_get = async {
-        let r = tokio::time::timeout(
-            limit,
-            get(
-                env,
-                "/clusters/dev-west/api/v1/namespaces/default/pods",
-                ADMIN,
-                &[],
-            ),
-        )
-        .await
-        .expect("the gateway answers for a frozen cluster within 15 s");
-        let s = assert_status(r.code, &r.body, 503);
-        assert!(
-            s["message"].as_str().unwrap_or("").contains("dev-west"),
-            "{}",
-            r.body
-        );
-    };
-    let stuck_exec = async {
-        let refused = tokio::time::timeout(
-            limit,
-            raw_ws(
-                env,
-                ADMIN,
-                "/clusters/dev-west/api/v1/namespaces/load/pods/echo-0/exec?command=echo&stdin=true",
-                V5,
-                &[],
-            ),
-        )
-        .await
-        .expect("exec on a frozen cluster is refused within 15 s");
-        let (code, body) = refused.expect_err("no session on a frozen cluster");
-        let s = assert_status(code, &body, 503);
-        assert!(
-            s["message"].as_str().unwrap_or("").contains("dev-west"),
-            "{body}"
-        );
-    };
+    let stuck_get = west_get_is_a_503(env, limit, "frozen");
+    let stuck_exec = west_exec_is_a_503(env, limit, "frozen");
     let others = async {
         // Meanwhile dev-east answers.
-        let r = get(
+        let r = http::get(
             env,
             "/clusters/dev-east/api/v1/namespaces/default/pods",
             ADMIN,
-            &[],
         )
         .await;
         assert_eq!(r.code, 200, "{}", r.body);
-        let (mut ws, _) = raw_ws(env, ADMIN, ECHO_EXEC, V5, &[])
-            .await
-            .expect("exec on dev-east");
-        echo_round_trip(&mut ws, b"east is fine").await;
+        east_echoes(env, b"east is fine").await;
     };
-    tokio::join!(stuck_get, stuck_exec, others);
+    let _ = tokio::join!(stuck_get, stuck_exec, others);
     drop(frozen);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_token_or_a_wrong_token_is_401() {
     podgate_devcluster::install_crypto_provider();
-    let env = start_demo().await;
+    let env = gateway::demo().await;
     for token in ["", "not-a-podgate-token"] {
-        let r = get(&env, "/clusters/dev-east/api/v1/pods", token, &[]).await;
+        let r = http::get(&env, "/clusters/dev-east/api/v1/pods", token).await;
         let s = assert_status(r.code, &r.body, 401);
         assert_eq!(s["reason"], "Unauthorized", "{token:?}: {}", r.body);
-        let (code, body) = raw_ws(&env, token, ECHO_EXEC, V5, &[])
+        let (code, body) = ws::open(&env, token, ECHO_EXEC, V5, &[])
             .await
             .expect_err("no session without a valid token");
         assert_status(code, &body, 401);
     }
     // The devcluster's own tokens mean nothing to the gateway.
-    let dc_admin = env.demo.clusters[0]
+    let dc_admin = env.clusters[0]
         .token("admin")
         .expect("devcluster admin token")
         .to_string();
-    let r = get(&env, "/clusters/dev-east/api/v1/pods", &dc_admin, &[]).await;
+    let r = http::get(&env, "/clusters/dev-east/api/v1/pods", &dc_admin).await;
     assert_status(r.code, &r.body, 401);
-    for k in kubectls() {
-        let out = kubectl(
-            &env,
-            &k,
-            "not-a-podgate-token",
-            "dev-east",
-            &["get", "pods"],
-            b"",
-        )
-        .await;
-        assert_ne!(out.code, 0, "{}", k.display());
-        assert!(
-            out.stderr.contains("Unauthorized") || out.stderr.contains("provide credentials"),
-            "{}: {}",
-            k.display(),
-            out.stderr
+    for k in kubectl::binaries() {
+        let out = env
+            .kubectl(&k, "not-a-podgate-token", "dev-east")
+            .run(&["get", "pods"], b"")
+            .await;
+        out.assert_fails_saying(
+            &["Unauthorized", "provide credentials"],
+            &k.display().to_string(),
         );
     }
 }
@@ -293,7 +243,7 @@ async fn no_token_or_a_wrong_token_is_401() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_impersonation_headers_are_not_forwarded() {
     podgate_devcluster::install_crypto_provider();
-    let env = start_demo().await;
+    let env = gateway::demo().await;
     let masquerade = [
         ("Impersonate-User", "admin"),
         ("Impersonate-Group", "system:masters"),
@@ -302,7 +252,7 @@ async fn client_impersonation_headers_are_not_forwarded() {
         "/clusters/dev-east/api/v1/namespaces/default/pods/shell-0/exec?command=true&stdout=true";
     let denied = r#"pods "shell-0" is forbidden: User "bob" cannot get resource "pods/exec" in API group "" in the namespace "default""#;
 
-    let (code, body) = raw_ws(&env, BOB, exec, V5, &masquerade)
+    let (code, body) = ws::open(&env, BOB, exec, V5, &masquerade)
         .await
         .expect_err("bob gets no session by asking to be admin");
     let s = assert_status(code, &body, 403);
@@ -310,20 +260,15 @@ async fn client_impersonation_headers_are_not_forwarded() {
     assert_eq!(s["message"], denied, "{body}");
 
     // A plain request through the proxy: the same answer, for bob.
-    let lines: Vec<String> = masquerade
-        .iter()
-        .map(|(k, v)| format!("{k}: {v}"))
-        .collect();
-    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
-    let r = get(&env, exec, BOB, &lines).await;
+    let bearer = format!("Bearer {BOB}");
+    let mut headers = vec![("Authorization", bearer.as_str())];
+    headers.extend(masquerade);
+    let r = http::request(&env, "GET", exec, &headers, "").await;
     let s = assert_status(r.code, &r.body, 403);
     assert_eq!(s["message"], denied, "{}", r.body);
 
     // The same request as admin is allowed, so the 403 above was about who asked.
-    let (mut ws, _) = raw_ws(&env, ADMIN, ECHO_EXEC, V5, &[])
-        .await
-        .expect("admin may exec");
-    echo_round_trip(&mut ws, b"admin").await;
+    east_echoes(&env, b"admin").await;
 }
 
 /// Every refusal the gateway itself makes is a `metav1.Status` with its HTTP code in `code`
@@ -331,7 +276,7 @@ async fn client_impersonation_headers_are_not_forwarded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_gateway_refusal_is_a_status_json_with_its_code() {
     podgate_devcluster::install_crypto_provider();
-    let env = start_demo().await;
+    let env = gateway::demo().await;
     let exec_path = "/clusters/dev-east/api/v1/namespaces/default/pods/shell-0/exec?command=true";
     let cases: Vec<(&str, String, u16)> = vec![
         (
@@ -397,15 +342,15 @@ async fn every_gateway_refusal_is_a_status_json_with_its_code() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_user_session_limit_is_a_429_naming_the_limit() {
     podgate_devcluster::install_crypto_provider();
-    let env = start_with(|t| t.limits.per_user = 1).await;
-    let gw = env.gateway().clone();
-    let (mut first, _) = raw_ws(&env, ADMIN, ECHO_EXEC, V5, &[])
+    let env = Builder::demo().limits(|l| l.per_user = 1).start().await;
+    let gw = env.sessions().clone();
+    let (mut first, _) = ws::open(&env, ADMIN, ECHO_EXEC, V5, &[])
         .await
         .expect("the first session");
     echo_round_trip(&mut first, b"one").await;
     assert_eq!(gw.limits.active(), 1);
 
-    let (code, body) = raw_ws(&env, ADMIN, ECHO_EXEC, V5, &[])
+    let (code, body) = ws::open(&env, ADMIN, ECHO_EXEC, V5, &[])
         .await
         .expect_err("a second session of admin is refused");
     let s = assert_status(code, &body, 429);
@@ -417,8 +362,8 @@ async fn per_user_session_limit_is_a_429_naming_the_limit() {
     );
     // A browser cannot read a refused handshake, so a browser's upgrade (it sends Origin) is
     // refused inside the socket: the same Status on the error stream, then a close that says it.
-    let origin = format!("https://{}", env.addr());
-    let (mut browser, _) = raw_ws(&env, ADMIN, ECHO_EXEC, V5, &[("Origin", &origin)])
+    let origin = env.origin();
+    let (mut browser, _) = ws::open(&env, ADMIN, ECHO_EXEC, V5, &[("Origin", &origin)])
         .await
         .expect("a browser's refusal arrives inside the socket");
     match next_frame(&mut browser, Duration::from_secs(10)).await {
@@ -442,27 +387,16 @@ async fn per_user_session_limit_is_a_429_naming_the_limit() {
 
     // kubectl shows the same reason (its WebSocket attempt and its SPDY fallback both hit
     // the limit).
-    let k = std::path::PathBuf::from("/usr/bin/kubectl");
-    let out = kubectl(
-        &env,
-        &k,
-        ADMIN,
-        "dev-east",
-        &["exec", "shell-0", "--", "true"],
-        b"",
-    )
-    .await;
-    assert_ne!(out.code, 0);
-    assert!(
-        out.stderr
-            .contains(r#"user "admin" already has 1 open sessions"#),
-        "{}",
-        out.stderr
-    );
+    let k = std::path::Path::new(kubectl::DEFAULT);
+    let out = env
+        .kubectl(k, ADMIN, "dev-east")
+        .run(&["exec", "shell-0", "--", "true"], b"")
+        .await;
+    out.assert_fails_saying(&[r#"user "admin" already has 1 open sessions"#], "");
 
     // Another user is not limited by admin's sessions.
     let alice_exec = "/clusters/dev-east/api/v1/namespaces/default/pods/shell-0/exec?command=cat&stdin=true&stdout=true";
-    let (mut alice, _) = raw_ws(&env, ALICE, alice_exec, V5, &[])
+    let (mut alice, _) = ws::open(&env, ALICE, alice_exec, V5, &[])
         .await
         .expect("alice has her own slot");
     send_stdin(&mut alice, b"alice\n").await;
@@ -479,7 +413,7 @@ async fn per_user_session_limit_is_a_429_naming_the_limit() {
         "sessions still counted: {}",
         gw.limits.active()
     );
-    let (mut again, _) = raw_ws(&env, ADMIN, ECHO_EXEC, V5, &[])
+    let (mut again, _) = ws::open(&env, ADMIN, ECHO_EXEC, V5, &[])
         .await
         .expect("admin's slot came back");
     echo_round_trip(&mut again, b"two").await;

@@ -2,13 +2,27 @@
 //! client that no longer answers; idle timeout and maximum duration end a session with a
 //! readable reason before the close.
 
-mod common;
-use common::*;
 use futures_util::StreamExt as _;
+use podgate_testkit::gateway::{Builder, Env};
+use podgate_testkit::process::MIB;
+use podgate_testkit::wait::wait_for;
+use podgate_testkit::ws::tungstenite::Message;
+use podgate_testkit::ws::{Got, Ws, echo_round_trip, next_frame, read_stdout, send_stdin};
 use std::time::Duration;
-use tokio_tungstenite::tungstenite::Message;
 
 const ECHO: &str = "command=echo&stdin=true&stdout=true";
+
+/// The demo's assembly where only `keepalive` ends sessions (no idle timeout, no maximum).
+async fn with_keepalive(keepalive: Duration) -> Env {
+    Builder::demo()
+        .sessions(|s| {
+            s.keepalive = keepalive;
+            s.idle_timeout = None;
+            s.max_duration = None;
+        })
+        .start()
+        .await
+}
 
 /// A quiet session whose client reads (and so answers pings) outlives many keepalive periods,
 /// then still echoes.
@@ -16,14 +30,9 @@ const ECHO: &str = "command=echo&stdin=true&stdout=true";
 async fn a_quiet_session_outlives_keepalive_periods() {
     podgate_devcluster::install_crypto_provider();
     let keepalive = Duration::from_millis(200);
-    let env = start_with(|t| {
-        t.sessions.keepalive = keepalive;
-        t.sessions.idle_timeout = None;
-        t.sessions.max_duration = None;
-    })
-    .await;
-    let gw = env.gateway().clone();
-    let mut ws = exec_ws(&env, "load", "echo-0", ECHO).await;
+    let env = with_keepalive(keepalive).await;
+    let gw = env.sessions().clone();
+    let mut ws = env.admin_exec("load", "echo-0", ECHO).await;
     echo_round_trip(&mut ws, b"before").await;
 
     // Silence for 5 keepalive periods (elapsed time is what is tested), reading all along:
@@ -48,30 +57,22 @@ async fn a_quiet_session_outlives_keepalive_periods() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_answering_pings_is_dropped() {
     podgate_devcluster::install_crypto_provider();
-    let env = start_with(|t| {
-        t.sessions.keepalive = Duration::from_millis(200);
-        t.sessions.idle_timeout = None;
-        t.sessions.max_duration = None;
-    })
-    .await;
-    let gw = env.gateway().clone();
-    let ws = exec_ws(&env, "load", "echo-0", ECHO).await;
+    let env = with_keepalive(Duration::from_millis(200)).await;
+    let gw = env.sessions().clone();
+    let ws = env.admin_exec("load", "echo-0", ECHO).await;
     assert!(
         wait_for(Duration::from_secs(5), || gw.limits.active() == 1
-            && env.demo.clusters[0].active_sessions() == 1)
+            && env.clusters[0].active_sessions() == 1)
         .await,
         "the session never started"
     );
     // `ws` is held, never polled: no pongs go back.
-    let dropped = wait_for(Duration::from_secs(10), || {
-        gw.limits.active() == 0 && gw.live.is_empty() && env.demo.clusters[0].active_sessions() == 0
-    })
-    .await;
+    let dropped = env.sessions_end(Duration::from_secs(10)).await;
     assert!(
         dropped,
         "still open: {} gateway sessions, {} on the cluster",
         gw.limits.active(),
-        env.demo.clusters[0].active_sessions()
+        env.clusters[0].active_sessions()
     );
     drop(ws);
 }
@@ -82,33 +83,15 @@ async fn a_client_that_stops_answering_pings_is_dropped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_output_is_dropped_as_unresponsive() {
     podgate_devcluster::install_crypto_provider();
-    let env = start_with(|t| {
-        t.sessions.keepalive = Duration::from_millis(200);
-        t.sessions.idle_timeout = None;
-        t.sessions.max_duration = None;
-    })
-    .await;
-    let gw = env.gateway().clone();
+    let env = with_keepalive(Duration::from_millis(200)).await;
+    let gw = env.sessions().clone();
     // flood-0 with no byte count: 1 GiB, far more than any buffer on the way.
-    let mut ws = exec_ws(
-        &env,
-        "load",
-        "flood-0",
-        "command=flood&stdout=true&stderr=false",
-    )
-    .await;
-    let mut read = 0u64;
-    while read < MIB {
-        match next_frame(&mut ws, Duration::from_secs(10)).await {
-            Got::Data(1, d) => read += d.len() as u64,
-            other => panic!("expected stdout, got {other:?}"),
-        }
-    }
+    let mut ws = env
+        .admin_exec("load", "flood-0", "command=flood&stdout=true&stderr=false")
+        .await;
+    read_stdout(&mut ws, MIB).await;
     // From now on `ws` is held, never polled: no reads, no pongs.
-    let dropped = wait_for(Duration::from_secs(10), || {
-        gw.limits.active() == 0 && env.demo.clusters[0].active_sessions() == 0
-    })
-    .await;
+    let dropped = env.sessions_end(Duration::from_secs(10)).await;
     let relayed = gw
         .live
         .list()
@@ -119,7 +102,7 @@ async fn a_client_that_stops_reading_output_is_dropped_as_unresponsive() {
         "a client that has read nothing (and answered no ping) for 10 s, 50 keepalive periods, \
          still holds its session: {} open at the gateway ({relayed:?} MiB relayed), {} on the cluster",
         gw.limits.active(),
-        env.demo.clusters[0].active_sessions()
+        env.clusters[0].active_sessions()
     );
     drop(ws);
 }
@@ -151,13 +134,15 @@ fn timeout_status(status: &[String]) -> String {
 async fn idle_timeout_sends_a_reason_then_closes() {
     podgate_devcluster::install_crypto_provider();
     let idle = Duration::from_millis(500);
-    let env = start_with(|t| {
-        t.sessions.idle_timeout = Some(idle);
-        t.sessions.max_duration = None;
-    })
-    .await;
-    let gw = env.gateway().clone();
-    let mut ws = exec_ws(&env, "load", "echo-0", ECHO).await;
+    let env = Builder::demo()
+        .sessions(|s| {
+            s.idle_timeout = Some(idle);
+            s.max_duration = None;
+        })
+        .start()
+        .await;
+    let gw = env.sessions().clone();
+    let mut ws = env.admin_exec("load", "echo-0", ECHO).await;
     // Traffic keeps it alive past the idle timeout (the pauses are the behaviour tested).
     for i in 0..5 {
         echo_round_trip(&mut ws, format!("busy {i}").as_bytes()).await;
@@ -173,9 +158,7 @@ async fn idle_timeout_sends_a_reason_then_closes() {
         "close reason {reason:?}"
     );
     assert!(
-        wait_for(Duration::from_secs(5), || gw.limits.active() == 0
-            && env.demo.clusters[0].active_sessions() == 0)
-        .await,
+        env.sessions_end(Duration::from_secs(5)).await,
         "{} sessions still counted",
         gw.limits.active()
     );
@@ -185,13 +168,15 @@ async fn idle_timeout_sends_a_reason_then_closes() {
 async fn max_duration_ends_even_a_busy_session_with_a_reason() {
     podgate_devcluster::install_crypto_provider();
     let max = Duration::from_millis(500);
-    let env = start_with(|t| {
-        t.sessions.idle_timeout = None;
-        t.sessions.max_duration = Some(max);
-    })
-    .await;
-    let gw = env.gateway().clone();
-    let mut ws = exec_ws(&env, "load", "echo-0", ECHO).await;
+    let env = Builder::demo()
+        .sessions(|s| {
+            s.idle_timeout = None;
+            s.max_duration = Some(max);
+        })
+        .start()
+        .await;
+    let gw = env.sessions().clone();
+    let mut ws = env.admin_exec("load", "echo-0", ECHO).await;
     // Busy all along: input every 100 ms, echoed.
     let mut status = Vec::new();
     let mut sent = 0;
@@ -227,9 +212,7 @@ async fn max_duration_ends_even_a_busy_session_with_a_reason() {
     );
     assert!(sent >= 3, "closed after only {sent} round trips");
     assert!(
-        wait_for(Duration::from_secs(5), || gw.limits.active() == 0
-            && env.demo.clusters[0].active_sessions() == 0)
-        .await,
+        env.sessions_end(Duration::from_secs(5)).await,
         "{} sessions still counted",
         gw.limits.active()
     );

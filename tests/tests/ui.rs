@@ -5,10 +5,9 @@
 //! `<target>/ui/`. Without node, Chromium or the web build this test skips loudly, except
 //! under `CI=true`, where it fails.
 
-mod common;
-#[path = "../../gateway/web/tests/driver.rs"]
-mod driver;
-
+use podgate_testkit::browser as driver;
+use podgate_testkit::gateway::{self, Builder};
+use podgate_testkit::http;
 use std::time::Duration;
 
 /// The web UI's pure parts (deep links, framing, UTF-8 boundaries, messages, command lines)
@@ -20,7 +19,7 @@ fn web_unit_tests() {
     }
     let out = std::process::Command::new("node")
         .arg("tests/unit.mjs")
-        .current_dir(driver::repo().join("gateway/web"))
+        .current_dir(podgate_testkit::repo().join("gateway/web"))
         .output()
         .expect("node runs");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -34,16 +33,16 @@ async fn web_ui_in_chromium() {
     if !driver::available() {
         return;
     }
-    let env = common::start_demo().await;
+    let env = gateway::demo().await;
 
     // The page itself, as served: before any login, with its headers.
-    let index = common::get(&env, "/", "", &[]).await;
+    let index = http::get(&env, "/", "").await;
     assert_eq!(index.code, 200, "{}", index.body);
     assert_eq!(
-        index.header("content-type").as_deref(),
+        index.header("content-type"),
         Some("text/html; charset=utf-8")
     );
-    assert_eq!(index.header("cache-control").as_deref(), Some("no-store"));
+    assert_eq!(index.header("cache-control"), Some("no-store"));
     let csp = index.header("content-security-policy").unwrap_or_default();
     assert!(csp.contains("default-src 'self'"), "{csp}");
     assert!(csp.contains("script-src 'self';"), "{csp}");
@@ -53,18 +52,18 @@ async fn web_ui_in_chromium() {
         .nth(1)
         .and_then(|s| s.split('"').next())
         .expect("index.html names its script");
-    let js = common::get(&env, script, "", &[]).await;
+    let js = http::get(&env, script, "").await;
     assert_eq!(js.code, 200);
     assert_eq!(js.header("content-encoding"), None);
-    let gz = common::get(&env, script, "", &["Accept-Encoding: gzip, br"]).await;
+    let gz = http::request(&env, "GET", script, &[("Accept-Encoding", "gzip, br")], "").await;
     assert_eq!(gz.code, 200);
-    assert_eq!(gz.header("content-encoding").as_deref(), Some("gzip"));
+    assert_eq!(gz.header("content-encoding"), Some("gzip"));
     assert_eq!(
-        gz.header("content-type").as_deref(),
+        gz.header("content-type"),
         Some("text/javascript; charset=utf-8")
     );
     assert_eq!(
-        js.header("content-type").as_deref(),
+        js.header("content-type"),
         Some("text/javascript; charset=utf-8")
     );
     assert!(
@@ -74,7 +73,7 @@ async fn web_ui_in_chromium() {
         js.head
     );
 
-    let url = env.demo.gateway.url();
+    let url = env.url();
     let out = driver::run(&url, "main", &[]).await;
     driver::assert_passed(
         &out,
@@ -111,17 +110,19 @@ async fn web_ui_in_chromium() {
     env.stop_cluster("dev-west").await;
     let out = driver::run(&url, "unreachable", &[]).await;
     driver::assert_passed(&out, &["a stopped cluster reads unreachable"]);
-    env.demo.shutdown().await;
+    env.shutdown().await;
 
     // The gateway's own endings: idle timeout, maximum duration, the per-user session limit.
-    let env = common::start_with(|t| {
-        t.sessions.idle_timeout = Some(Duration::from_secs(4));
-        t.sessions.max_duration = Some(Duration::from_secs(12));
-        t.limits.per_user = 1;
-        t.dev_login = true;
-    })
-    .await;
-    let out = driver::run(&env.demo.gateway.url(), "limits", &[]).await;
+    let env = Builder::demo()
+        .sessions(|s| {
+            s.idle_timeout = Some(Duration::from_secs(4));
+            s.max_duration = Some(Duration::from_secs(12));
+        })
+        .limits(|l| l.per_user = 1)
+        .browser(|b| b.dev_login = true)
+        .start()
+        .await;
+    let out = driver::run(&env.url(), "limits", &[]).await;
     driver::assert_passed(
         &out,
         &[
@@ -130,5 +131,5 @@ async fn web_ui_in_chromium() {
             "idle timeout is shown, and Enter reconnects",
         ],
     );
-    env.demo.shutdown().await;
+    env.shutdown().await;
 }

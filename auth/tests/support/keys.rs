@@ -1,7 +1,11 @@
-//! Test signing keys and token crafting, shared by the unit tests (through `#[path]`), the
-//! integration tests and the benchmark. Keys are generated at run time, never checked in:
+//! Test signing keys and token crafting. Keys are generated at run time, never checked in:
 //! ECDSA with ring; RSA (which ring cannot generate) with `openssl`, or `node` when openssl is
 //! missing, as PKCS#8 DER that ring then signs with.
+//!
+//! One file, included by `#[path]` in two places: the auth crate's unit tests
+//! (`auth/src/oidc/mod.rs`, which cannot depend on the test kit, since the kit depends on the
+//! auth crate) and the test kit (`tests/src/oidc/mod.rs`, as `podgate_testkit::oidc::keys`),
+//! which every integration test and the benchmark use.
 #![allow(dead_code)]
 
 use std::process::Command;
@@ -208,6 +212,8 @@ pub fn available(present: bool, what: &str) -> bool {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{what} is required under CI=true");
     }
-    eprintln!("SKIPPED: {what} is not available (set CI=true to make this a failure)");
+    eprintln!(
+        "\n!!!!!! SKIPPED: {what} is not available (set CI=true to make this a failure) !!!!!!\n"
+    );
     false
 }

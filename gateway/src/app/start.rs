@@ -87,10 +87,6 @@ impl Running {
         &self.router.metrics
     }
 
-    pub fn browser(&self) -> &Browser {
-        &self.router.pages.browser
-    }
-
     /// Cancelled when the gateway begins to shut down.
     pub fn shutdown_token(&self) -> &CancellationToken {
         &self.sessions.shutdown

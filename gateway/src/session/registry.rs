@@ -308,7 +308,7 @@ mod tests {
         drop(ra);
         assert_eq!(live.len(), 2);
         assert!(
-            live.lock().by_login.get("login-1").is_none(),
+            !live.lock().by_login.contains_key("login-1"),
             "the index follows the registry"
         );
     }

@@ -2,8 +2,8 @@
 //! submitted, and cookies kept per host and path (one jar for the gateway over TLS, one for the
 //! provider over plain HTTP).
 
-use super::common::{Answer, Env, parse_answer, request};
-use std::time::Duration;
+use podgate_testkit::gateway::Env;
+use podgate_testkit::http::{self, Answer};
 
 /// A cookie as a browser keeps it.
 #[derive(Clone, Debug)]
@@ -56,7 +56,7 @@ impl<'a> Web<'a> {
 
     /// `GET` (or `POST` with a form) of an absolute URL on either host, or a gateway path.
     pub async fn send(&mut self, method: &str, url: &str, form: &[(&str, &str)]) -> Answer {
-        let gateway_base = self.env.gateway.url();
+        let gateway_base = self.env.url();
         let (on_gateway, path) = if let Some(p) = url.strip_prefix(&gateway_base) {
             (true, p.to_string())
         } else if let Some(p) = url.strip_prefix(&self.issuer) {
@@ -89,7 +89,7 @@ impl<'a> Web<'a> {
             headers.push(("Content-Type", "application/x-www-form-urlencoded"));
         }
         let answer = if on_gateway {
-            request(self.env, method, &path, &headers, &body).await
+            http::request(self.env, method, &path, &headers, &body).await
         } else {
             plain_request(&self.issuer, method, &path, &headers, &body).await
         };
@@ -111,7 +111,7 @@ impl<'a> Web<'a> {
         user: (&str, &str, &[&str]),
         decision: Decision,
     ) -> String {
-        let gateway_base = self.env.gateway.url();
+        let gateway_base = self.env.url();
         let mut next = authorize.to_string();
         for _ in 0..12 {
             if next.starts_with(&gateway_base) {
@@ -250,21 +250,11 @@ async fn plain_request(
     headers: &[(&str, &str)],
     body: &str,
 ) -> Answer {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let host = base.trim_start_matches("http://");
-    let mut tcp = tokio::net::TcpStream::connect(host)
-        .await
-        .expect("connects to the provider");
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
-    for (n, v) in headers {
-        head.push_str(&format!("{n}: {v}\r\n"));
-    }
-    head.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-    tcp.write_all(head.as_bytes()).await.expect("writes");
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut raw))
+    let addr = base
+        .trim_start_matches("http://")
+        .parse()
+        .expect("the provider's address");
+    http::plain(addr, method, path, headers, body)
         .await
         .expect("the provider answers within 10 s")
-        .expect("reads");
-    parse_answer(&raw)
 }

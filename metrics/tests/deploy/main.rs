@@ -3,8 +3,5 @@
 //! PromQL expression of the alerts and the dashboard returns data from a real Prometheus
 //! scraping a running gateway is tested end to end, in tests/tests/prometheus.rs.
 
-#[path = "../support/mod.rs"]
-mod support;
-
 mod manifests;
 mod rules;

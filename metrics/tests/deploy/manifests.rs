@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::support;
+use podgate_testkit::prometheus as support;
 
 const NAMESPACE: &str = "podgate";
 
@@ -488,6 +488,53 @@ fn configmap_config_is_valid_and_mirrors_the_example() {
     }
 }
 
+/// What the Dockerfile builds (`--no-default-features`) links no devcluster: the demo and its
+/// process runtime stay out of the production binary.
+#[test]
+fn the_release_build_links_no_devcluster() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let tree = |features: &[&str]| {
+        let out = std::process::Command::new(&cargo)
+            .args([
+                "tree",
+                "--offline",
+                "-e",
+                "normal",
+                "--prefix",
+                "none",
+                "-p",
+                "podgate",
+            ])
+            .args(features)
+            .current_dir(support::repo())
+            .output()
+            .expect("cargo tree runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let release = tree(&["--no-default-features"]);
+    assert!(
+        release.lines().any(|l| l.starts_with("podgate-auth ")),
+        "{release}"
+    );
+    assert!(
+        !release
+            .lines()
+            .any(|l| l.starts_with("podgate-devcluster ")),
+        "{release}"
+    );
+    // The default build (`make demo`, `make test`) has it, so the check above can fail.
+    assert!(
+        tree(&[])
+            .lines()
+            .any(|l| l.starts_with("podgate-devcluster "))
+    );
+}
+
 #[test]
 fn dockerfile_builds_a_minimal_non_root_image_running_serve() {
     let text = support::read(&support::deploy("Dockerfile"));
@@ -501,8 +548,30 @@ fn dockerfile_builds_a_minimal_non_root_image_running_serve() {
         .copied()
         .filter(|l| l.starts_with("FROM "))
         .collect();
-    assert!(froms.len() >= 2, "multi-stage: {froms:?}");
-    assert!(froms[0].contains("rust:") && froms[0].ends_with(" AS build"));
+    assert!(froms.len() >= 3, "multi-stage: {froms:?}");
+    // The web UI is built from its sources and lockfile in a node stage, then embedded: a
+    // fresh clone's image has the UI, and no dist/ from the build machine stands in for it.
+    assert!(
+        froms[0].contains("node:") && froms[0].ends_with(" AS web"),
+        "{froms:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("COPY gateway/web/package.json gateway/web/package-lock.json"))
+    );
+    assert!(lines.iter().any(|l| l.starts_with("RUN npm ci")));
+    assert!(lines.iter().any(|l| l.contains("node build.mjs")));
+    assert!(
+        froms[1].contains("rust:") && froms[1].ends_with(" AS build"),
+        "{froms:?}"
+    );
+    assert!(lines.contains(&"COPY --from=web /src/gateway/web/dist gateway/web/dist"));
+    let ignore = support::read(&support::deploy("Dockerfile.dockerignore"));
+    assert!(
+        ignore.lines().any(|l| l.trim() == "gateway/web/dist/"),
+        "a local UI build stays out"
+    );
     let runtime = froms.last().unwrap();
     assert!(runtime.contains("distroless"), "minimal runtime: {runtime}");
 
@@ -527,7 +596,12 @@ fn dockerfile_builds_a_minimal_non_root_image_running_serve() {
             .iter()
             .any(|l| l.starts_with("COPY --from=build") && l.ends_with("/usr/local/bin/podgate"))
     );
-    assert!(text.contains("cargo build --release --locked -p podgate --bin podgate"));
+    // The release binary holds no devcluster: the `demo` feature stays off.
+    assert!(
+        text.contains(
+            "cargo build --release --locked --no-default-features -p podgate --bin podgate"
+        )
+    );
     let user = last_stage
         .iter()
         .find_map(|l| l.strip_prefix("USER "))

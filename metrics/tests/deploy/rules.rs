@@ -5,7 +5,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support;
+use podgate_testkit::prometheus as support;
 
 /// Writes the rule groups as `rules.yaml` (JSON is YAML) in a fresh directory.
 fn rules_dir() -> tempfile::TempDir {

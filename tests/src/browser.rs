@@ -1,20 +1,11 @@
-//! Runs the web UI's browser driver (`gateway/web/tests/ui.mjs`: playwright-core driving
-//! Debian's `/usr/bin/chromium`) from a Rust test. Shared by path between
-//! `tests/tests/ui.rs` (the demo) and `gateway/tests/ui_oidc.rs` (OIDC login).
+//! The web UI in real Chromium: the browser driver (`gateway/web/tests/ui.mjs`: playwright-core
+//! driving Debian's `/usr/bin/chromium`), run from a Rust test against a gateway it started;
+//! and node, for the UI's own unit tests.
 
+use crate::repo;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
-
-pub fn repo() -> PathBuf {
-    let mut dir = Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf();
-    while !dir.join("gateway/web/package.json").exists() {
-        if !dir.pop() {
-            panic!("no repo root above {}", env!("CARGO_MANIFEST_DIR"));
-        }
-    }
-    dir
-}
 
 /// Where screenshots go: `<cargo target dir>/ui`.
 pub fn screenshots() -> PathBuf {
@@ -75,14 +66,11 @@ pub fn node_available() -> bool {
 }
 
 fn skip_unless(missing: Option<String>) -> bool {
-    let Some(why) = missing else {
-        return true;
-    };
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("the web UI test cannot run under CI: {why}");
-    }
-    eprintln!("\n\n!!!!!! SKIPPED: the web UI test in Chromium did not run: {why} !!!!!!\n\n");
-    false
+    let why = missing.unwrap_or_default();
+    crate::available(
+        why.is_empty(),
+        &format!("the web UI test in Chromium: {why}"),
+    )
 }
 
 /// Runs the driver's scenario `group` against the gateway at `url` with `extra` environment;

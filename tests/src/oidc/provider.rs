@@ -1,14 +1,18 @@
 //! Runs panva's `oidc-provider` (installed by `scripts/setup.sh` from the lockfile in
-//! `tests/oidc-provider/`) as a child process on 127.0.0.1, signing with keys the test made.
+//! `auth/tests/oidc-provider/`) as a child process on 127.0.0.1, signing with keys the test
+//! made.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::gateway::{Builder, Cluster, Env};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use podgate_auth::oidc::HttpClient;
+use podgate_auth::login::LoginConfig;
+use podgate_auth::oidc::{HttpClient, IssuerConfig, OidcConfig};
+use podgate_config::AccessPolicy;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -29,9 +33,9 @@ pub const RESOURCE: &str = "https://podgate.test";
 
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Where the provider script lives (this file is shared by the auth and gateway crates).
+/// Where the provider script lives.
 pub fn provider_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../auth/tests/oidc-provider")
+    crate::repo().join("auth/tests/oidc-provider")
 }
 
 /// What the provider is started with besides its keys.
@@ -49,13 +53,13 @@ pub fn prerequisites() -> bool {
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success());
-    if !super::keys::available(node, "node (for the oidc-provider tests)") {
+    if !crate::available(node, "node (for the oidc-provider tests)") {
         return false;
     }
     let installed = provider_dir()
         .join("node_modules/oidc-provider/package.json")
         .exists();
-    super::keys::available(
+    crate::available(
         installed,
         "oidc-provider under auth/tests/oidc-provider/node_modules (run scripts/setup.sh)",
     )
@@ -63,9 +67,8 @@ pub fn prerequisites() -> bool {
 
 /// How a gateway under test trusts this provider: ID tokens for the login client and access
 /// tokens for the resource, groups from `groups`, user names as they are (prefix `-`).
-#[allow(dead_code)]
-pub fn issuer_config(issuer: &str) -> podgate_auth::oidc::IssuerConfig {
-    let mut config = podgate_auth::oidc::IssuerConfig::new(
+pub fn issuer_config(issuer: &str) -> IssuerConfig {
+    let mut config = IssuerConfig::new(
         issuer.to_owned(),
         vec![LOGIN_CLIENT_ID.to_owned(), RESOURCE.to_owned()],
     );
@@ -75,13 +78,36 @@ pub fn issuer_config(issuer: &str) -> podgate_auth::oidc::IssuerConfig {
     config
 }
 
-/// A port that was free a moment ago; the provider binds it (and rebinds it on restart, so
-/// the issuer URL stays the same).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
+/// The gateway's `auth.oidc` for the provider at `issuer`: [`issuer_config`], changed by
+/// `tune`, and the browser login as the login client (its secret given inline).
+pub fn oidc_config(issuer: &str, tune: impl FnOnce(&mut IssuerConfig)) -> OidcConfig {
+    let mut config = issuer_config(issuer);
+    tune(&mut config);
+    let mut oidc = OidcConfig::new(vec![config]);
+    let mut login = LoginConfig::new(issuer.to_owned(), LOGIN_CLIENT_ID);
+    login.client_secret = Some(LOGIN_CLIENT_SECRET.to_owned());
+    oidc.login = Some(login);
+    oidc
+}
+
+/// A gateway that trusts only `oidc` (bearer tokens and the browser login), in front of
+/// cluster `old` whose edge policy admits group `dev` only; and the provider's options with
+/// the gateway's callback registered (so the gateway listens first) and `id_token_ttl`.
+pub async fn gateway(oidc: &OidcConfig, id_token_ttl: Option<u64>) -> (Env, Options) {
+    let policy = AccessPolicy {
+        groups: vec!["dev".into()],
+        ..Default::default()
+    };
+    let env = Builder::new()
+        .cluster(Cluster::new("old").access(policy))
+        .oidc(oidc)
+        .start()
+        .await;
+    let options = Options {
+        redirects: vec![format!("{}/auth/callback", env.url())],
+        id_token_ttl,
+    };
+    (env, options)
 }
 
 pub struct Provider {
@@ -91,7 +117,8 @@ pub struct Provider {
 }
 
 impl Provider {
-    /// Starts the provider on `port`, publishing `keys` (the first RS256 one signs).
+    /// Starts the provider on `port` (from [`crate::free_port`]; it rebinds it on a restart,
+    /// so the issuer URL stays the same), publishing `keys` (the first RS256 one signs).
     pub async fn start(port: u16, keys: &[&TestKey]) -> Provider {
         Self::start_with(port, keys, &Options::default()).await
     }

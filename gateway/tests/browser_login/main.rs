@@ -8,32 +8,24 @@
 //! Skipped with a note when node or the installed provider is missing (`scripts/setup.sh`
 //! installs it); under `CI=true` that is a failure instead.
 
-mod common;
-#[path = "../../auth/tests/support/keys.rs"]
-mod keys;
-#[allow(dead_code)]
-#[path = "../../auth/tests/support/provider.rs"]
-mod provider;
-#[path = "browser_login/web.rs"]
 mod web;
 
-use common::*;
-use podgate::browser::Browser;
-use podgate::browser::oidc::OidcLogin;
-use podgate_auth::login::LoginConfig;
-use podgate_auth::oidc::{IssuerConfig, OidcAuthenticator, OidcConfig};
+use podgate_auth::oidc::IssuerConfig;
 use podgate_auth::{BrowserSession, SessionKey};
-use podgate_config::AccessPolicy;
 use podgate_protocol::Protocol;
-use provider::{ALICE, BOB, LOGIN_CLIENT_ID, LOGIN_CLIENT_SECRET, Provider};
-use std::path::{Path, PathBuf};
+use podgate_testkit::gateway::Env;
+use podgate_testkit::http::{Answer, request};
+use podgate_testkit::kubectl::{self, Kubectl};
+use podgate_testkit::metrics::auth_failures;
+use podgate_testkit::oidc::provider::{
+    self, ALICE, BOB, LOGIN_CLIENT_ID, LOGIN_CLIENT_SECRET, Provider,
+};
+use podgate_testkit::oidc::{keys, kid, segment};
+use podgate_testkit::wait::wait_until;
+use podgate_testkit::ws::{self, Ws, read_to_close, stream};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use web::{Cookie, Decision, Web, location, remember};
-
-/// The session key, known to the test so it can look inside the cookies the gateway sets.
-const SESSION_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
 const EXEC: &str = "/clusters/old/api/v1/namespaces/default/pods/shell-0/exec?command=sh&command=-c&command=echo%20via-oidc%3B%20exit%203&stdout=true&stderr=true";
 
@@ -79,8 +71,9 @@ impl Setup {
         Web::new(&self.env, self.issuer())
     }
 
+    /// The key the gateway seals cookies with, so the test can look inside them.
     fn key(&self) -> SessionKey {
-        SessionKey::from_base64(SESSION_KEY).expect("key")
+        self.env.session_key()
     }
 }
 
@@ -97,44 +90,23 @@ async fn setup(id_token_ttl: Option<u64>, tune: impl FnOnce(&mut IssuerConfig)) 
         return None;
     }
     let keys = keys.expect("checked");
-    let port = provider::free_port();
+    let port = podgate_testkit::free_port();
     let issuer = format!("http://127.0.0.1:{port}");
-    let mut config = provider::issuer_config(&issuer);
-    config.min_refetch_interval = podgate_config::Duration::from_millis(200);
-    tune(&mut config);
-    let mut oidc = OidcConfig::new(vec![config]);
-    let mut login = LoginConfig::new(issuer, LOGIN_CLIENT_ID);
-    // From a file, as deployments do.
+    let mut oidc = provider::oidc_config(&issuer, |config| {
+        config.min_refetch_interval = podgate_config::Duration::from_millis(200);
+        tune(config);
+    });
+    // The client secret from a file, as deployments do.
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(
         dir.path().join("secret"),
         format!("{LOGIN_CLIENT_SECRET}\n"),
     )
     .expect("write");
+    let login = oidc.login.as_mut().expect("the login client");
+    login.client_secret = None;
     login.client_secret_file = Some(dir.path().join("secret"));
-    oidc.login = Some(login);
-    let authn = Arc::new(OidcAuthenticator::new(&oidc).expect("valid OIDC config"));
-    let oidc_login = OidcLogin::from_config(&oidc, &authn)
-        .expect("valid login config")
-        .expect("a login");
-    let policy = AccessPolicy {
-        groups: vec!["dev".into()],
-        ..Default::default()
-    };
-    let env = start_full(&[], policy, |o| {
-        o.authenticator = authn;
-        o.browser = Some(Browser {
-            key: SessionKey::from_base64(SESSION_KEY).expect("key"),
-            oidc: Some(oidc_login),
-            ..Browser::ephemeral().expect("browser")
-        });
-    })
-    .await;
-    // The gateway listens first, so its callback URL can be registered at the provider.
-    let options = provider::Options {
-        redirects: vec![format!("{}/auth/callback", env.gateway.url())],
-        id_token_ttl,
-    };
+    let (env, options) = provider::gateway(&oidc, id_token_ttl).await;
     let mut s = Setup {
         env,
         provider: None,
@@ -150,27 +122,19 @@ async fn setup(id_token_ttl: Option<u64>, tune: impl FnOnce(&mut IssuerConfig)) 
 /// Polls `/podgate/whoami` with `token` as a bearer until it answers `code`, within `limit`.
 async fn whoami_until(env: &Env, token: &str, code: u16, limit: Duration, what: &str) {
     let bearer = format!("Bearer {token}");
-    let deadline = std::time::Instant::now() + limit;
-    loop {
-        let r = request(
-            env,
-            "GET",
-            "/podgate/whoami",
-            &[("Authorization", &bearer)],
-            "",
-        )
-        .await;
-        if r.code == code {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}: last answer {} {}",
-            r.code,
-            r.body
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let mut last = None;
+    let answered = wait_until(limit, Duration::from_millis(100), async || {
+        let bearer = [("Authorization", bearer.as_str())];
+        let r = request(env, "GET", "/podgate/whoami", &bearer, "").await;
+        let done = r.code == code;
+        last = Some(r);
+        done
+    })
+    .await;
+    assert!(
+        answered,
+        "timed out waiting for {what}: last answer {last:?}"
+    );
 }
 
 /// `GET /podgate/whoami` with the browser's cookies.
@@ -194,24 +158,17 @@ fn session_of(s: &Setup, web: &Web<'_>) -> BrowserSession {
 
 /// A WebSocket exec authenticated only by the `podgate_session` cookie, from `origin`.
 async fn exec_with_cookie(env: &Env, cookie: &str, origin: &str) -> Result<Ws, u16> {
-    let mut req = format!("wss://{}{EXEC}", env.gateway.addr)
-        .into_client_request()
-        .expect("request");
-    let h = req.headers_mut();
-    h.insert(
-        "Cookie",
-        format!("podgate_session={cookie}").parse().expect("cookie"),
-    );
-    h.insert(
-        "Sec-WebSocket-Protocol",
-        "v5.channel.k8s.io".parse().expect("protocol"),
-    );
-    h.insert("Origin", origin.parse().expect("origin"));
-    match tokio_tungstenite::client_async(req, tls(env).await).await {
-        Ok((ws, _)) => Ok(ws),
-        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
-        Err(e) => panic!("unexpected handshake failure: {e}"),
-    }
+    let cookie = format!("podgate_session={cookie}");
+    ws::open(
+        env,
+        "",
+        EXEC,
+        &[ws::V5],
+        &[("Cookie", &cookie), ("Origin", origin)],
+    )
+    .await
+    .map(|(ws, _)| ws)
+    .map_err(|(code, _)| code)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -270,7 +227,7 @@ async fn the_code_flow_ends_in_a_session_cookie() {
     assert_eq!(auth_failures(&s.env, "login_no_cookie"), before + 1);
 
     // Logout clears the cookie, and then nothing is authenticated.
-    let own = format!("https://{}", s.env.gateway.addr);
+    let own = s.env.origin();
     let out = request(&s.env, "POST", "/auth/logout", &[("Origin", &own)], "").await;
     assert_eq!(out.code, 303);
     let cleared = session_cookie(&out).expect("a clearing cookie");
@@ -475,21 +432,23 @@ async fn an_expired_id_token_is_refreshed_with_the_refresh_token() {
     // the cookie is cleared.
     let newest = web.cookie("podgate_session").expect("cookie");
     s.provider.take().expect("running").stop().await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let ended = loop {
-        let mut browser = s.web();
-        browser.set_cookie("podgate_session", &newest);
-        let r = whoami(&mut browser).await;
-        if r.code == 401 {
-            break r;
-        }
-        assert_eq!(r.code, 200, "{}", r.body);
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the session never ended"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let mut last = None;
+    let over = wait_until(
+        Duration::from_secs(20),
+        Duration::from_millis(200),
+        async || {
+            let mut browser = s.web();
+            browser.set_cookie("podgate_session", &newest);
+            let r = whoami(&mut browser).await;
+            assert!(r.code == 401 || r.code == 200, "{}", r.body);
+            let over = r.code == 401;
+            last = Some(r);
+            over
+        },
+    )
+    .await;
+    assert!(over, "the session never ended");
+    let ended = last.expect("an answer");
     assert!(
         session_cookie(&ended).is_some_and(|c| c.contains("Max-Age=0")),
         "{:?}",
@@ -514,45 +473,20 @@ async fn a_cross_site_page_cannot_open_a_shell_with_an_oidc_session() {
         Some(403)
     );
     assert_eq!(auth_failures(&s.env, "cross_origin"), before + 1);
-    assert_eq!(s.env.gateway.sessions.live.len(), 0);
+    assert_eq!(s.env.sessions().live.len(), 0);
 
-    let own = format!("https://{}", s.env.gateway.addr);
+    let own = s.env.origin();
     let mut ws = exec_with_cookie(&s.env, &cookie, &own)
         .await
         .expect("the gateway's own page opens a shell");
-    let got = frames(&mut ws, Protocol::V5).await;
-    let stdout: Vec<u8> = got
-        .iter()
-        .filter(|(stream, _)| *stream == 1)
-        .flat_map(|(_, d)| d.clone())
-        .collect();
+    let got = read_to_close(&mut ws).await.frames(Protocol::V5);
+    let stdout = stream(&got, 1);
     assert_eq!(String::from_utf8_lossy(&stdout), "via-oidc\n");
 }
 
-/// A kubeconfig for the gateway's cluster `old` with `token`.
-fn kubeconfig(s: &Setup, dir: &Path, name: &str, token: &str) -> PathBuf {
-    use podgate_devcluster::kubeconfig::{KubeCluster, KubeContext, KubeUser, Kubeconfig};
-    let kc = Kubeconfig {
-        clusters: vec![KubeCluster {
-            name: "old".into(),
-            server: format!("{}/clusters/old", s.env.gateway.url()),
-            ca_pem: s.env.ca_pem.clone(),
-        }],
-        users: vec![KubeUser {
-            name: name.into(),
-            token: token.into(),
-        }],
-        contexts: vec![KubeContext {
-            name: "old".into(),
-            cluster: "old".into(),
-            user: name.into(),
-            namespace: Some("default".into()),
-        }],
-        current_context: "old".into(),
-    };
-    let path = dir.join(format!("{name}.kubeconfig"));
-    kc.write(&path).expect("kubeconfig written");
-    path
+/// kubectl as the holder of `token`, on the gateway's cluster `old`.
+fn kubectl_with(s: &Setup, token: &str) -> Kubectl {
+    Kubectl::new(kubectl::DEFAULT, s.env.kubeconfig(token), s.env.dir.path())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -560,16 +494,9 @@ async fn kubectl_execs_with_a_provider_token_and_outsiders_are_refused_at_the_ed
     let Some(s) = setup(None, |_| {}).await else {
         return;
     };
-    if !Path::new("/usr/bin/kubectl").exists() {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "kubectl is missing"
-        );
-        eprintln!("note: kubectl is missing; skipping");
+    if !kubectl::available() {
         return;
     }
-    let dir = tempfile::tempdir().expect("temp dir");
     // Each person logs in through the browser flow; their ID token goes into a kubeconfig, as
     // `kubectl oidc-login` or a UI's "copy kubeconfig" would do.
     let mut alice = s.web();
@@ -583,35 +510,23 @@ async fn kubectl_execs_with_a_provider_token_and_outsiders_are_refused_at_the_ed
         serde_json::json!({"user": "bob", "groups": ["contractors"]})
     );
 
-    let kc = kubeconfig(&s, dir.path(), "alice", &alice_token);
-    let (code, out, err) = kubectl(
-        dir.path(),
-        &kc,
-        &[
-            "exec",
-            "shell-0",
-            "--",
-            "sh",
-            "-c",
-            "echo hello-oidc; exit 5",
-        ],
-    )
-    .await;
-    assert_eq!((code, out.as_str()), (5, "hello-oidc\n"), "{err}");
+    let out = kubectl_with(&s, &alice_token)
+        .sh("echo hello-oidc; exit 5")
+        .await;
+    assert_eq!(
+        (out.code, out.text().as_str()),
+        (5, "hello-oidc\n"),
+        "{}",
+        out.stderr
+    );
 
-    let kc = kubeconfig(&s, dir.path(), "bob", &bob_token);
-    let (code, _, err) = kubectl(dir.path(), &kc, &["exec", "shell-0", "--", "true"]).await;
-    assert_ne!(code, 0);
-    assert!(
-        err.contains("user \"bob\" may not use cluster \"old\""),
-        "{err}"
-    );
-    let (code, _, err) = kubectl(dir.path(), &kc, &["get", "pods"]).await;
-    assert_ne!(code, 0);
-    assert!(
-        err.contains("Forbidden") || err.contains("forbidden"),
-        "{err}"
-    );
+    let bob_kubectl = kubectl_with(&s, &bob_token);
+    let out = bob_kubectl
+        .run(&["exec", "shell-0", "--", "true"], b"")
+        .await;
+    out.assert_fails_saying(&["user \"bob\" may not use cluster \"old\""], "");
+    let out = bob_kubectl.run(&["get", "pods"], b"").await;
+    out.assert_fails_saying(&["Forbidden", "forbidden"], "");
     // The edge refused it: nothing reached the cluster as bob.
     let r = bob
         .get("/clusters/old/api/v1/namespaces/default/pods")
@@ -622,13 +537,8 @@ async fn kubectl_execs_with_a_provider_token_and_outsiders_are_refused_at_the_ed
     // A machine client's token (client_credentials with a resource indicator) works too,
     // for what its groups allow: it is not in `dev`, so the edge refuses it the same way.
     let machine = s.provider().access_token().await;
-    let kc = kubeconfig(&s, dir.path(), "machine", &machine);
-    let (code, _, err) = kubectl(dir.path(), &kc, &["get", "pods"]).await;
-    assert_ne!(code, 0);
-    assert!(
-        err.contains("user \"podgate-test\" may not use cluster \"old\""),
-        "{err}"
-    );
+    let out = kubectl_with(&s, &machine).run(&["get", "pods"], b"").await;
+    out.assert_fails_saying(&["user \"podgate-test\" may not use cluster \"old\""], "");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -669,24 +579,8 @@ async fn rotated_provider_keys_are_accepted_without_a_gateway_restart() {
     assert_eq!(whoami(&mut web).await.code, 200);
 }
 
-fn kid(token: &str) -> String {
-    segment(token, 0)["kid"].as_str().expect("a kid").to_owned()
-}
-
 fn claims_of(token: &str) -> serde_json::Value {
     segment(token, 1)
-}
-
-fn segment(token: &str, index: usize) -> serde_json::Value {
-    let part = token.split('.').nth(index).expect("a JWT");
-    serde_json::from_slice(&base64_url_decode(part).expect("base64url")).expect("JSON")
-}
-
-fn base64_url_decode(text: &str) -> Option<Vec<u8>> {
-    use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(text)
-        .ok()
 }
 
 /// Everything podgate and its auth crate log in this test process (debug and up), captured so
