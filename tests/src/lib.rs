@@ -21,6 +21,7 @@
 //! - [`oidc`]: signing keys, a real OpenID provider (panva's oidc-provider) and a scripted one;
 //! - [`prometheus`]: deploy/'s manifests, alerts and dashboard as tests read them, and a real
 //!   Prometheus server;
+//! - [`python`]: the official Kubernetes Python client, as its users drive an exec;
 //! - [`browser`]: the web UI's Chromium driver (playwright-core, `gateway/web/tests/ui.mjs`).
 //!
 //! Product crates export no fixtures: what only tests need lives here.
@@ -37,6 +38,7 @@ pub mod metrics;
 pub mod oidc;
 pub mod process;
 pub mod prometheus;
+pub mod python;
 pub mod tls;
 pub mod tty;
 pub mod wait;
