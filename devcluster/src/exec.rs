@@ -31,6 +31,9 @@ const INPUT_FRAMES: usize = 8;
 /// websocket `Conn.Close` writes the close frame and closes the connection at once, and only its
 /// reader goroutine, draining the socket until then, makes the RST rare there.)
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
+/// How long a connection is held after a frame refused by its header, when the rest of the
+/// client's bytes can no longer be read (see [`CLOSE_WAIT`]).
+const OUT_OF_STEP_HOLD: Duration = Duration::from_secs(1);
 
 pub fn handle(
     state: Arc<State>,
@@ -369,11 +372,20 @@ async fn session(
         end = &mut reader => match end {
             // The echo of the client's close, or our failure close, is queued: let the writer
             // send it (the process, if still running, is killed when the writer returns).
-            ReadEnd::PeerClosed | ReadEnd::Broken => {
-                match tokio::time::timeout(CLOSE_WAIT, &mut sender).await {
+            ReadEnd::PeerClosed => match tokio::time::timeout(CLOSE_WAIT, &mut sender).await {
+                Ok(r) => r,
+                Err(_) => Ok(()),
+            },
+            // A frame refused by its header: the stream cannot be read on, so the client's
+            // bytes stay unread and dropping the connection would reset it, possibly before
+            // the client read our close. Hold it a moment once the close is out.
+            ReadEnd::Broken => {
+                let sent = match tokio::time::timeout(CLOSE_WAIT, &mut sender).await {
                     Ok(r) => r,
                     Err(_) => Ok(()),
-                }
+                };
+                tokio::time::sleep(OUT_OF_STEP_HOLD).await;
+                sent
             }
             ReadEnd::Gone(e) => match e {
                 WebSocketError::UnexpectedEOF | WebSocketError::ConnectionClosed => Ok(()),

@@ -72,10 +72,12 @@ pub enum Ending {
     ClientClosed,
     /// The client stopped answering pings and taking output.
     ClientUnresponsive,
-    /// The client broke the protocol: the close code it gets and why.
+    /// The client broke the protocol: the close code it gets and why, and whether the
+    /// offending frame was read whole (so the client's stream can be read on).
     ClientError {
         code: u16,
         reason: String,
+        consumed: bool,
     },
     /// The gateway ended the session; `message` is what the person is told.
     Policy {
@@ -239,6 +241,7 @@ mod tests {
                 Ending::ClientError {
                     code: 1009,
                     reason: "too big".into(),
+                    consumed: true,
                 },
                 Outcome::ClientError,
                 None,

@@ -47,6 +47,9 @@ use tokio_util::sync::CancellationToken;
 pub const CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// How long a close frame to the cluster may take; the session ends either way.
 const UPSTREAM_CLOSE: Duration = Duration::from_secs(1);
+/// How long a client's connection is held after a frame refused by its header (the stream
+/// cannot be read on), so the client reads our close before the connection is dropped.
+const OUT_OF_STEP_HOLD: Duration = Duration::from_secs(1);
 
 /// What a relay needs besides the two WebSockets.
 pub struct Params<'a> {
@@ -113,36 +116,75 @@ fn from_upstream(e: &Ending) -> bool {
 }
 
 impl<C: Io, U: Io> Relay<'_, C, U> {
-    async fn drive(&self, c_read: Reader<C>, u_read: Reader<U>) -> Ending {
-        let mut c2u = std::pin::pin!(self.client_to_upstream(c_read));
-        let u2c = self.upstream_to_client(u_read);
-        let first = tokio::select! {
-            e = &mut c2u => e,
-            e = u2c => e,
-            e = self.timers() => e,
-        };
-        let ending = Ending::decide(first.clone(), self.verdict());
-        if matches!(first, Ending::Policy { .. }) || from_upstream(&first) {
-            // Everything the cluster sent is written; say what is left, then close, and let
-            // the client's reader run until its close reply (it discards stdin meanwhile).
-            self.finish_client(&ending).await;
-            self.close_upstream(1000).await;
-            let _ = tokio::time::timeout(CLOSE_GRACE, &mut c2u).await;
-        } else {
-            if let Ending::ClientError { code, reason } = &first {
-                let reason = close_reason(reason);
-                let _ = tokio::time::timeout(
-                    CLOSE_GRACE,
-                    to_client(
-                        &self.client,
-                        Frame::close(*code, reason.as_bytes()),
-                        &self.live,
-                    ),
-                )
-                .await;
+    async fn drive(&self, mut c_read: Reader<C>, u_read: Reader<U>) -> Ending {
+        let first = {
+            let mut c2u = std::pin::pin!(self.client_to_upstream(&mut c_read));
+            let u2c = self.upstream_to_client(u_read);
+            let first = tokio::select! {
+                e = &mut c2u => e,
+                e = u2c => e,
+                e = self.timers() => e,
+            };
+            if matches!(first, Ending::Policy { .. }) || from_upstream(&first) {
+                // Everything the cluster sent is written; say what is left, then close, and
+                // let the client's reader run until its close reply (it discards stdin
+                // meanwhile).
+                let ending = Ending::decide(first, self.verdict());
+                self.finish_client(&ending).await;
+                self.close_upstream(1000).await;
+                let _ = tokio::time::timeout(CLOSE_GRACE, &mut c2u).await;
+                return self.ended(ending);
             }
+            first
+        };
+        if let Ending::ClientError {
+            code,
+            reason,
+            consumed,
+        } = &first
+        {
+            let reason = close_reason(reason);
+            let _ = tokio::time::timeout(
+                CLOSE_GRACE,
+                to_client(
+                    &self.client,
+                    Frame::close(*code, reason.as_bytes()),
+                    &self.live,
+                ),
+            )
+            .await;
+            self.close_upstream(1000).await;
+            // The client may still be sending (a flood of fragments): dropping the connection
+            // with its bytes unread would answer with a TCP reset, on which the client's
+            // kernel may discard our close before it is read. So read on, dropping what comes,
+            // until its close reply. After a frame refused by its header the stream is out of
+            // step and cannot be read: hold the connection a moment instead.
+            if *consumed {
+                let _ = tokio::time::timeout(CLOSE_GRACE, self.drain_client(&mut c_read)).await;
+            } else {
+                tokio::time::sleep(OUT_OF_STEP_HOLD).await;
+            }
+        } else {
             self.close_upstream(1000).await;
         }
+        let ending = Ending::decide(first, self.verdict());
+        self.ended(ending)
+    }
+
+    /// Reads the client's frames, dropping them, until its close or the end of its connection.
+    async fn drain_client(&self, reader: &mut Reader<C>) {
+        let mut nothing = |_: Frame<'static>| async { Ok::<(), std::io::Error>(()) };
+        loop {
+            match reader.read_frame(&mut nothing).await {
+                Ok(f) if f.opcode == OpCode::Close => return,
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// The session is over: the tap's last word.
+    fn ended(&self, ending: Ending) -> Ending {
         if let Some(tap) = self.p.tap {
             tap.ended(&super::tap::Ended {
                 outcome: ending.outcome(),
@@ -207,7 +249,7 @@ impl<C: Io, U: Io> Relay<'_, C, U> {
     /// towards the cluster is not an ending (the cluster may have finished and closed while
     /// stdin still flows): the rest of the client's messages are dropped, and the session
     /// ends when the cluster's side does.
-    async fn client_to_upstream(&self, mut reader: Reader<C>) -> Ending {
+    async fn client_to_upstream(&self, reader: &mut Reader<C>) -> Ending {
         let mut assembler = Assembler::new(self.p.settings.max_message);
         let mut obligated = |f: Frame<'static>| async move {
             to_client(&self.client, f, &self.live).await.map_err(|e| {
@@ -219,12 +261,13 @@ impl<C: Io, U: Io> Relay<'_, C, U> {
             })
         };
         loop {
-            let f = match next_message(&mut reader, &mut assembler, &mut obligated).await {
+            let f = match next_message(reader, &mut assembler, &mut obligated).await {
                 Ok(f) => f,
                 Err(ReadError::Message(e)) => {
                     return Ending::ClientError {
                         code: e.close_code(),
                         reason: format!("podgate: {e}"),
+                        consumed: true,
                     };
                 }
                 Err(ReadError::Ws(WebSocketError::SendError(_))) => {
@@ -472,11 +515,19 @@ fn client_read_error(e: &WebSocketError, limit: usize) -> Ending {
             Ending::ClientError {
                 code: e.close_code(),
                 reason: format!("podgate: {e}"),
+                consumed: false,
             }
         }
+        // A whole text frame that is not UTF-8: read, so the stream is in step.
+        WebSocketError::InvalidUTF8 => Ending::ClientError {
+            code: 1007,
+            reason: format!("podgate: {e}"),
+            consumed: true,
+        },
         other => Ending::ClientError {
             code: 1002,
             reason: format!("podgate: {other}"),
+            consumed: false,
         },
     }
 }
