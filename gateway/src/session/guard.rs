@@ -119,3 +119,139 @@ impl Drop for SessionGuard {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::limits::{Limits, SessionLimits};
+    use crate::session::relay::Verdict;
+    use crate::session::{SessionSettings, registry::LiveSessions};
+
+    fn sessions(audit: Audit) -> Sessions {
+        Sessions {
+            settings: SessionSettings {
+                keepalive: Duration::from_secs(20),
+                idle_timeout: None,
+                max_duration: None,
+                max_message: 1 << 20,
+                credential_grace: Duration::from_secs(300),
+            },
+            limits: Limits::new(SessionLimits {
+                global: 10,
+                per_user: 10,
+                per_cluster: 10,
+            }),
+            metrics: podgate_metrics::Metrics::new(["c"], Default::default()),
+            audit,
+            live: Arc::new(LiveSessions::default()),
+            shutdown: Default::default(),
+            tasks: Default::default(),
+        }
+    }
+
+    fn record(id: &str) -> SessionRecord {
+        SessionRecord {
+            session_id: id.into(),
+            user: "alice".into(),
+            groups: vec!["dev".into()],
+            source: String::new(),
+            cluster: "c".into(),
+            namespace: "default".into(),
+            pod: "shell-0".into(),
+            container: String::new(),
+            command: vec!["sh".into()],
+            tty: false,
+            protocol: "v5.channel.k8s.io".into(),
+            start: String::new(),
+        }
+    }
+
+    fn open(ctx: &Sessions, id: &str) -> SessionGuard {
+        let permit = ctx.limits.acquire("alice", "c").expect("a slot");
+        let credential = Credential {
+            identity: podgate_auth::Identity::new("alice", ["dev"]).expect("identity"),
+            static_token: None,
+            browser_session: None,
+        };
+        SessionGuard::open(ctx, permit, record(id), credential, None)
+    }
+
+    fn outcome_count(ctx: &Sessions, outcome: &str) -> f64 {
+        let text = ctx.metrics.render();
+        let needle = format!("podgate_sessions_total{{cluster=\"c\",outcome=\"{outcome}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&needle))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    fn audit_lines(path: &std::path::Path, event: &str) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON"))
+            .filter(|l| l["event"] == event)
+            .collect()
+    }
+
+    /// Wait for the audit writer thread (a bounded wait on a condition).
+    fn audited(path: &std::path::Path, event: &str, n: usize) -> Vec<serde_json::Value> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let lines = audit_lines(path, event);
+            if lines.len() >= n || std::time::Instant::now() > deadline {
+                return lines;
+            }
+            std::thread::yield_now();
+        }
+    }
+
+    #[tokio::test]
+    async fn everything_a_session_holds_is_released_once_with_its_ending() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("audit.jsonl");
+        let ctx = sessions(Audit::open(path.to_str().expect("utf-8")).expect("audit file"));
+        let guard = open(&ctx, "s-1");
+        assert_eq!((ctx.limits.active(), ctx.live.len()), (1, 1));
+        guard.finish(Ending::Cluster(Verdict::Exited(3)));
+        assert_eq!((ctx.limits.active(), ctx.live.len()), (0, 0));
+        assert_eq!(outcome_count(&ctx, "exit_nonzero"), 1.0);
+        let end = audited(&path, "session_end", 1);
+        assert_eq!(end.len(), 1);
+        assert_eq!(end[0]["close_reason"], "exit_nonzero");
+        assert_eq!(end[0]["exit_code"], 3);
+        assert_eq!(audited(&path, "session_start", 1).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_session_dropped_without_an_ending_is_counted_as_a_failure() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("audit.jsonl");
+        let ctx = sessions(Audit::open(path.to_str().expect("utf-8")).expect("audit file"));
+        // A task dropped mid-session (cancelled), or one that panicked.
+        let guard = open(&ctx, "s-2");
+        drop(guard);
+        let ctx = std::sync::Arc::new(ctx);
+        let c = ctx.clone();
+        let panicked = tokio::spawn(async move {
+            let _guard = open(&c, "s-3");
+            panic!("a bug in the session's task");
+        })
+        .await;
+        assert!(panicked.is_err());
+        assert_eq!((ctx.limits.active(), ctx.live.len()), (0, 0));
+        assert_eq!(outcome_count(&ctx, "upstream_error"), 2.0);
+        let ends = audited(&path, "session_end", 2);
+        assert_eq!(ends.len(), 2, "{ends:?}");
+        for end in ends {
+            assert_eq!(end["close_reason"], "upstream_error");
+            assert!(
+                end["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("ended unexpectedly"),
+                "{end}"
+            );
+        }
+    }
+}
