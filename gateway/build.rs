@@ -1,11 +1,16 @@
 //! Embeds the browser terminal (web/dist, built by `make web`) in the binary, so one file
 //! deploys. Without a build the gateway still compiles, and `/` says how to make one.
+//!
+//! Also names the git revision the binary is built from (`podgate_build_info{revision}`):
+//! `PODGATE_REVISION` when set (the Docker build passes it, having no `.git`), else `git
+//! rev-parse` of the checkout, else `unknown`.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 fn main() {
     let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    revision(&manifest);
     let dist = manifest.join("web").join("dist");
     // A missing dist is watched through its parent, so building the UI later is noticed
     // without re-running this script on every build.
@@ -56,4 +61,39 @@ fn collect(dir: &Path, files: &mut Vec<PathBuf>) {
             files.push(p);
         }
     }
+}
+
+/// `cargo:rustc-env=PODGATE_REVISION=...`, rebuilt when HEAD moves.
+fn revision(manifest: &Path) {
+    println!("cargo:rerun-if-env-changed=PODGATE_REVISION");
+    let from_env = std::env::var("PODGATE_REVISION")
+        .ok()
+        .filter(|r| !r.trim().is_empty());
+    let git_dir = manifest.join("..").join(".git");
+    if git_dir.is_dir() {
+        println!("cargo:rerun-if-changed={}", git_dir.join("HEAD").display());
+        if let Ok(head) = std::fs::read_to_string(git_dir.join("HEAD"))
+            && let Some(reference) = head.trim().strip_prefix("ref: ")
+        {
+            println!(
+                "cargo:rerun-if-changed={}",
+                git_dir.join(reference).display()
+            );
+        }
+    }
+    let from_git = || {
+        let out = std::process::Command::new("git")
+            .args(["rev-parse", "--short=12", "HEAD"])
+            .current_dir(manifest)
+            .output()
+            .ok()?;
+        let text = String::from_utf8(out.stdout).ok()?;
+        let rev = text.trim();
+        (out.status.success() && !rev.is_empty() && rev.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| rev.to_string())
+    };
+    let revision = from_env
+        .or_else(from_git)
+        .unwrap_or_else(|| "unknown".to_string());
+    println!("cargo:rustc-env=PODGATE_REVISION={revision}");
 }

@@ -13,7 +13,8 @@
 //! - [`upstream`]: the clusters: registry, health, the per-cluster client, the streaming proxy
 //!   and the rules for what goes upstream.
 //!
-//! [`http`] holds the response helpers every layer answers with.
+//! [`http`] holds the response helpers every layer answers with, [`x509`] the one field podgate
+//! reads from certificates.
 #![forbid(unsafe_code)]
 
 pub mod app;
@@ -23,3 +24,4 @@ pub mod http;
 pub mod route;
 pub mod session;
 pub mod upstream;
+pub mod x509;

@@ -63,7 +63,7 @@ async fn session_series_live_and_die_with_the_session_and_audit_records_it() {
     assert_eq!(
         sample(
             &m,
-            "podgate_session_bytes",
+            "podgate_session_relayed_bytes_total",
             &[("session_id", &id), ("direction", "stdin")]
         ),
         Some(5.0)
@@ -155,6 +155,43 @@ async fn session_series_live_and_die_with_the_session_and_audit_records_it() {
         Some(1.0),
         "{m}"
     );
+
+    // No credential at all (a logged-out page asking who it is) is not a failed credential:
+    // counted apart, so it pages nobody.
+    let anonymous = http::get(&env, "/podgate/whoami", "").await;
+    assert_eq!(anonymous.code, 401);
+    let m = admin_get(&env, "/metrics").await.body;
+    assert_eq!(
+        sample(&m, "podgate_unauthenticated_requests_total", &[]),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(
+        sample(&m, "podgate_auth_failures_total", &[("reason", "missing")]),
+        None,
+        "{m}"
+    );
+    // The build says what it is: the version, and the git revision of this checkout.
+    let revision = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    if let Some(revision) = revision {
+        assert_eq!(
+            sample(
+                &m,
+                "podgate_build_info",
+                &[
+                    ("version", env!("CARGO_PKG_VERSION")),
+                    ("revision", &revision)
+                ]
+            ),
+            Some(1.0),
+            "{m}"
+        );
+    }
 
     // A mutating request is audited too.
     let body =

@@ -178,6 +178,24 @@ impl fmt::Display for Direction {
     }
 }
 
+/// The `use` label of `podgate_tls_certificate_expiry_timestamp_seconds`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CertificateUse {
+    /// The public listener's certificate.
+    Serving,
+    /// The client certificate a cluster's kubeconfig gives the gateway.
+    ClusterClient,
+}
+
+impl CertificateUse {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            CertificateUse::Serving => "serving",
+            CertificateUse::ClusterClient => "cluster_client",
+        }
+    }
+}
+
 /// The `result` label of `podgate_config_reloads_total`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ReloadResult {

@@ -14,7 +14,7 @@
 //! | `podgate_session_setup_seconds` | histogram | cluster |
 //! | `podgate_session_bytes_total` | counter | cluster, direction ([`Direction`]) |
 //! | `podgate_session_info` | gauge, 1 | session_id, user, cluster, namespace, pod, container |
-//! | `podgate_session_bytes` | gauge | session_id, direction |
+//! | `podgate_session_relayed_bytes_total` | counter | session_id, direction |
 //! | `podgate_session_start_time_seconds` | gauge | session_id |
 //! | `podgate_session_series_dropped_total` | counter | |
 //! | `podgate_auth_failures_total` | counter | reason |
@@ -22,10 +22,16 @@
 //! | `podgate_upstream_request_duration_seconds` | histogram | cluster |
 //! | `podgate_cluster_up` | gauge | cluster |
 //! | `podgate_config_reloads_total` | counter | result ([`ReloadResult`]) |
+//! | `podgate_config_last_reload_success_timestamp_seconds` | gauge | |
 //! | `podgate_tls_handshake_failures_total` | counter | |
+//! | `podgate_tls_certificate_expiry_timestamp_seconds` | gauge | use ([`CertificateUse`]), cluster |
+//! | `podgate_build_info` | gauge, 1 | version, revision |
+//! | `podgate_audit_write_failures_total` | counter | |
+//! | `podgate_audit_lines_dropped_total` | counter | |
+//! | `podgate_unauthenticated_requests_total` | counter | |
 //! | `process_*` (Linux) | | resident memory, open/max fds, CPU seconds, threads, start time |
 //!
-//! The three `podgate_session_*` gauges keyed by `session_id` are the per-session series:
+//! The three `podgate_session_*` series keyed by `session_id` are the per-session series:
 //! present while the session lives (and [`SessionSeries`] allows), gone once it ends.
 //!
 //! ```
@@ -43,7 +49,7 @@
 //! });
 //! session.established(Duration::from_millis(40));
 //! session.add(Direction::Stdout, 512); // per frame
-//! assert!(metrics.render().contains(r#"podgate_session_bytes{session_id="s-1",direction="stdout"} 512"#));
+//! assert!(metrics.render().contains(r#"podgate_session_relayed_bytes_total{session_id="s-1",direction="stdout"} 512"#));
 //! session.finish(Outcome::Completed, Duration::from_secs(3));
 //! assert!(!metrics.render().contains("s-1"));
 //! ```
@@ -53,7 +59,8 @@ mod metrics;
 mod session;
 
 pub use labels::{
-    Direction, NO_RESPONSE_CODE, OTHER_REASON, Outcome, ReloadResult, UNKNOWN_CLUSTER,
+    CertificateUse, Direction, NO_RESPONSE_CODE, OTHER_REASON, Outcome, ReloadResult,
+    UNKNOWN_CLUSTER,
 };
 pub use metrics::{CONTENT_TYPE, Metrics};
 pub use session::{SessionLabels, SessionMetrics, SessionSeries};

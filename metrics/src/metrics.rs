@@ -9,7 +9,7 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::labels::{self, Direction, Outcome, ReloadResult, UNKNOWN_CLUSTER};
+use crate::labels::{self, CertificateUse, Direction, Outcome, ReloadResult, UNKNOWN_CLUSTER};
 use crate::session::{LiveCollector, LiveSessions, SessionLabels, SessionMetrics, SessionSeries};
 
 /// `Content-Type` of [`Metrics::render`]'s output (Prometheus text format 0.0.4).
@@ -65,7 +65,13 @@ struct Inner {
     upstream_duration: HistogramVec,
     cluster_up: IntGaugeVec,
     config_reloads: IntCounterVec,
+    last_reload_success: IntGauge,
     tls_handshake_failures: IntCounter,
+    build_info: IntGaugeVec,
+    certificate_expiry: IntGaugeVec,
+    audit_write_failures: IntCounter,
+    audit_lines_dropped: IntCounter,
+    unauthenticated: IntCounter,
     series_dropped: IntCounter,
     clusters: RwLock<HashMap<String, Arc<ClusterHandles>>>,
     unknown: OnceLock<Arc<ClusterHandles>>,
@@ -177,9 +183,42 @@ impl Metrics {
                 "Config reloads, by result.",
                 &["result"],
             ),
+            last_reload_success: reg(
+                &registry,
+                IntGauge::with_opts(Opts::new(
+                    "podgate_config_last_reload_success_timestamp_seconds",
+                    "When the config file was last loaded or reloaded successfully (Unix seconds).",
+                ))
+                .expect("valid metric"),
+            ),
             tls_handshake_failures: counter(
                 "podgate_tls_handshake_failures_total",
                 "TLS handshakes on the public listener that failed.",
+            ),
+            build_info: gauge_vec(
+                "podgate_build_info",
+                "The running build (always 1): its version and the git revision it was built from.",
+                &["version", "revision"],
+            ),
+            certificate_expiry: gauge_vec(
+                "podgate_tls_certificate_expiry_timestamp_seconds",
+                "When a certificate podgate presents expires (notAfter, Unix seconds): the \
+                 serving certificate (use=\"serving\"), or a cluster's client certificate \
+                 (use=\"cluster_client\").",
+                &["use", "cluster"],
+            ),
+            audit_write_failures: counter(
+                "podgate_audit_write_failures_total",
+                "Audit lines that could not be written to the audit output (an I/O error).",
+            ),
+            audit_lines_dropped: counter(
+                "podgate_audit_lines_dropped_total",
+                "Audit lines dropped because the writer's queue was full (a slow output).",
+            ),
+            unauthenticated: counter(
+                "podgate_unauthenticated_requests_total",
+                "Requests that carried no credential at all (a logged-out page view, a client \
+                 without a token); failed credentials count in podgate_auth_failures_total.",
             ),
             series_dropped: counter(
                 "podgate_session_series_dropped_total",
@@ -221,6 +260,9 @@ impl Metrics {
         }
         for removed in map.keys() {
             let _ = inner.cluster_up.remove_label_values(&[removed]);
+            let _ = inner
+                .certificate_expiry
+                .remove_label_values(&[CertificateUse::ClusterClient.as_str(), removed]);
         }
         *map = next;
     }
@@ -286,11 +328,72 @@ impl Metrics {
         known
     }
 
+    /// A config reload's result; a success also sets the time of the last success.
     pub fn config_reload(&self, result: ReloadResult) {
         self.inner
             .config_reloads
             .with_label_values(&[result.as_str()])
             .inc();
+        if result == ReloadResult::Success {
+            self.config_loaded();
+        }
+    }
+
+    /// The config was loaded (at start) or reloaded successfully, now.
+    pub fn config_loaded(&self) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        self.inner.last_reload_success.set(now);
+    }
+
+    /// The running build: `podgate_build_info{version, revision} 1` (one series).
+    pub fn set_build_info(&self, version: &str, revision: &str) {
+        self.inner.build_info.reset();
+        self.inner
+            .build_info
+            .with_label_values(&[version, revision])
+            .set(1);
+    }
+
+    /// When a certificate podgate presents expires (`None`: it has none any more).
+    /// `cluster` is empty for the serving certificate; a cluster id not configured is ignored.
+    pub fn set_certificate_expiry(
+        &self,
+        use_: CertificateUse,
+        cluster: &str,
+        not_after: Option<u64>,
+    ) {
+        if use_ == CertificateUse::ClusterClient
+            && !self.inner.lock_clusters().contains_key(cluster)
+        {
+            return;
+        }
+        let labels = [use_.as_str(), cluster];
+        match not_after {
+            Some(t) => self
+                .inner
+                .certificate_expiry
+                .with_label_values(&labels)
+                .set(i64::try_from(t).unwrap_or(i64::MAX)),
+            None => {
+                let _ = self.inner.certificate_expiry.remove_label_values(&labels);
+            }
+        }
+    }
+
+    pub fn audit_write_failure(&self) {
+        self.inner.audit_write_failures.inc();
+    }
+
+    pub fn audit_line_dropped(&self) {
+        self.inner.audit_lines_dropped.inc();
+    }
+
+    /// A request with no credential at all (not a failed one).
+    pub fn unauthenticated_request(&self) {
+        self.inner.unauthenticated.inc();
     }
 
     pub fn tls_handshake_failure(&self) {

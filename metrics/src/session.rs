@@ -34,7 +34,7 @@ pub struct SessionLabels<'a> {
     pub container: &'a str,
 }
 
-/// Whether sessions get per-session series (`podgate_session_info`, `podgate_session_bytes`,
+/// Whether sessions get per-session series (`podgate_session_info`, `podgate_session_relayed_bytes_total`,
 /// `podgate_session_start_time_seconds`), and for how many sessions at once.
 ///
 /// Every live session costs five series while it has them, with user-chosen label values, so
@@ -78,7 +78,9 @@ pub(crate) struct LiveSessions {
 }
 
 const INFO: &str = "podgate_session_info";
-const BYTES: &str = "podgate_session_bytes";
+/// A running total is a counter (Prometheus naming); `podgate_session_bytes_total` is the
+/// per-cluster sum, so the per-session one has its own name.
+const BYTES: &str = "podgate_session_relayed_bytes_total";
 const START: &str = "podgate_session_start_time_seconds";
 
 impl LiveSessions {
@@ -178,11 +180,19 @@ fn gauge(labels: Vec<LabelPair>, value: f64) -> Metric {
     m
 }
 
-fn family(desc: &Desc, metrics: Vec<Metric>) -> MetricFamily {
+fn counter(labels: Vec<LabelPair>, value: f64) -> Metric {
+    let mut c = prometheus::proto::Counter::default();
+    c.set_value(value);
+    let mut m = Metric::from_label(labels);
+    m.set_counter(c);
+    m
+}
+
+fn family(desc: &Desc, kind: MetricType, metrics: Vec<Metric>) -> MetricFamily {
     let mut f = MetricFamily::default();
     f.set_name(desc.fq_name.clone());
     f.set_help(desc.help.clone());
-    f.set_field_type(MetricType::GAUGE);
+    f.set_field_type(kind);
     f.set_metric(metrics);
     f
 }
@@ -220,7 +230,7 @@ impl Collector for LiveCollector {
                 1.0,
             ));
             for d in Direction::ALL {
-                bytes.push(gauge(
+                bytes.push(counter(
                     vec![label("session_id", &s.id), label("direction", d.as_str())],
                     s.bytes[d.index()].load(Relaxed) as f64,
                 ));
@@ -232,9 +242,9 @@ impl Collector for LiveCollector {
         }
         let [d_info, d_bytes, d_start] = &self.0.descs;
         vec![
-            family(d_info, info),
-            family(d_bytes, bytes),
-            family(d_start, start),
+            family(d_info, MetricType::GAUGE, info),
+            family(d_bytes, MetricType::COUNTER, bytes),
+            family(d_start, MetricType::GAUGE, start),
         ]
     }
 }

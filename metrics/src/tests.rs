@@ -151,8 +151,8 @@ const INTERFACE: &[(&str, &str, &[&str])] = &[
         ],
     ),
     (
-        "podgate_session_bytes",
-        "gauge",
+        "podgate_session_relayed_bytes_total",
+        "counter",
         &["session_id", "direction"],
     ),
     (
@@ -174,7 +174,21 @@ const INTERFACE: &[(&str, &str, &[&str])] = &[
     ),
     ("podgate_cluster_up", "gauge", &["cluster"]),
     ("podgate_config_reloads_total", "counter", &["result"]),
+    (
+        "podgate_config_last_reload_success_timestamp_seconds",
+        "gauge",
+        &[],
+    ),
     ("podgate_tls_handshake_failures_total", "counter", &[]),
+    (
+        "podgate_tls_certificate_expiry_timestamp_seconds",
+        "gauge",
+        &["use", "cluster"],
+    ),
+    ("podgate_build_info", "gauge", &["version", "revision"]),
+    ("podgate_audit_write_failures_total", "counter", &[]),
+    ("podgate_audit_lines_dropped_total", "counter", &[]),
+    ("podgate_unauthenticated_requests_total", "counter", &[]),
 ];
 
 #[test]
@@ -188,6 +202,12 @@ fn names_types_and_labels_are_exactly_the_interface() {
     m.set_cluster_up("prod", true);
     m.config_reload(ReloadResult::Success);
     m.tls_handshake_failure();
+    m.set_build_info("0.1.0", "abc123");
+    m.set_certificate_expiry(CertificateUse::Serving, "", Some(1_800_000_000));
+    m.set_certificate_expiry(CertificateUse::ClusterClient, "prod", Some(1_900_000_000));
+    m.audit_write_failure();
+    m.audit_line_dropped();
+    m.unauthenticated_request();
     let e = Exposition::parse(&m.render());
 
     let podgate_families: BTreeSet<&str> = e
@@ -304,7 +324,7 @@ fn a_session_counts_and_its_series_appear_and_disappear() {
     assert_eq!(info[0].value, 1.0);
     for (d, n) in [("stdin", 3.0), ("stdout", 128.0), ("stderr", 7.0)] {
         let l = [("session_id", "s-1"), ("direction", d)];
-        assert_eq!(e.value("podgate_session_bytes", &l), n);
+        assert_eq!(e.value("podgate_session_relayed_bytes_total", &l), n);
         let l = [("cluster", "prod"), ("direction", d)];
         assert_eq!(e.value("podgate_session_bytes_total", &l), n);
     }
@@ -336,7 +356,7 @@ fn a_session_counts_and_its_series_appear_and_disappear() {
     let e = Exposition::parse(&text);
     for name in [
         "podgate_session_info",
-        "podgate_session_bytes",
+        "podgate_session_relayed_bytes_total",
         "podgate_session_start_time_seconds",
     ] {
         assert!(!e.types.contains_key(name), "{name} still exported");
@@ -442,7 +462,7 @@ fn the_switch_turns_per_session_series_off() {
     assert_eq!(s.bytes(Direction::Stdin), 4, "counted all the same");
     let e = Exposition::parse(&m.render());
     assert!(!e.has("podgate_session_info"));
-    assert!(!e.has("podgate_session_bytes"));
+    assert!(!e.has("podgate_session_relayed_bytes_total"));
     assert_eq!(
         e.value("podgate_session_series_dropped_total", &[]),
         0.0,
@@ -687,4 +707,58 @@ fn handles_are_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<Metrics>();
     check::<SessionMetrics>();
+}
+
+#[test]
+fn operational_series_say_what_they_measure() {
+    let m = metrics();
+    // One build_info series, whatever was set before.
+    m.set_build_info("0.1.0", "old");
+    m.set_build_info("0.1.0", "abc123");
+    let e = Exposition::parse(&m.render());
+    assert_eq!(e.find("podgate_build_info", &[]).len(), 1);
+    assert_eq!(
+        e.value(
+            "podgate_build_info",
+            &[("version", "0.1.0"), ("revision", "abc123")]
+        ),
+        1.0
+    );
+    // Certificate expiry: the serving one, and clients of configured clusters only.
+    m.set_certificate_expiry(CertificateUse::Serving, "", Some(1_800_000_000));
+    m.set_certificate_expiry(CertificateUse::ClusterClient, "prod", Some(1_900_000_000));
+    m.set_certificate_expiry(CertificateUse::ClusterClient, "nope", Some(1));
+    let e = Exposition::parse(&m.render());
+    let name = "podgate_tls_certificate_expiry_timestamp_seconds";
+    assert_eq!(
+        e.value(name, &[("use", "serving"), ("cluster", "")]),
+        1_800_000_000.0
+    );
+    assert_eq!(
+        e.value(name, &[("use", "cluster_client"), ("cluster", "prod")]),
+        1_900_000_000.0
+    );
+    assert_eq!(
+        e.find(name, &[]).len(),
+        2,
+        "an unconfigured cluster mints no series"
+    );
+    // A cluster that goes away takes its certificate with it.
+    m.set_clusters(["staging"]);
+    let e = Exposition::parse(&m.render());
+    assert_eq!(e.find(name, &[]).len(), 1);
+    // The last successful reload's time.
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs() as f64;
+    m.config_reload(ReloadResult::Failure);
+    let e = Exposition::parse(&m.render());
+    assert_eq!(
+        e.value("podgate_config_last_reload_success_timestamp_seconds", &[]),
+        0.0
+    );
+    m.config_reload(ReloadResult::Success);
+    let e = Exposition::parse(&m.render());
+    assert!(e.value("podgate_config_last_reload_success_timestamp_seconds", &[]) >= before);
 }

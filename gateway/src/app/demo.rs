@@ -146,11 +146,11 @@ pub async fn kube_config_for(dc: &DevCluster) -> Result<kube::Config, String> {
         .map_err(|e| e.to_string())
 }
 
-/// A fresh CA and a certificate for loopback (and `extra_hosts`): the listener's TLS config
+/// A fresh CA and a certificate for loopback (and `extra_hosts`): the listener's certificate
 /// and the CA's PEM for clients. The demo's listener, and the tests', use it.
 pub fn self_signed_tls(
     extra_hosts: &[String],
-) -> Result<(Arc<rustls::ServerConfig>, String), String> {
+) -> Result<(Arc<crate::edge::tls::ReloadingCert>, String), String> {
     let mut hosts = vec!["127.0.0.1".to_string(), "localhost".to_string()];
     hosts.extend(
         extra_hosts
@@ -163,7 +163,7 @@ pub fn self_signed_tls(
     let cert =
         crate::edge::tls::ReloadingCert::from_pem(pem.cert_pem.as_bytes(), pem.key_pem.as_bytes())
             .map_err(|e| e.to_string())?;
-    Ok((crate::edge::tls::server_config(Arc::new(cert)), pem.ca_pem))
+    Ok((Arc::new(cert), pem.ca_pem))
 }
 
 impl Demo {

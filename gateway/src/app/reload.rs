@@ -128,6 +128,7 @@ impl Reloader {
         ));
         self.metrics
             .set_clusters(self.clusters.list().iter().map(|c| c.id.clone()));
+        report_client_certificates(&self.metrics, &self.clusters);
         self.metrics
             .set_session_series(podgate_metrics::SessionSeries {
                 enabled: config.metrics.session_series,
@@ -179,6 +180,17 @@ fn judge(
                 format!("podgate: session closed: access was revoked: {denied}"),
             )
         })
+}
+
+/// Every cluster's client certificate expiry, for the gauge (after start and every reload).
+pub fn report_client_certificates(metrics: &Metrics, clusters: &Registry) {
+    for c in clusters.list() {
+        metrics.set_certificate_expiry(
+            podgate_metrics::CertificateUse::ClusterClient,
+            &c.id,
+            c.client_cert_not_after,
+        );
+    }
 }
 
 /// The sections that changed and are read only at start.

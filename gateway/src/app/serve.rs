@@ -4,6 +4,7 @@
 use super::StartOptions;
 use super::reload::Reloader;
 use crate::upstream::{Registry, registry::spawn_health_checks};
+use podgate_metrics::CertificateUse;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -47,7 +48,7 @@ pub async fn run(path: &Path, loaded: super::config::Loaded) -> anyhow::Result<(
         StartOptions::settings_from(&config.limits, &config.sessions);
     let running = super::start(StartOptions {
         listen: config.listen,
-        tls: crate::edge::tls::server_config(cert.clone()),
+        tls: cert.clone(),
         clusters: registry.clone(),
         authenticator: authn.authenticator,
         browser: Some(browser),
@@ -66,7 +67,11 @@ pub async fn run(path: &Path, loaded: super::config::Loaded) -> anyhow::Result<(
         tracing::info!(%admin, "admin listener: /metrics /healthz /readyz /debug/sessions");
     }
     let shutdown = running.shutdown_token().clone();
-    crate::edge::tls::spawn_watcher(cert, WATCH_EVERY, shutdown.clone());
+    let metrics = running.metrics().clone();
+    super::reload::report_client_certificates(&metrics, &registry);
+    crate::edge::tls::spawn_watcher(cert, WATCH_EVERY, shutdown.clone(), move |swapped| {
+        metrics.set_certificate_expiry(CertificateUse::Serving, "", swapped.not_after());
+    });
     spawn_health_checks(
         registry.clone(),
         config.upstream.health_interval.get(),

@@ -20,7 +20,8 @@ use tokio_util::task::TaskTracker;
 
 pub struct StartOptions {
     pub listen: SocketAddr,
-    pub tls: Arc<rustls::ServerConfig>,
+    /// The public listener's certificate (its expiry is exported as a gauge).
+    pub tls: Arc<crate::edge::tls::ReloadingCert>,
     pub clusters: Registry,
     pub authenticator: Arc<dyn Authenticator>,
     /// Browser sessions; `None`: a generated key, no logins (API clients only).
@@ -133,6 +134,16 @@ pub async fn start(opts: StartOptions) -> std::io::Result<Running> {
         opts.clusters.list().iter().map(|c| c.id.clone()),
         opts.session_series,
     );
+    metrics.set_build_info(env!("CARGO_PKG_VERSION"), env!("PODGATE_REVISION"));
+    // The options are the loaded config: `podgate_config_last_reload_success_timestamp_seconds`
+    // counts from here.
+    metrics.config_loaded();
+    metrics.set_certificate_expiry(
+        podgate_metrics::CertificateUse::Serving,
+        "",
+        opts.tls.not_after(),
+    );
+    opts.audit.count_in(&metrics);
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
     let sessions = Arc::new(Sessions {
@@ -170,7 +181,7 @@ pub async fn start(opts: StartOptions) -> std::io::Result<Running> {
     let server = tokio::spawn(crate::edge::listener::serve(
         edge,
         listener,
-        opts.tls,
+        crate::edge::tls::server_config(opts.tls),
         opts.connections,
     ));
     let admin = admin_listener.map(|l| {

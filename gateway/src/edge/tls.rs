@@ -167,6 +167,14 @@ impl ReloadingCert {
             .clone()
     }
 
+    /// When the certificate new handshakes get expires (`notAfter`, Unix seconds).
+    pub fn not_after(&self) -> Option<u64> {
+        self.current()
+            .cert
+            .first()
+            .and_then(|leaf| crate::x509::not_after(leaf.as_ref()))
+    }
+
     /// The watched files, `None` for in-memory material.
     pub fn files(&self) -> Option<(&Path, &Path)> {
         self.files
@@ -297,7 +305,8 @@ pub fn server_config(resolver: Arc<ReloadingCert>) -> Arc<rustls::ServerConfig> 
     Arc::new(cfg)
 }
 
-/// Polls the resolver's files every `every` and swaps in a changed pair, until `shutdown`.
+/// Polls the resolver's files every `every` and swaps in a changed pair, until `shutdown`;
+/// `swapped` is told of each new pair (the expiry gauge follows it).
 ///
 /// Polling a file's metadata costs a `stat` and works everywhere, including secret volumes
 /// where inotify events are unreliable across the symlink swap. Swaps are logged at info,
@@ -308,6 +317,7 @@ pub fn spawn_watcher(
     resolver: Arc<ReloadingCert>,
     every: Duration,
     shutdown: CancellationToken,
+    swapped: impl Fn(&ReloadingCert) + Send + 'static,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         if every.is_zero() || resolver.files().is_none() {
@@ -332,6 +342,7 @@ pub fn spawn_watcher(
                 Ok(false) => {}
                 Ok(true) => {
                     last_error = None;
+                    swapped(&resolver);
                     if let Some((cert_file, key_file)) = resolver.files() {
                         tracing::info!(
                             cert_file = %cert_file.display(),
@@ -654,19 +665,34 @@ mod tests {
         let (cert, key) = write_pair(dir.path(), &a);
         let resolver = Arc::new(ReloadingCert::load(&cert, &key).expect("load"));
         let shutdown = CancellationToken::new();
+        let told = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let t = told.clone();
         let task = spawn_watcher(
             resolver.clone(),
             Duration::from_millis(10),
             shutdown.clone(),
+            move |swapped: &ReloadingCert| {
+                t.store(
+                    swapped.not_after().unwrap_or(1),
+                    std::sync::atomic::Ordering::SeqCst,
+                );
+            },
         );
         write_pair(dir.path(), &b);
         tokio::time::timeout(Duration::from_secs(10), async {
-            while leaf_der(&resolver) != b.der {
+            while leaf_der(&resolver) != b.der
+                || told.load(std::sync::atomic::Ordering::SeqCst) == 0
+            {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         })
         .await
         .expect("the watcher picks up the new pair");
+        // It says so, with the new certificate's expiry.
+        assert_eq!(
+            told.load(std::sync::atomic::Ordering::SeqCst),
+            crate::x509::not_after(b.der.as_ref()).expect("rcgen writes notAfter")
+        );
         shutdown.cancel();
         tokio::time::timeout(Duration::from_secs(10), task)
             .await

@@ -52,8 +52,10 @@ impl Identify {
                     }
                 }
                 FromCookie::Absent => {
-                    tracing::info!(reason = "missing", "authentication failed");
-                    self.metrics.auth_failure("missing");
+                    // No credential at all (a logged-out page asking who it is, a client
+                    // without a token): not a failed login, so not an auth failure either.
+                    tracing::debug!("no credential");
+                    self.metrics.unauthenticated_request();
                     return Err(unauthorized());
                 }
                 FromCookie::Refused { reason } => {

@@ -8,9 +8,9 @@
 
 use serde::Serialize;
 use std::io::Write as _;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
+use std::sync::{Arc, OnceLock};
 
 const QUEUE: usize = 4096;
 
@@ -18,6 +18,9 @@ const QUEUE: usize = 4096;
 pub struct Audit {
     tx: Option<mpsc::SyncSender<Vec<u8>>>,
     dropped: Arc<AtomicU64>,
+    /// Where write failures and dropped lines are counted, once the gateway's metrics exist
+    /// (`podgate_audit_write_failures_total`, `podgate_audit_lines_dropped_total`).
+    metrics: Arc<OnceLock<podgate_metrics::Metrics>>,
 }
 
 /// A session's identity and target, as audited at start and end.
@@ -94,7 +97,13 @@ impl Audit {
         Audit {
             tx: None,
             dropped: Arc::new(AtomicU64::new(0)),
+            metrics: Arc::default(),
         }
+    }
+
+    /// Counts write failures and dropped lines in `metrics` from now on (the first call wins).
+    pub fn count_in(&self, metrics: &podgate_metrics::Metrics) {
+        let _ = self.metrics.set(metrics.clone());
     }
 
     /// `stdout`, `off`, or a file path (appended to). The writer thread ends when every
@@ -115,21 +124,35 @@ impl Audit {
             ),
         };
         let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(QUEUE);
+        let metrics: Arc<OnceLock<podgate_metrics::Metrics>> = Arc::default();
+        let counted = metrics.clone();
+        let failed = move |e: std::io::Error| {
+            tracing::error!("audit write failed: {e}");
+            if let Some(m) = counted.get() {
+                m.audit_write_failure();
+            }
+        };
         std::thread::Builder::new()
             .name("podgate-audit".into())
             .spawn(move || {
                 while let Ok(line) = rx.recv() {
                     if let Err(e) = out.write_all(&line) {
-                        tracing::error!("audit write failed: {e}");
+                        failed(e);
                     }
                     // Flush when the queue is drained: batches under load, prompt when quiet.
                     if let Ok(more) = rx.try_recv() {
-                        let _ = out.write_all(&more);
+                        if let Err(e) = out.write_all(&more) {
+                            failed(e);
+                        }
                         continue;
                     }
-                    let _ = out.flush();
+                    if let Err(e) = out.flush() {
+                        failed(e);
+                    }
                 }
-                let _ = out.flush();
+                if let Err(e) = out.flush() {
+                    failed(e);
+                }
             })
             .map_err(|source| AuditError {
                 path: output.into(),
@@ -138,6 +161,7 @@ impl Audit {
         Ok(Audit {
             tx: Some(tx),
             dropped: Arc::new(AtomicU64::new(0)),
+            metrics,
         })
     }
 
@@ -148,6 +172,9 @@ impl Audit {
         let mut line = serde_json::to_vec(&value).unwrap_or_default();
         line.push(b'\n');
         if tx.try_send(line).is_err() {
+            if let Some(m) = self.metrics.get() {
+                m.audit_line_dropped();
+            }
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             tracing::warn!(
                 dropped_total = n,
@@ -183,4 +210,39 @@ pub fn timestamp(t: std::time::SystemTime) -> String {
     let ts =
         k8s_openapi::jiff::Timestamp::from_millisecond(d.as_millis() as i64).unwrap_or_default();
     format!("{ts:.3}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_failures_are_counted() {
+        // Every write to /dev/full fails (ENOSPC): a full disk.
+        let audit = Audit::open("/dev/full").expect("/dev/full opens");
+        let metrics = podgate_metrics::Metrics::new(["c"], Default::default());
+        audit.count_in(&metrics);
+        audit.request(&RequestRecord {
+            identity: &podgate_auth::Identity::new("alice", ["dev"]).expect("identity"),
+            source: "127.0.0.1:1",
+            cluster: "c",
+            method: "POST",
+            path: "/api/v1/namespaces/default/configmaps",
+            code: 201,
+            time: timestamp(std::time::SystemTime::now()),
+        });
+        let failures = || {
+            metrics
+                .render()
+                .lines()
+                .find_map(|l| l.strip_prefix("podgate_audit_write_failures_total "))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while failures() == 0 && std::time::Instant::now() < deadline {
+            std::thread::yield_now();
+        }
+        assert!(failures() >= 1, "{}", metrics.render());
+    }
 }

@@ -77,6 +77,9 @@ pub struct Cluster {
     /// The streaming HTTP path the proxy and the exec relay use (same TLS, credentials and
     /// base URL as `client`).
     pub upstream: super::Upstream,
+    /// When the client certificate the kubeconfig gives the gateway expires (Unix seconds),
+    /// for `podgate_tls_certificate_expiry_timestamp_seconds`; `None` without one.
+    pub client_cert_not_after: Option<u64>,
     /// To name it when it is what failed.
     connect_timeout: Option<Duration>,
     health: RwLock<Health>,
@@ -149,6 +152,9 @@ impl Cluster {
         config.read_timeout = None;
         config.write_timeout = None;
         let connect_timeout = config.connect_timeout;
+        let client_cert_not_after = client_certificate(&config.auth_info)
+            .as_deref()
+            .and_then(crate::x509::pem_not_after);
         let server = config.cluster_url.to_string();
         let server = server
             .strip_suffix('/')
@@ -173,6 +179,7 @@ impl Cluster {
             access: Default::default(),
             server,
             upstream,
+            client_cert_not_after,
             connect_timeout,
             health: RwLock::new(Health::default()),
         })
@@ -230,6 +237,18 @@ impl Cluster {
         }
         now
     }
+}
+
+/// The PEM of the client certificate a kubeconfig user authenticates with, inline or in a
+/// file. Only its expiry is read from it (the client itself is built by kube).
+fn client_certificate(auth: &kube::config::AuthInfo) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    if let Some(data) = &auth.client_certificate_data {
+        return base64::engine::general_purpose::STANDARD
+            .decode(data.trim())
+            .ok();
+    }
+    std::fs::read(auth.client_certificate.as_deref()?).ok()
 }
 
 /// A failed request in words an operator can act on. kube's own messages say where it failed
