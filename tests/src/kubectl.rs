@@ -138,6 +138,20 @@ impl Output {
 }
 
 /// A script for [`Output::assert_streams_apart`]: a line on stdout, one on stderr, exit 3.
+/// `kubectl` arguments for a shell in `default/shell-0` that says it is up, then waits: the
+/// session stays open until something ends it.
+pub const WAITING: [&str; 9] = [
+    "exec",
+    "-i",
+    "-n",
+    "default",
+    "shell-0",
+    "--",
+    "sh",
+    "-c",
+    "echo ready; exec sleep 600",
+];
+
 pub const STREAMS: &str = "echo out; echo err >&2; exit 3";
 
 /// kubectl with a kubeconfig, a private HOME (and cache under it) and optionally a context.

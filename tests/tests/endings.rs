@@ -3,24 +3,11 @@
 //! status reaches kubectl while its stdin still flows, in every run.
 
 use podgate_testkit::gateway::{ADMIN, Builder, Cluster};
-use podgate_testkit::kubectl::{self, DEFAULT, Input};
+use podgate_testkit::kubectl::{self, DEFAULT, Input, WAITING};
 use podgate_testkit::link::Link;
 use podgate_testkit::wait::read_until;
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-/// A shell that says it is up, then waits: the session stays open until something ends it.
-const WAITING: [&str; 9] = [
-    "exec",
-    "-i",
-    "-n",
-    "default",
-    "shell-0",
-    "--",
-    "sh",
-    "-c",
-    "echo ready; exec sleep 600",
-];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_connection_lost_mid_session_fails_the_exec() {

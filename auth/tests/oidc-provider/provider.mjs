@@ -13,9 +13,10 @@
 // - `podgate-test` (client_credentials, client_secret_post): access tokens are RS256 JWTs whose
 //   `aud` is the resource indicator, for the bearer-token tests.
 // - `podgate-login` (authorization_code + refresh_token, client_secret_basic), redirecting to
-//   each --redirect URL: the gateway's browser login. ID tokens carry email and groups (no
-//   need for userinfo) and last --id-token-ttl seconds (default 3600), so a test can let one
-//   expire and watch the gateway refresh it. Every code exchange also yields a refresh token.
+//   each --redirect URL: the gateway's browser login. ID tokens carry email
+//   (`<username>@example.test`) and groups (no need for userinfo) and last --id-token-ttl
+//   seconds (default 3600), so a test can let one expire and watch the gateway refresh it.
+//   Every code exchange also yields a refresh token.
 //
 // The login and consent pages are minimal HTML forms a test submits over HTTP (oidc-provider's
 // devInteractions stay off; these are the interactions a real deployment writes itself):
@@ -23,7 +24,19 @@
 //   POST /interaction/:uid/login    username, password
 //   POST /interaction/:uid/confirm  grants what was asked
 //   POST /interaction/:uid/abort    ends the login with error=access_denied
-// Users: alice / alice-password (groups [dev]), bob / bob-password (groups [contractors]).
+// Users (username / password: the claims of their ID tokens):
+// - alice / alice-password: sub `alice`, groups [dev]
+// - bob / bob-password: sub `bob`, groups [contractors]
+// People whose claims cannot travel in HTTP headers byte for byte, for the gateway's identity
+// checks. They log in with the same form; their accountId (which oidc-provider makes the `sub`,
+// lib/helpers/account_claims.js) is not their username:
+// - mallory / mallory-password: sub `mallory\u0007` (a control character), groups [dev]
+// - padded / padded-password: sub `admin ` (trailing space: HTTP would deliver `admin`),
+//   groups [dev]
+// - eve / eve-password: sub `eve`, groups [` system:masters`] (leading space)
+// - trudy / trudy-password: sub `trudy`, groups [system:masters] (reserved by Kubernetes)
+// And one whose claims are fine, if not ASCII:
+// - zoe / zoe-password: sub `zoë`, groups [dev]
 //
 // Prints `READY <issuer>` on stdout once listening; exits when stdin closes, so an aborted
 // test never leaves a provider behind.
@@ -56,11 +69,25 @@ const issuer = `http://127.0.0.1:${values.port}`;
 const RESOURCE = 'https://podgate.test';
 const CREDENTIALS_CLIENT = 'podgate-test';
 
-/** The people who can log in, with the claims their ID tokens carry. */
+/**
+ * The people who can log in, by username, with the claims their ID tokens carry. `sub` (the
+ * accountId) is the username unless given.
+ */
 const USERS = {
   alice: { password: 'alice-password', name: 'Alice', groups: ['dev'] },
   bob: { password: 'bob-password', name: 'Bob', groups: ['contractors'] },
+  mallory: { password: 'mallory-password', name: 'Mallory', sub: 'mallory\u0007', groups: ['dev'] },
+  padded: { password: 'padded-password', name: 'Padded', sub: 'admin ', groups: ['dev'] },
+  eve: { password: 'eve-password', name: 'Eve', groups: [' system:masters'] },
+  trudy: { password: 'trudy-password', name: 'Trudy', groups: ['system:masters'] },
+  zoe: { password: 'zoe-password', name: 'Zoë', sub: 'zoë', groups: ['dev'] },
 };
+
+/** The accountId (and so the `sub`) of the person who logs in as `username`. */
+const accountIdOf = (username) => USERS[username].sub ?? username;
+
+/** The username of the person whose accountId is `id`. */
+const USERNAMES = new Map(Object.keys(USERS).map((username) => [accountIdOf(username), username]));
 
 const keys = JSON.parse(readFileSync(values.keys, 'utf8')).map(({ kid, alg, pkcs8 }) => ({
   ...createPrivateKey({ key: Buffer.from(pkcs8, 'base64'), format: 'der', type: 'pkcs8' })
@@ -102,14 +129,15 @@ const provider = new Provider(issuer, {
   // enterprise providers' groups claims.
   conformIdTokenClaims: false,
   findAccount: (_ctx, id) => {
-    const user = USERS[id];
-    if (!user) return undefined;
+    const username = USERNAMES.get(id);
+    if (username === undefined) return undefined;
+    const user = USERS[username];
     return {
       accountId: id,
       claims: () => ({
         sub: id,
         name: user.name,
-        email: `${id}@example.test`,
+        email: `${username}@example.test`,
         email_verified: true,
         groups: user.groups,
       }),
@@ -230,7 +258,7 @@ async function interactions(ctx, next) {
       ctx.body = page('Wrong username or password', `<a href="/interaction/${uid}">Try again</a>`);
       return;
     }
-    return finish(ctx, { login: { accountId: username } });
+    return finish(ctx, { login: { accountId: accountIdOf(username) } });
   }
   // confirm
   if (prompt.name !== 'consent') throw new errors.InvalidRequest('not a consent prompt');

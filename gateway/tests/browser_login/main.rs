@@ -3,11 +3,16 @@
 //! would (redirects followed by hand, the provider's login and consent forms submitted),
 //! ending in a session cookie the gateway accepts; everything that must not work, refused and
 //! counted; refresh, logout and key rotation; and real kubectl with a provider-issued token,
-//! including a user the cluster's access policy keeps out.
+//! including a user the cluster's access policy keeps out. [`identity`]: people whose claims
+//! cannot reach a cluster byte for byte are refused, and UTF-8 names arrive as their bytes.
+//! [`expiry`]: a session ends when the token it was opened with expires, unless its browser
+//! login refreshes it.
 //!
 //! Skipped with a note when node or the installed provider is missing (`scripts/setup.sh`
 //! installs it); under `CI=true` that is a failure instead.
 
+mod expiry;
+mod identity;
 mod web;
 
 use podgate_auth::oidc::IssuerConfig;
@@ -79,6 +84,16 @@ impl Setup {
 
 /// `None` (skip) when node, the provider or RSA key generation is missing here.
 async fn setup(id_token_ttl: Option<u64>, tune: impl FnOnce(&mut IssuerConfig)) -> Option<Setup> {
+    setup_from(provider::dev_only(), id_token_ttl, tune).await
+}
+
+/// [`setup`] with the gateway of `builder` (its clusters and settings) instead of
+/// [`provider::dev_only`]'s.
+async fn setup_from(
+    builder: podgate_testkit::gateway::Builder,
+    id_token_ttl: Option<u64>,
+    tune: impl FnOnce(&mut IssuerConfig),
+) -> Option<Setup> {
     if !provider::prerequisites() {
         return None;
     }
@@ -106,7 +121,7 @@ async fn setup(id_token_ttl: Option<u64>, tune: impl FnOnce(&mut IssuerConfig)) 
     let login = oidc.login.as_mut().expect("the login client");
     login.client_secret = None;
     login.client_secret_file = Some(dir.path().join("secret"));
-    let (env, options) = provider::gateway(&oidc, id_token_ttl).await;
+    let (env, options) = provider::gateway_from(builder, &oidc, id_token_ttl).await;
     let mut s = Setup {
         env,
         provider: None,
@@ -119,13 +134,24 @@ async fn setup(id_token_ttl: Option<u64>, tune: impl FnOnce(&mut IssuerConfig)) 
     Some(s)
 }
 
+/// `/podgate/whoami` with `token` as a bearer.
+async fn whoami_with(env: &Env, token: &str) -> Answer {
+    let bearer = format!("Bearer {token}");
+    request(
+        env,
+        "GET",
+        "/podgate/whoami",
+        &[("Authorization", &bearer)],
+        "",
+    )
+    .await
+}
+
 /// Polls `/podgate/whoami` with `token` as a bearer until it answers `code`, within `limit`.
 async fn whoami_until(env: &Env, token: &str, code: u16, limit: Duration, what: &str) {
-    let bearer = format!("Bearer {token}");
     let mut last = None;
     let answered = wait_until(limit, Duration::from_millis(100), async || {
-        let bearer = [("Authorization", bearer.as_str())];
-        let r = request(env, "GET", "/podgate/whoami", &bearer, "").await;
+        let r = whoami_with(env, token).await;
         let done = r.code == code;
         last = Some(r);
         done
@@ -547,15 +573,7 @@ async fn rotated_provider_keys_are_accepted_without_a_gateway_restart() {
         return;
     };
     let before = s.provider().access_token().await;
-    let bearer = format!("Bearer {before}");
-    let r = request(
-        &s.env,
-        "GET",
-        "/podgate/whoami",
-        &[("Authorization", &bearer)],
-        "",
-    )
-    .await;
+    let r = whoami_with(&s.env, &before).await;
     assert_eq!(r.code, 200, "{}", r.body);
     assert_eq!(r.json()["user"], "podgate-test");
 

@@ -28,6 +28,60 @@ pub const LOGIN_CLIENT_SECRET: &str = "podgate-login-secret";
 /// The provider's people: (username, password, groups).
 pub const ALICE: (&str, &str, &[&str]) = ("alice", "alice-password", &["dev"]);
 pub const BOB: (&str, &str, &[&str]) = ("bob", "bob-password", &["contractors"]);
+
+/// One of the provider's people whose `sub` is not their username: what they log in with and
+/// the claims their ID tokens carry.
+#[derive(Debug, Clone, Copy)]
+pub struct Person {
+    pub username: &'static str,
+    pub password: &'static str,
+    pub sub: &'static str,
+    pub groups: &'static [&'static str],
+}
+
+impl Person {
+    /// (username, password, groups), as [`ALICE`] and [`BOB`] are given.
+    pub const fn login(&self) -> (&'static str, &'static str, &'static [&'static str]) {
+        (self.username, self.password, self.groups)
+    }
+}
+
+/// A control character in the user name.
+pub const MALLORY: Person = Person {
+    username: "mallory",
+    password: "mallory-password",
+    sub: "mallory\u{7}",
+    groups: &["dev"],
+};
+/// A user name with trailing whitespace: HTTP would deliver `admin`.
+pub const PADDED: Person = Person {
+    username: "padded",
+    password: "padded-password",
+    sub: "admin ",
+    groups: &["dev"],
+};
+/// A group with leading whitespace: HTTP would deliver `system:masters`.
+pub const EVE: Person = Person {
+    username: "eve",
+    password: "eve-password",
+    sub: "eve",
+    groups: &[" system:masters"],
+};
+/// A group Kubernetes reserves.
+pub const TRUDY: Person = Person {
+    username: "trudy",
+    password: "trudy-password",
+    sub: "trudy",
+    groups: &["system:masters"],
+};
+/// Legitimate UTF-8.
+pub const ZOE: Person = Person {
+    username: "zoe",
+    password: "zoe-password",
+    sub: "zoë",
+    groups: &["dev"],
+};
+
 /// The resource indicator: provider-issued access tokens carry it as `aud`.
 pub const RESOURCE: &str = "https://podgate.test";
 
@@ -94,15 +148,27 @@ pub fn oidc_config(issuer: &str, tune: impl FnOnce(&mut IssuerConfig)) -> OidcCo
 /// cluster `old` whose edge policy admits group `dev` only; and the provider's options with
 /// the gateway's callback registered (so the gateway listens first) and `id_token_ttl`.
 pub async fn gateway(oidc: &OidcConfig, id_token_ttl: Option<u64>) -> (Env, Options) {
+    gateway_from(dev_only(), oidc, id_token_ttl).await
+}
+
+/// The gateway [`gateway`] starts, before its OIDC: cluster `old`, whose edge policy admits
+/// group `dev` only.
+pub fn dev_only() -> Builder {
     let policy = AccessPolicy {
         groups: vec!["dev".into()],
         ..Default::default()
     };
-    let env = Builder::new()
-        .cluster(Cluster::new("old").access(policy))
-        .oidc(oidc)
-        .start()
-        .await;
+    Builder::new().cluster(Cluster::new("old").access(policy))
+}
+
+/// [`gateway`] from `builder` (its clusters, sessions, audit, ...) instead of [`dev_only`]:
+/// it trusts only `oidc`.
+pub async fn gateway_from(
+    builder: Builder,
+    oidc: &OidcConfig,
+    id_token_ttl: Option<u64>,
+) -> (Env, Options) {
+    let env = builder.oidc(oidc).start().await;
     let options = Options {
         redirects: vec![format!("{}/auth/callback", env.url())],
         id_token_ttl,
@@ -206,6 +272,26 @@ impl Provider {
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
         let _ = std::fs::remove_file(&self.keys_file);
+    }
+
+    /// The provider's token endpoint answer (`id_token`, `refresh_token`, ...) for an
+    /// authorization code issued to the login client, exchanged as the gateway would
+    /// (client_secret_basic, the PKCE verifier): the provider's tokens as they are, whatever
+    /// the gateway would make of them.
+    pub async fn exchange_code(&self, code: &str, redirect_uri: &str, verifier: &str) -> Value {
+        let http = HttpClient::new(Arc::new(rustls::RootCertStore::empty()), true).expect("client");
+        http.post_form_json(
+            &format!("{}/token", self.issuer),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", redirect_uri),
+                ("code_verifier", verifier),
+            ],
+            Some((LOGIN_CLIENT_ID, LOGIN_CLIENT_SECRET)),
+        )
+        .await
+        .expect("the provider exchanges the code")
     }
 
     /// An access token from the provider's token endpoint (client_credentials, resource
