@@ -23,7 +23,7 @@ struct Args {
     /// Scenarios to run, comma-separated or repeated (default: all, in the order below).
     #[arg(long, value_enum, value_delimiter = ',')]
     scenario: Vec<Scenario>,
-    /// Default sizes: quick (`make bench`, minutes) or full (`make bench-full`, the issue's
+    /// Default sizes: quick (`make bench`, minutes) or full (`make bench-full`, the targets'
     /// sizes). The options below override them.
     #[arg(long, value_enum, default_value = "quick")]
     profile: Profile,

@@ -1,5 +1,5 @@
 //! The run's results: `--out FILE` JSON and the table on stdout, with the gateway/direct
-//! ratios and the issue's targets.
+//! ratios and the performance targets.
 
 use crate::scenario::{Plan, Scenario, TargetResult};
 use serde::Serialize;
@@ -117,16 +117,17 @@ fn round(x: f64, digits: i32) -> f64 {
     (x * f).round() / f
 }
 
-/// One of the issue's targets, and where this run stands.
+/// One of the performance targets, and where this run stands.
 #[derive(Debug, Clone, Serialize)]
 pub struct Goal {
     pub name: &'static str,
     pub goal: &'static str,
     pub measured: Option<String>,
-    /// `None` when this run did not measure it.
+    /// `None` when this run did not measure it, which includes measuring it over no session:
+    /// nothing leaks from a churn of zero sessions, and that is no evidence.
     pub met: Option<bool>,
-    /// Whether it was measured at the size the issue states (quick runs are smaller).
-    pub at_issue_size: bool,
+    /// Whether it was measured at the size the target states (quick runs are smaller).
+    pub at_full_size: bool,
     pub note: String,
 }
 
@@ -179,7 +180,7 @@ pub struct Summary {
     pub duration_s: f64,
 }
 
-/// The issue's targets, judged on what this run measured.
+/// The performance targets, judged on what this run measured.
 pub fn goals(scenarios: &Scenarios) -> Vec<Goal> {
     let get = |s: Scenario| scenarios.get(s.name());
     let mut out = Vec::new();
@@ -196,8 +197,8 @@ pub fn goals(scenarios: &Scenarios) -> Vec<Goal> {
                     .map_or(0, |g| g.sessions)
             )
         }),
-        met: rss.map(|b| b <= 48.0 * 1024.0),
-        at_issue_size: idle
+        met: judged(sessions(idle), rss.map(|b| b <= 48.0 * 1024.0)),
+        at_full_size: idle
             .and_then(|r| r.gateway.as_ref())
             .is_some_and(|g| g.sessions >= 10_000),
         note: idle
@@ -218,22 +219,24 @@ pub fn goals(scenarios: &Scenarios) -> Vec<Goal> {
                 inter.map(|i| i.plan.interval).unwrap_or_default()
             )
         }),
-        met: echo.map(|r| r <= 1.5),
-        at_issue_size: inter.is_some_and(|i| {
+        met: judged(sessions(inter), echo.map(|r| r <= 1.5)),
+        at_full_size: inter.is_some_and(|i| {
             i.gateway.as_ref().is_some_and(|g| g.sessions >= 1000)
                 && i.plan.interval <= std::time::Duration::from_millis(100)
         }),
         note: String::new(),
     });
-    let tp = get(Scenario::Throughput).and_then(|r| r.ratios.get("throughput_mb_s").copied());
+    let through = get(Scenario::Throughput);
+    let tp = through.and_then(|r| r.ratios.get("throughput_mb_s").copied());
     out.push(Goal {
         name: "throughput_ratio",
         goal: "throughput through the gateway >= 0.8x direct",
         measured: tp.map(|r| format!("{r:.2}x")),
-        met: tp.map(|r| r >= 0.8),
-        at_issue_size: true,
+        met: judged(sessions(through), tp.map(|r| r >= 0.8)),
+        at_full_size: true,
         note: String::new(),
     });
+    let churned = sessions(get(Scenario::Churn));
     let churn = get(Scenario::Churn).and_then(|r| r.gateway.as_ref());
     let rate = churn.and_then(|g| g.sessions_per_s);
     let p99 = churn.and_then(|g| g.setup_p99_ms);
@@ -246,17 +249,17 @@ pub fn goals(scenarios: &Scenarios) -> Vec<Goal> {
                 p99.map_or("-".into(), |p| format!("{p:.1} ms"))
             )
         }),
-        met: rate.map(|r| r >= 1000.0 && p99.is_some_and(|p| p <= 50.0)),
-        at_issue_size: true,
+        met: judged(
+            churned,
+            rate.map(|r| r >= 1000.0 && p99.is_some_and(|p| p <= 50.0)),
+        ),
+        at_full_size: true,
         note: String::new(),
     });
     let checked: Vec<_> = scenarios
         .values()
         .filter(|s| s.leaked_fds.is_some())
         .collect();
-    let churned = get(Scenario::Churn)
-        .and_then(|r| r.gateway.as_ref())
-        .map_or(0, |g| g.sessions);
     out.push(Goal {
         name: "no_leaks",
         goal: "zero leaked fds or threads after a churn of 100,000 sessions",
@@ -265,11 +268,28 @@ pub fn goals(scenarios: &Scenarios) -> Vec<Goal> {
             let threads: usize = checked.iter().filter_map(|s| s.leaked_threads).sum();
             format!("{fds} fds, {threads} threads leaked; churn of {churned} sessions")
         }),
-        met: (!checked.is_empty()).then(|| checked.iter().all(|s| !s.leaked())),
-        at_issue_size: churned >= 100_000,
-        note: "any leak fails the run".into(),
+        met: judged(
+            churned,
+            (!checked.is_empty()).then(|| checked.iter().all(|s| !s.leaked())),
+        ),
+        at_full_size: churned >= 100_000,
+        note: if churned == 0 {
+            "not judged without a churn; any leak still fails the run".into()
+        } else {
+            "any leak fails the run".into()
+        },
     });
     out
+}
+
+/// Sessions the gateway completed in a scenario (0 when it did not run there).
+fn sessions(r: Option<&ScenarioReport>) -> usize {
+    r.and_then(|r| r.gateway.as_ref()).map_or(0, |g| g.sessions)
+}
+
+/// A verdict only where there is evidence: no sessions, no verdict.
+fn judged(sessions: usize, met: Option<bool>) -> Option<bool> {
+    if sessions == 0 { None } else { met }
 }
 
 fn opt(v: Option<f64>, digits: usize) -> String {
@@ -399,15 +419,15 @@ pub fn table(summary: &Summary) -> String {
         s.push_str(&costs);
     }
     let _ = writeln!(s);
-    let _ = writeln!(s, "targets (issue 4):");
+    let _ = writeln!(s, "targets:");
     for g in &summary.targets {
         let verdict = match g.met {
             Some(true) => "met",
             Some(false) => "NOT met",
             None => "not measured",
         };
-        let size = if g.met.is_some() && !g.at_issue_size {
-            " (below the issue's size)"
+        let size = if g.met.is_some() && !g.at_full_size {
+            " (below the target's size)"
         } else {
             ""
         };
@@ -462,5 +482,61 @@ mod tests {
         assert_eq!(r.get("throughput_mb_s"), Some(&0.8));
         assert_eq!(r.get("setup_p50_ms"), None, "no division by zero");
         assert_eq!(r.get("echo_p50_ms"), None);
+    }
+
+    fn report(scenario: Scenario, sessions: usize, leaked_fds: usize) -> ScenarioReport {
+        let gateway = TargetResult {
+            sessions,
+            leaked_fds: Some(leaked_fds),
+            leaked_threads: Some(0),
+            sessions_per_s: Some(5000.0),
+            setup_p99_ms: Some(1.0),
+            ..TargetResult::default()
+        };
+        ScenarioReport::new(
+            crate::run::Profile::Quick.plan(scenario),
+            Some(gateway),
+            None,
+        )
+    }
+
+    fn goal<'a>(goals: &'a [Goal], name: &str) -> &'a Goal {
+        goals
+            .iter()
+            .find(|g| g.name == name)
+            .expect("the goal is listed")
+    }
+
+    #[test]
+    fn no_verdict_on_zero_sessions() {
+        let scenarios = Scenarios(vec![("churn", report(Scenario::Churn, 0, 0))]);
+        let goals = goals(&scenarios);
+        for name in ["no_leaks", "churn_rate_and_setup"] {
+            assert_eq!(goal(&goals, name).met, None, "{name} judged on nothing");
+        }
+        let text = table(&Summary {
+            tool: "podgate-load",
+            profile: "quick".into(),
+            machine: Machine::read(1024),
+            gateway_url: None,
+            direct_url: None,
+            scenarios,
+            targets: goals,
+            passed: true,
+            failures: Vec::new(),
+            duration_s: 0.0,
+        });
+        assert!(!text.contains("[         met]"), "{text}");
+        assert!(!text.to_lowercase().contains("issue"), "{text}");
+    }
+
+    #[test]
+    fn verdicts_on_sessions() {
+        let scenarios = Scenarios(vec![("churn", report(Scenario::Churn, 5000, 0))]);
+        let judged = goals(&scenarios);
+        assert_eq!(goal(&judged, "no_leaks").met, Some(true));
+        assert_eq!(goal(&judged, "churn_rate_and_setup").met, Some(true));
+        let leaky = Scenarios(vec![("churn", report(Scenario::Churn, 5000, 3))]);
+        assert_eq!(goal(&goals(&leaky), "no_leaks").met, Some(false));
     }
 }

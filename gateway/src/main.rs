@@ -34,9 +34,13 @@ enum Command {
         /// The admin listener: /metrics, /healthz, /readyz, /debug/sessions.
         #[arg(long, default_value = "127.0.0.1:9090")]
         admin_listen: SocketAddr,
-        /// Where to write a kubeconfig with contexts dev-east and dev-west.
+        /// Where to write a kubeconfig with contexts dev-east and dev-west (the gateway's CA
+        /// certificate goes next to it, as NAME.ca.crt).
         #[arg(long, default_value = "target/podgate-demo.kubeconfig")]
         kubeconfig_out: PathBuf,
+        /// Where audit lines go (one JSON object per line, appended).
+        #[arg(long, default_value = "target/podgate-demo.audit.jsonl")]
+        audit_out: PathBuf,
     },
 }
 
@@ -85,9 +89,10 @@ fn main() -> ExitCode {
                     listen,
                     admin_listen,
                     kubeconfig_out,
+                    audit_out,
                 },
                 _,
-            ) => demo(listen, admin_listen, kubeconfig_out).await,
+            ) => demo(listen, admin_listen, kubeconfig_out, audit_out).await,
         }
     });
     match result {
@@ -105,7 +110,7 @@ fn unreachable_config() -> anyhow::Result<()> {
 }
 
 #[cfg(not(feature = "demo"))]
-async fn demo(_: SocketAddr, _: SocketAddr, _: PathBuf) -> anyhow::Result<()> {
+async fn demo(_: SocketAddr, _: SocketAddr, _: PathBuf, _: PathBuf) -> anyhow::Result<()> {
     anyhow::bail!(
         "this podgate was built without the demo (the `demo` cargo feature, on by default; \
          release images leave it off): run `make demo` from a source checkout, or build with \
@@ -118,14 +123,17 @@ async fn demo(
     listen: SocketAddr,
     admin_listen: SocketAddr,
     kubeconfig_out: PathBuf,
+    audit_out: PathBuf,
 ) -> anyhow::Result<()> {
     use podgate::app::demo;
-    let limits = podgate_config::LimitsConfig::default();
+    let mut stop = podgate::app::serve::StopSignals::new()?;
+    let limits = demo::limits();
     podgate::edge::fdlimit::raise_and_report(limits.max_connections, limits.max_sessions);
     let demo = demo::start(demo::DemoOptions {
         listen,
         admin_listen: Some(admin_listen),
         kubeconfig_out: Some(kubeconfig_out.clone()),
+        audit_out: Some(audit_out.clone()),
     })
     .await?;
     let url = demo.gateway.url();
@@ -141,6 +149,14 @@ async fn demo(
         demo::ADMIN_TOKEN
     );
     println!("  kubeconfig: {}", kubeconfig_out.display());
+    println!(
+        "  CA:       {} (the gateway's certificate authority)",
+        demo::ca_path(&kubeconfig_out).display()
+    );
+    println!(
+        "  audit:    {} (one JSON line per session and change)",
+        audit_out.display()
+    );
     if let Some(admin) = demo.gateway.admin_addr {
         println!("  admin:    http://{admin}/metrics  /healthz  /readyz  /debug/sessions");
     }
@@ -157,7 +173,7 @@ async fn demo(
     );
     println!();
     println!("Ctrl-C stops it.");
-    podgate::app::serve::wait_for_signal().await?;
+    stop.recv().await;
     demo.shutdown().await;
     Ok(())
 }

@@ -293,7 +293,7 @@ fn fresh_key() -> String {
 }
 
 /// `podgate demo` as its command starts it (both devclusters, the demo's people, dev login,
-/// health checks, audit to stdout), on `127.0.0.1:0` without an admin listener (tests count
+/// health checks, audit off), on `127.0.0.1:0` without an admin listener (tests count
 /// the gateway's tasks, and it would be one).
 pub async fn demo() -> Env {
     podgate_devcluster::install_crypto_provider();
@@ -301,6 +301,7 @@ pub async fn demo() -> Env {
         listen: "127.0.0.1:0".parse().expect("addr"),
         admin_listen: None,
         kubeconfig_out: None,
+        audit_out: None,
     })
     .await
     .expect("the demo starts");

@@ -14,6 +14,7 @@ async fn the_demo_refuses_any_address_beyond_loopback() {
             listen: listen.parse().expect("an address"),
             admin_listen: admin.map(|a| a.parse().expect("an address")),
             kubeconfig_out: None,
+            audit_out: None,
         })
         .await
         .err();
@@ -31,6 +32,7 @@ async fn the_demo_refuses_any_address_beyond_loopback() {
         listen: "127.0.0.1:0".parse().expect("an address"),
         admin_listen: None,
         kubeconfig_out: None,
+        audit_out: None,
     })
     .await
     .expect("the demo starts on loopback");

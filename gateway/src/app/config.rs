@@ -10,12 +10,19 @@ pub struct Loaded {
     pub config: podgate_config::Config,
     /// `auth.oidc`, typed, its relative paths resolved against the file's directory.
     pub oidc: Option<OidcConfig>,
+    /// The file's modification time before it was read, so a later edit is told apart.
+    pub modified: Option<std::time::SystemTime>,
 }
 
 pub fn load(path: &Path) -> anyhow::Result<Loaded> {
+    let modified = super::serve::modified(path);
     let config = podgate_config::load(path)?;
     let oidc = oidc_section(path, &config)?;
-    Ok(Loaded { config, oidc })
+    Ok(Loaded {
+        config,
+        oidc,
+        modified,
+    })
 }
 
 fn oidc_section(

@@ -31,7 +31,29 @@ pub struct DemoOptions {
     pub listen: SocketAddr,
     /// `/metrics`, `/healthz`, `/readyz`, `/debug/sessions`; none when `None`.
     pub admin_listen: Option<SocketAddr>,
+    /// Where to write the kubeconfig; the gateway's CA certificate is written next to it
+    /// ([`ca_path`]), for clients that take a CA file (`podgate-load --gateway-ca`, `curl`).
     pub kubeconfig_out: Option<PathBuf>,
+    /// Where audit lines go (JSON lines, appended); off when `None`.
+    pub audit_out: Option<PathBuf>,
+}
+
+/// The demo's limits: the config file's defaults are sized for a production replica and
+/// would need more open files than a workstation grants; a demo needs far fewer.
+pub fn limits() -> podgate_config::LimitsConfig {
+    podgate_config::LimitsConfig {
+        max_sessions: 1000,
+        max_sessions_per_user: 100,
+        max_sessions_per_cluster: 1000,
+        max_connections: 2000,
+        ..Default::default()
+    }
+}
+
+/// The CA certificate written next to the kubeconfig at `kubeconfig`: `NAME.ca.crt` for
+/// `NAME.kubeconfig`.
+pub fn ca_path(kubeconfig: &std::path::Path) -> PathBuf {
+    kubeconfig.with_extension("ca.crt")
 }
 
 pub struct Demo {
@@ -93,7 +115,7 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
     let tokens = podgate_auth::parse_tokens(std::path::Path::new("<demo tokens>"), TOKENS)
         .map_err(|e| DemoError::Tls(e.to_string()))?;
     let (session_limits, sessions, connections) =
-        StartOptions::settings_from(&Default::default(), &Default::default());
+        StartOptions::settings_from(&limits(), &Default::default());
     let gateway = crate::app::start(StartOptions {
         listen: opts.listen,
         tls,
@@ -108,8 +130,11 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         sessions,
         connections,
         session_series: Default::default(),
-        audit: crate::session::audit::Audit::open("stdout")
-            .map_err(|e| DemoError::Setup(e.to_string()))?,
+        audit: match &opts.audit_out {
+            Some(path) => crate::session::audit::Audit::open(&path.display().to_string())
+                .map_err(|e| DemoError::Setup(e.to_string()))?,
+            None => crate::session::audit::Audit::off(),
+        },
         admin_listen: opts.admin_listen,
     })
     .await?;
@@ -128,6 +153,7 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
     };
     if let Some(path) = &opts.kubeconfig_out {
         demo.kubeconfig(ADMIN_TOKEN).write(path)?;
+        std::fs::write(ca_path(path), &demo.ca_pem)?;
     }
     Ok(demo)
 }

@@ -8,11 +8,19 @@ use podgate_metrics::CertificateUse;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 /// How often the config, tokens and certificate files are checked for changes.
 const WATCH_EVERY: Duration = Duration::from_secs(2);
 
 pub async fn run(path: &Path, loaded: super::config::Loaded) -> anyhow::Result<()> {
+    // Listened for before anything is announced: a signal sent as soon as the address is
+    // printed is neither lost nor fatal (SIGHUP's default is to end the process).
+    let mut stop = StopSignals::new()?;
+    let mut hup = signal(SignalKind::hangup())?;
+    // The files as they were read: a change made while starting is seen by the first check.
+    let tokens_seen = loaded.config.auth.tokens_file.as_deref().and_then(modified);
+    let mut seen = (loaded.modified, tokens_seen);
     let authn = super::authn::from_config(path, &loaded)?;
     let config = loaded.config;
     for ignored in config.ignored_settings() {
@@ -95,16 +103,11 @@ pub async fn run(path: &Path, loaded: super::config::Loaded) -> anyhow::Result<(
         running.metrics().clone(),
         running.sessions.live.clone(),
     );
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut hup = signal(SignalKind::hangup())?;
     let mut watch = tokio::time::interval(WATCH_EVERY);
     let stamps = || (modified(path), reloader.tokens_file().and_then(modified));
-    let mut seen = stamps();
-    let stop = wait_for_signal();
-    tokio::pin!(stop);
     loop {
         let reason = tokio::select! {
-            r = &mut stop => { r?; break; }
+            () = stop.recv() => break,
             _ = hup.recv() => "SIGHUP",
             _ = watch.tick() => {
                 let now = stamps();
@@ -124,16 +127,30 @@ pub async fn run(path: &Path, loaded: super::config::Loaded) -> anyhow::Result<(
     Ok(())
 }
 
-fn modified(path: &Path) -> Option<SystemTime> {
+pub fn modified(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
-/// Resolves on SIGINT or SIGTERM.
-pub async fn wait_for_signal() -> std::io::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r,
-        _ = term.recv() => Ok(()),
+/// SIGINT and SIGTERM, caught from the moment this is made (not from the first poll), so a
+/// stop sent right after start-up drains instead of killing the process.
+pub struct StopSignals {
+    term: Signal,
+    int: Signal,
+}
+
+impl StopSignals {
+    pub fn new() -> std::io::Result<StopSignals> {
+        Ok(StopSignals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Resolves on the next SIGINT or SIGTERM.
+    pub async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
     }
 }

@@ -102,7 +102,7 @@ pub fn raise_and_report(max_connections: usize, max_sessions: usize) -> NofileLi
             hard = %show(limit.hard),
             "raised the open-files limit from {from}"
         ),
-        None => tracing::info!(
+        None => tracing::debug!(
             soft = %show(limit.soft),
             hard = %show(limit.hard),
             "open-files limit"
