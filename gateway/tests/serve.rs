@@ -1,122 +1,23 @@
 //! `podgate serve` and `podgate check-config` as an operator runs them: a config file, a
 //! tokens file, TLS files, kubeconfigs; real kubectl through the gateway; reload on change.
 
-use podgate_devcluster::{DevCluster, Options};
-use podgate_testkit::kubectl::{DEFAULT, Kubectl};
+use podgate_testkit::serve::{self, ADMIN, BOB, Config, Held, cluster};
 use podgate_testkit::wait::wait_until;
-use std::io::BufRead as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-struct Files {
-    dir: tempfile::TempDir,
-    config: PathBuf,
-}
-
-async fn cluster(name: &str) -> DevCluster {
-    DevCluster::start(Options {
-        name: name.into(),
-        ..Options::default()
-    })
-    .await
-    .expect("devcluster")
-}
-
-fn write_config(dir: &Path, clusters: &[(&str, &DevCluster)]) -> PathBuf {
-    let mut yaml = String::from(
-        "listen: 127.0.0.1:0\nadmin: {listen: 127.0.0.1:0}\ntls: {cert_file: tls.crt, key_file: tls.key}\nauth: {tokens_file: tokens.yaml}\nsessions: {keepalive: 5s}\nclusters:\n",
-    );
-    for (id, dc) in clusters {
-        let kc = dir.join(format!("{id}.kubeconfig"));
-        dc.kubeconfig().write(&kc).expect("kubeconfig");
-        yaml.push_str(&format!(
-            "  - id: {id}\n    kubeconfig: {id}.kubeconfig\n    context: podgate\n"
-        ));
-    }
-    let path = dir.join("podgate.yaml");
-    // Write then rename, as config management does, so a reader never sees half a file.
-    let tmp = dir.join(".podgate.yaml.tmp");
-    std::fs::write(&tmp, yaml).expect("config");
-    std::fs::rename(&tmp, &path).expect("rename");
-    path
-}
-
-fn setup(clusters: &[(&str, &DevCluster)]) -> Files {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let pem = podgate_devcluster::tls::generate_pem(&["127.0.0.1".into()]).expect("cert");
-    std::fs::write(dir.path().join("tls.crt"), &pem.cert_pem).unwrap();
-    std::fs::write(dir.path().join("tls.key"), &pem.key_pem).unwrap();
-    std::fs::write(dir.path().join("ca.crt"), &pem.ca_pem).unwrap();
-    std::fs::write(
-        dir.path().join("tokens.yaml"),
-        "- token: serve-test-admin-token\n  user: admin\n  groups: [system:masters]\n- token: serve-test-bob-token\n  user: bob\n",
-    )
-    .unwrap();
-    let config = write_config(dir.path(), clusters);
-    Files { dir, config }
-}
-
-struct Serve {
-    child: std::process::Child,
-    url: String,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(config: &Path) -> Serve {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_podgate"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("podgate serve starts");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("a line");
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
-    Serve { child, url }
-}
-
-/// kubectl on the gateway at `url`'s `cluster` with `token`, HOME and cache in the files' dir.
-fn kubectl(files: &Files, url: &str, cluster: &str, token: &str) -> Kubectl {
-    let ca = std::fs::read_to_string(files.dir.path().join("ca.crt")).expect("ca.crt");
-    let kc = podgate_testkit::kubeconfig::for_gateway(url, &ca, &[cluster], token);
-    let path = podgate_testkit::kubeconfig::write_for(
-        &kc,
-        files.dir.path(),
-        &format!("{cluster}-{token}"),
-    );
-    Kubectl::new(DEFAULT, path, files.dir.path())
-}
+/// The binary under test (only the gateway package's own tests know where it is).
+const PODGATE: &str = env!("CARGO_BIN_EXE_podgate");
 
 fn check_config(config: &Path) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_podgate"))
-        .args(["check-config", "--config"])
-        .arg(config)
-        .output()
-        .expect("podgate check-config runs")
+    serve::check_config(Path::new(PODGATE), config)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_config_accepts_good_and_names_the_problem() {
-    podgate_devcluster::install_crypto_provider();
     let east = cluster("east").await;
-    let files = setup(&[("east", &east)]);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_podgate"))
-        .args(["check-config", "--config"])
-        .arg(&files.config)
-        .output()
-        .unwrap();
+    let files = serve::setup(&Config::new(&[("east", &east)]));
+    let out = check_config(&files.config);
     assert!(
         out.status.success(),
         "{}",
@@ -125,7 +26,7 @@ async fn check_config_accepts_good_and_names_the_problem() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("ok (1 clusters"));
 
     let bad = files.dir.path().join("bad.yaml");
-    std::fs::write(&bad, "tls: {cert_file: tls.crt, key_file: tls.key}\nclusters:\n  - id: Prod_1\n    kubeconfig: east.kubeconfig\n").unwrap();
+    std::fs::write(&bad, "tls: {cert_file: tls.crt, key_file: tls.key}\nclusters:\n  - id: Prod_1\n    kubeconfig: east.kubeconfig\n").expect("a config file");
     let out = check_config(&bad);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -136,7 +37,7 @@ async fn check_config_accepts_good_and_names_the_problem() {
 
     // The OIDC section is checked by the auth crate, with the file and field named.
     let oidc = files.dir.path().join("oidc.yaml");
-    std::fs::write(&oidc, "tls: {cert_file: tls.crt, key_file: tls.key}\nclusters:\n  - id: east\n    kubeconfig: east.kubeconfig\nauth:\n  oidc:\n    issuers:\n      - issuer: http://127.0.0.1:1/realm\n        audiences: [podgate]\n        insecure_http_for_loopback: true\n").unwrap();
+    std::fs::write(&oidc, "tls: {cert_file: tls.crt, key_file: tls.key}\nclusters:\n  - id: east\n    kubeconfig: east.kubeconfig\nauth:\n  oidc:\n    issuers:\n      - issuer: http://127.0.0.1:1/realm\n        audiences: [podgate]\n        insecure_http_for_loopback: true\n").expect("a config file");
     let out = check_config(&oidc);
     assert!(
         out.status.success(),
@@ -144,7 +45,7 @@ async fn check_config_accepts_good_and_names_the_problem() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 OIDC issuers"));
-    std::fs::write(&oidc, "tls: {cert_file: tls.crt, key_file: tls.key}\nclusters:\n  - id: east\n    kubeconfig: east.kubeconfig\nauth:\n  oidc:\n    issuers:\n      - issuer: https://idp.example\n        audiences: []\n").unwrap();
+    std::fs::write(&oidc, "tls: {cert_file: tls.crt, key_file: tls.key}\nclusters:\n  - id: east\n    kubeconfig: east.kubeconfig\nauth:\n  oidc:\n    issuers:\n      - issuer: https://idp.example\n        audiences: []\n").expect("a config file");
     let out = check_config(&oidc);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -165,7 +66,7 @@ async fn check_config_accepts_good_and_names_the_problem() {
              client_secret_file: client-secret\n"
         )
     };
-    std::fs::write(&oidc, login("podgate")).unwrap();
+    std::fs::write(&oidc, login("podgate")).expect("a config file");
     let out = check_config(&oidc);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -174,14 +75,14 @@ async fn check_config_accepts_good_and_names_the_problem() {
             && err.contains("client-secret"),
         "{err}"
     );
-    std::fs::write(files.dir.path().join("client-secret"), "s3cret\n").unwrap();
+    std::fs::write(files.dir.path().join("client-secret"), "s3cret\n").expect("a config file");
     let out = check_config(&oidc);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    std::fs::write(&oidc, login("web")).unwrap();
+    std::fs::write(&oidc, login("web")).expect("a config file");
     let out = check_config(&oidc);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -191,7 +92,7 @@ async fn check_config_accepts_good_and_names_the_problem() {
     );
 
     let missing = files.dir.path().join("missing.yaml");
-    std::fs::write(&missing, "tls: {cert_file: tls.crt, key_file: tls.key}\nclusters:\n  - id: x\n    kubeconfig: nope.kubeconfig\n").unwrap();
+    std::fs::write(&missing, "tls: {cert_file: tls.crt, key_file: tls.key}\nclusters:\n  - id: x\n    kubeconfig: nope.kubeconfig\n").expect("a config file");
     let out = check_config(&missing);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -203,13 +104,12 @@ async fn check_config_accepts_good_and_names_the_problem() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_relays_kubectl_and_reloads_clusters() {
-    podgate_devcluster::install_crypto_provider();
     let east = cluster("east").await;
     let west = cluster("west").await;
-    let files = setup(&[("east", &east)]);
-    let gw = serve(&files.config);
+    let files = serve::setup(&Config::new(&[("east", &east)]));
+    let gw = serve::start(Path::new(PODGATE), &files).await;
 
-    let admin_east = kubectl(&files, &gw.url, "east", "serve-test-admin-token");
+    let admin_east = gw.kubectl("east", ADMIN.token);
     let out = admin_east.sh("echo via-serve; exit 5").await;
     assert_eq!(
         (out.code, out.text().as_str()),
@@ -217,15 +117,15 @@ async fn serve_relays_kubectl_and_reloads_clusters() {
         "{}",
         out.stderr
     );
-    let bob_east = kubectl(&files, &gw.url, "east", "serve-test-bob-token");
+    let bob_east = gw.kubectl("east", BOB.token);
     let out = bob_east.run(&["exec", "shell-0", "--", "true"], b"").await;
     out.assert_fails_saying(&[r#"User "bob" cannot"#], "");
 
     // Add west by editing the file: no restart, east keeps working.
-    let admin_west = kubectl(&files, &gw.url, "west", "serve-test-admin-token");
+    let admin_west = gw.kubectl("west", ADMIN.token);
     let out = admin_west.run(&["get", "pods"], b"").await;
     assert_ne!(out.code, 0, "west is not configured yet");
-    write_config(files.dir.path(), &[("east", &east), ("west", &west)]);
+    files.write_config(&Config::new(&[("east", &east), ("west", &west)]));
     let reachable = wait_until(
         Duration::from_secs(30),
         Duration::from_millis(200),
@@ -250,10 +150,8 @@ async fn serve_relays_kubectl_and_reloads_clusters() {
     );
 
     // Remove east with SIGHUP after an edit.
-    write_config(files.dir.path(), &[("west", &west)]);
-    let _ = std::process::Command::new("kill")
-        .args(["-HUP", &gw.child.id().to_string()])
-        .status();
+    files.write_config(&Config::new(&[("west", &west)]));
+    gw.sighup();
     let mut err = String::new();
     let removed = wait_until(
         Duration::from_secs(30),
@@ -268,4 +166,115 @@ async fn serve_relays_kubectl_and_reloads_clusters() {
     )
     .await;
     assert!(removed, "east was never removed: {err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_names_what_needs_a_restart_and_applies_the_rest() {
+    if !podgate_testkit::kubectl::available() {
+        return;
+    }
+    let east = cluster("east").await;
+    let west = cluster("west").await;
+    let files = serve::setup(&Config::new(&[("east", &east)]));
+    let gw = serve::start(Path::new(PODGATE), &files).await;
+    // One connection held open: were `max_connections: 1` applied, no other could open.
+    let mut held = Held::open(
+        &gw.kubectl("east", ADMIN.token),
+        "default",
+        "shell-0",
+        "cat",
+    )
+    .await;
+
+    let restart = Config::new(&[("east", &east), ("west", &west)])
+        .set("limits", "{max_connections: 1}")
+        .set("sessions", "{keepalive: 5s, idle_timeout: 1m}");
+    let mark = gw.mark();
+    let reload = gw.reload(|| files.write_config(&restart)).await;
+    assert!(
+        reload.contains("config reloaded: clusters: 1 added, 0 removed, 0 rebuilt (added west)"),
+        "{reload}"
+    );
+    let warning = gw
+        .line_after(mark, Duration::from_secs(5), "the restart warning", |l| {
+            l.contains("config reload: sessions, limits changed and need(s) a restart")
+        })
+        .await;
+    assert!(
+        warning.contains(" WARN ") && warning.contains("the running values stay"),
+        "{warning}"
+    );
+    // What reloads live took effect: west answers, over a second connection.
+    let out = gw
+        .kubectl("west", ADMIN.token)
+        .run(&["get", "pods", "-o", "name"], b"")
+        .await;
+    assert!(
+        out.code == 0 && out.text().contains("pod/shell-0"),
+        "{}",
+        out.stderr
+    );
+    held.echoes("the session from before the reload").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_without_effect_are_warned_about() {
+    let east = cluster("east").await;
+    let files = serve::setup(
+        &Config::new(&[("east", &east)]).set("limits", "{session_buffer_bytes: 64KiB}"),
+    );
+    let warning = format!(
+        "{}: limits.session_buffer_bytes has no effect",
+        files.config.display()
+    );
+    let out = check_config(&files.config);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with(&format!("warning: {warning}"))),
+        "{stdout}"
+    );
+    // And `serve` says it in its log at start.
+    let gw = serve::start(Path::new(PODGATE), &files).await;
+    let line = gw
+        .line_after(0, Duration::from_secs(5), "the warning", |l| {
+            l.contains(&warning)
+        })
+        .await;
+    assert!(line.contains(" WARN "), "{line}");
+}
+
+/// The moment podgate prints its address, it acts on what it is sent: a SIGHUP reloads
+/// (SIGHUP's default would end the process), a file edited at once is reloaded (its stamp is
+/// the one from before the file was read), and a SIGTERM drains and exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signals_and_edits_right_after_start_are_acted_on() {
+    let east = cluster("east").await;
+    let west = cluster("west").await;
+    let files = serve::setup(&Config::new(&[("east", &east)]));
+
+    let mut gw = serve::start(Path::new(PODGATE), &files).await;
+    gw.sighup();
+    let line = gw.reload_after(0).await;
+    assert!(line.contains("SIGHUP"), "{line}");
+    assert!(gw.exited().is_none(), "SIGHUP ended podgate");
+    drop(gw);
+
+    let gw = serve::start(Path::new(PODGATE), &files).await;
+    files.write_config(&Config::new(&[("east", &east), ("west", &west)]));
+    let line = gw.reload_after(0).await;
+    assert!(line.contains("added west"), "{line}");
+    gw.sigterm();
+    drop(gw);
+
+    let mut gw = serve::start(Path::new(PODGATE), &files).await;
+    gw.sigterm();
+    let status = gw.exit_within(Duration::from_secs(15)).await;
+    assert!(status.success(), "SIGTERM at start: {status:?}");
 }

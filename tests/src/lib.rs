@@ -22,7 +22,9 @@
 //! - [`prometheus`]: deploy/'s manifests, alerts and dashboard as tests read them, and a real
 //!   Prometheus server;
 //! - [`python`]: the official Kubernetes Python client, as its users drive an exec;
-//! - [`browser`]: the web UI's Chromium driver (playwright-core, `gateway/web/tests/ui.mjs`).
+//! - [`browser`]: the web UI's Chromium driver (playwright-core, `gateway/web/tests/ui.mjs`);
+//! - [`serve`]: `podgate serve` as a process with its files (config, tokens, TLS, kubeconfigs):
+//!   its log line by line, its admin listener, reloads by rewriting a file, signals.
 //!
 //! Product crates export no fixtures: what only tests need lives here.
 #![forbid(unsafe_code)]
@@ -39,6 +41,7 @@ pub mod oidc;
 pub mod process;
 pub mod prometheus;
 pub mod python;
+pub mod serve;
 pub mod tls;
 pub mod tty;
 pub mod wait;

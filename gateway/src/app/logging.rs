@@ -63,11 +63,15 @@ impl EscapingVisitor<'_> {
         }
         let separator = if self.first { "" } else { " " };
         self.first = false;
-        let value = escape(value);
         self.result = if field.name() == "message" {
-            write!(self.writer, "{separator}{value}")
+            write!(self.writer, "{separator}{}", escape(value))
         } else {
-            write!(self.writer, "{separator}{}={value}", field.name())
+            write!(
+                self.writer,
+                "{separator}{}={}",
+                field.name(),
+                escape(&bare(value))
+            )
         };
     }
 }
@@ -82,6 +86,39 @@ impl Visit for EscapingVisitor<'_> {
         // `%value` (Display) and `?value` (Debug) fields, and the message, arrive here.
         self.write(field, &format!("{value:?}"));
     }
+}
+
+/// A value shown as it is when it is one word, quoted otherwise: a `%value` from a client
+/// (`command = %cmd`) with a space or `=` in it cannot add `key=value` pairs of its own.
+fn bare(value: &str) -> Cow<'_, str> {
+    let plain = !value.is_empty()
+        && !value
+            .chars()
+            .any(|c| c.is_whitespace() || c == '=' || c == '"');
+    if plain {
+        Cow::Borrowed(value)
+    } else if value.len() >= 2 && value.starts_with('"') && value.ends_with('"') && is_quoted(value)
+    {
+        // Already a quoted string (`?text`, or a plain `&str` field).
+        Cow::Borrowed(value)
+    } else {
+        Cow::Owned(format!("{value:?}"))
+    }
+}
+
+/// Whether `value` is exactly one Debug-quoted string: no unescaped quote inside.
+fn is_quoted(value: &str) -> bool {
+    let inner = &value[1..value.len() - 1];
+    let mut escaped = false;
+    for c in inner.chars() {
+        match (escaped, c) {
+            (true, _) => escaped = false,
+            (false, '\\') => escaped = true,
+            (false, '"') => return false,
+            _ => {}
+        }
+    }
+    !escaped
 }
 
 /// `text` with every control character written as an escape, so it stays on one line and
@@ -135,7 +172,13 @@ mod tests {
     fn log_hostile_values() {
         let span = tracing::info_span!("session", user = %FORGED, command = FORGED);
         let _in = span.enter();
-        tracing::info!(path = %"/api\r\nx", container = ?"c\u{1b}[2J", "refused: {FORGED}");
+        tracing::info!(
+            path = %"/api\r\nx",
+            container = ?"c\u{1b}[2J",
+            trick = %"a outcome=\"completed\"",
+            plain = %"word",
+            "refused: {FORGED}"
+        );
     }
 
     #[test]
@@ -152,8 +195,14 @@ mod tests {
         assert_eq!(text.lines().count(), 1, "{text}");
         assert!(!text.contains('\u{1b}') && !text.contains('\r'), "{text:?}");
         assert!(text.contains("refused: evil\\n2026-12-01"), "{text}");
-        assert!(text.contains("user=evil\\n2026"), "{text}");
-        assert!(text.contains("path=/api\\r\\nx"), "{text}");
+        assert!(text.contains("user=\"evil\\n2026"), "{text}");
+        // A client's value cannot add fields: it is quoted, its quotes escaped.
+        assert!(
+            text.contains("trick=\"a outcome=\\\"completed\\\"\""),
+            "{text}"
+        );
+        assert!(text.contains("plain=word"), "{text}");
+        assert!(text.contains("path=\"/api\\r\\nx\""), "{text}");
         // UTF-8 stays readable.
         assert_eq!(escape("zoë 用户"), "zoë 用户");
         assert_eq!(escape("a\tb\u{85}"), "a\\tb\\u{85}");

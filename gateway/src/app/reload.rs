@@ -177,7 +177,10 @@ fn judge(
         .map(|denied| {
             (
                 Stop::AccessRevoked,
-                format!("podgate: session closed: access was revoked: {denied}"),
+                format!(
+                    "podgate: session closed: access was revoked: {}",
+                    denied.to_string().trim_start_matches("podgate: ")
+                ),
             )
         })
 }

@@ -103,7 +103,8 @@ impl Drop for SessionGuard {
             stdin_bytes = stdin,
             stdout_bytes = stdout,
             stderr_bytes = stderr,
-            message = message.as_deref().unwrap_or(""),
+            // Not `message`: that is the event's own text in JSON logs.
+            detail = message.as_deref(),
             "session ended"
         );
         self.audit.session_end(&SessionEnd {
