@@ -39,7 +39,7 @@ bench:
 	$(CARGO) build --release --quiet -p podgate -p podgate-devcluster -p podgate-benches
 	$(BENCH_DIR)/release/podgate-load --spawn --profile quick --out $(BENCH_DIR)/bench/summary.json
 
-## The issue's sizes (10,000 idle, 1,000 interactive at 10/s, churn of 100,000, 5 min soak;
+## The targets' full sizes (10,000 idle, 1,000 interactive at 10/s, churn of 100,000, 5 min soak;
 ## about 25 min), then the criterion micro-benchmarks. Writes target/bench/summary-full.json.
 bench-full:
 	$(CARGO) build --release --quiet -p podgate -p podgate-devcluster -p podgate-benches

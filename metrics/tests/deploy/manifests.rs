@@ -97,6 +97,9 @@ fn typed(objects: &[Value]) -> BTreeMap<String, Value> {
             strict::<Role>(obj)
         } else if is::<RoleBinding>(obj) {
             strict::<RoleBinding>(obj)
+        } else if obj["apiVersion"] == "cert-manager.io/v1" {
+            // A CRD too: the example overlay's Certificate, checked in the overlay's test.
+            assert_eq!(obj["kind"], "Certificate", "unexpected {}", describe(obj));
         } else if obj["apiVersion"] == "monitoring.coreos.com/v1" {
             // CRDs: no k8s-openapi type; their fields are checked in monitoring_* below.
             assert!(
@@ -220,6 +223,96 @@ fn base() -> Option<Base> {
     Some(Base {
         objects: render("base")?,
     })
+}
+
+/// The example installation (`deploy/overlays/example`): the base with an image, a hostname, a
+/// certificate, an OIDC issuer and browser login, and the Secret they need made required. What
+/// a person copies must be consistent as it stands.
+#[test]
+fn the_example_overlay_is_a_consistent_installation() {
+    let Some(objects) = render("overlays/example") else {
+        return;
+    };
+    let Some(base) = base() else { return };
+    let overlay = Base { objects };
+
+    let added: BTreeSet<&String> = overlay
+        .objects
+        .keys()
+        .filter(|k| !base.objects.contains_key(*k))
+        .collect();
+    assert_eq!(
+        added,
+        BTreeSet::from([&"Certificate/podgate-tls".to_string()])
+    );
+    for (key, obj) in &overlay.objects {
+        if key != "Namespace/podgate" {
+            assert_eq!(obj["metadata"]["namespace"], NAMESPACE, "{key}");
+        }
+    }
+    let image = overlay.container()["image"].as_str().expect("an image");
+    assert!(
+        image.contains('/') && image.contains(':') && !image.starts_with("podgate"),
+        "the overlay sets a registry image: {image}"
+    );
+
+    // The config is podgate's, its OIDC section the auth crate's, both without a problem.
+    let text = overlay.config_text();
+    assert_ne!(text, base.config_text(), "the overlay replaces the config");
+    let path = Path::new("/etc/podgate/config.yaml");
+    let config = podgate_config::parse_with(path, &text, |p| {
+        Err(std::io::Error::other(format!(
+            "no imports: {}",
+            p.display()
+        )))
+    })
+    .unwrap_or_else(|e| panic!("deploy/overlays/example/podgate.yaml is refused:\n{e}"));
+    let oidc: podgate_auth::OidcConfig =
+        serde_norway::from_value(config.auth.oidc.clone().expect("an OIDC section"))
+            .unwrap_or_else(|e| panic!("auth.oidc of the example overlay: {e}"));
+    assert_eq!(oidc.validate(), Vec::new());
+    let login = oidc.login.as_ref().expect("browser login");
+
+    // One hostname everywhere: certificate, redirect URL, DNS annotation.
+    let cert = overlay.get("Certificate/podgate-tls");
+    assert_eq!(cert["spec"]["secretName"], "podgate-tls");
+    let host = cert["spec"]["dnsNames"][0].as_str().expect("a dnsName");
+    assert_eq!(
+        login.redirect_url.as_deref(),
+        Some(format!("https://{host}/auth/callback").as_str())
+    );
+    assert_eq!(
+        overlay.get("Service/podgate")["metadata"]["annotations"]["external-dns.alpha.kubernetes.io/hostname"],
+        host
+    );
+
+    // Every file the config names is mounted, and what the login needs is not optional.
+    let (files, whole_secrets) = overlay.mounted_files();
+    let mut needed = vec![
+        config.tls.cert_file.clone(),
+        config.tls.key_file.clone(),
+        login
+            .client_secret_file
+            .clone()
+            .expect("a client secret file"),
+        config
+            .auth
+            .session
+            .key_file
+            .clone()
+            .expect("a cookie key file"),
+    ];
+    needed.extend(config.clusters.iter().filter_map(|c| c.kubeconfig.clone()));
+    for f in &needed {
+        let f = f.to_str().expect("a UTF-8 path");
+        let required = files.iter().any(|(p, optional)| p == f && !optional)
+            || (f.ends_with(".kubeconfig")
+                && whole_secrets.iter().any(|s| s == "podgate-kubeconfigs"));
+        assert!(
+            required,
+            "{f} is named by the config but not mounted as required"
+        );
+    }
 }
 
 #[test]
