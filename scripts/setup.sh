@@ -65,3 +65,19 @@ if [ ! -x "$py/bin/python" ] || ! "$py/bin/python" -c 'import kubernetes' 2>/dev
   python3 -m venv "$py"
   "$py/bin/pip" install --quiet --disable-pip-version-check kubernetes==37.0.2
 fi
+# pyte, a terminal emulator, replays recordings (resizes included) to check that they end on
+# the screen the live terminal showed. Same virtualenv, pinned.
+if ! "$py/bin/python" -c 'import pyte' 2>/dev/null; then
+  echo "setup: installing pyte into $py"
+  "$py/bin/pip" install --quiet --disable-pip-version-check pyte==0.8.2
+fi
+
+# Debian's asciinema: the recording tests check that `asciinema cat` takes every recording
+# and reproduces its output byte for byte. Installed only when missing.
+if ! command -v asciinema >/dev/null; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "setup: installing asciinema (Debian package) for the recording tests" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends asciinema >/dev/null
+fi

@@ -67,7 +67,7 @@ pub fn check(
     match namespace_of(&segments) {
         Scope::Namespace(ns) if policy.namespaces.iter().any(|n| n == ns) => Ok(()),
         Scope::Namespace(ns) => Err(deny(format!("namespace {ns:?}"))),
-        Scope::Discovery => Ok(()),
+        Scope::Discovery | Scope::SelfReview => Ok(()),
         Scope::Cluster => Err(deny(format!("cluster-wide /{}", segments.join("/")))),
     }
 }
@@ -97,6 +97,73 @@ pub fn check_session(
     })
 }
 
+/// What a self review asks about, as the edge judges it ([`check_question`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Question<'a> {
+    /// A `SelfSubjectAccessReview` about a resource (`namespace` empty: cluster-wide).
+    Resource {
+        namespace: &'a str,
+        group: &'a str,
+        resource: &'a str,
+        name: &'a str,
+    },
+    /// A `SelfSubjectAccessReview` about a non-resource URL (`/healthz`, `/logs`).
+    NonResource { path: &'a str },
+    /// A `SelfSubjectRulesReview` (`kubectl auth can-i --list`) of `namespace`.
+    Rules { namespace: &'a str },
+}
+
+/// Whether the edge itself would let `who` do what a self review asks about: where it would
+/// refuse, podgate answers the review (no) and the cluster is not asked, so `kubectl auth
+/// can-i` agrees with what podgate then does.
+pub fn check_question(
+    policy: &AccessPolicy,
+    cluster: &str,
+    who: &Identity,
+    question: &Question<'_>,
+) -> Result<(), Denied> {
+    if !may_use(policy, who) {
+        return Err(Denied::Cluster {
+            user: who.user().to_string(),
+            cluster: cluster.into(),
+        });
+    }
+    if policy.namespaces.is_empty() {
+        return Ok(());
+    }
+    let allowed = |ns: &str| policy.namespaces.iter().any(|n| n == ns);
+    let deny = |what: String| Denied::Namespace {
+        user: who.user().to_string(),
+        cluster: cluster.into(),
+        allowed: policy.namespaces.clone(),
+        what,
+    };
+    match *question {
+        Question::Resource { namespace, .. } | Question::Rules { namespace }
+            if !namespace.is_empty() =>
+        {
+            if allowed(namespace) {
+                Ok(())
+            } else {
+                Err(deny(format!("namespace {namespace:?}")))
+            }
+        }
+        // The namespace object itself (`/api/v1/namespaces/{ns}`), as the edge reads that path.
+        Question::Resource {
+            group: "",
+            resource: "namespaces",
+            name,
+            ..
+        } if allowed(name) => Ok(()),
+        Question::Resource { resource, .. } => Err(deny(format!("cluster-wide {resource:?}"))),
+        Question::Rules { .. } => Err(deny("cluster-wide rules".into())),
+        Question::NonResource { path } => match ApiPath::parse(path) {
+            Ok(p) => check(policy, cluster, who, &p),
+            Err(_) => Err(deny(format!("non-resource URL {path:?}"))),
+        },
+    }
+}
+
 /// Whether `path` is API discovery (version, group and resource lists, OpenAPI): what every
 /// client reads before its real request, about no object.
 pub fn is_discovery(path: &ApiPath<'_>) -> bool {
@@ -108,6 +175,9 @@ enum Scope<'a> {
     /// Version, discovery and OpenAPI documents: needed by every client, about no object.
     Discovery,
     Namespace(&'a str),
+    /// A self review (`kubectl auth can-i`, `auth whoami`): a question about oneself, answered
+    /// by the cluster for the person asking, harmless for anyone who may use the cluster.
+    SelfReview,
     /// Anything else: cluster-scoped objects, or namespaced ones across all namespaces.
     Cluster,
 }
@@ -118,6 +188,13 @@ fn namespace_of<'a>(segments: &[&'a str]) -> Scope<'a> {
             Scope::Discovery
         }
         ["openapi", ..] => Scope::Discovery,
+        [
+            "apis",
+            "authorization.k8s.io",
+            _,
+            "selfsubjectaccessreviews" | "selfsubjectrulesreviews",
+        ]
+        | ["apis", "authentication.k8s.io", _, "selfsubjectreviews"] => Scope::SelfReview,
         ["api", _, "namespaces", ns, ..] | ["apis", _, _, "namespaces", ns, ..] => {
             Scope::Namespace(ns)
         }
@@ -178,9 +255,16 @@ mod tests {
             "/api/v1/namespaces/default/pods/shell-0/exec",
             "/apis/apps/v1/namespaces/default/deployments",
             "/api/v1/namespaces/default",
+            // Self reviews: questions about oneself (`kubectl auth can-i`, `auth whoami`).
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews",
+            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
         ] {
             assert!(check(&p, "c", &w, ok).is_ok(), "{ok}");
         }
+        // Not the reviews about others.
+        let others = "/apis/authorization.k8s.io/v1/subjectaccessreviews";
+        assert!(check(&p, "c", &w, others).is_err());
         let e = check(&p, "c", &w, "/api/v1/namespaces/shop/pods/web-0/exec").unwrap_err();
         assert_eq!(e.reason(), "namespace_not_allowed");
         assert!(
@@ -213,6 +297,58 @@ mod tests {
         assert!(is_discovery(&ApiPath::parse("/apis/apps/v1").unwrap()));
         assert!(is_discovery(&ApiPath::parse("/openapi/v3/api/v1").unwrap()));
         assert!(!is_discovery(&ApiPath::parse("/api/v1/pods").unwrap()));
+    }
+
+    #[test]
+    fn self_reviews_are_judged_as_the_edge_judges_what_they_ask() {
+        let p = AccessPolicy {
+            users: vec![],
+            groups: vec![],
+            namespaces: vec!["default".into()],
+        };
+        let w = who("alice", &[]);
+        let q = |q: Question<'_>| check_question(&p, "c", &w, &q).map_err(|d| d.to_string());
+        let pods = |namespace| Question::Resource {
+            namespace,
+            group: "",
+            resource: "pods",
+            name: "",
+        };
+        assert_eq!(q(pods("default")), Ok(()));
+        assert_eq!(
+            q(pods("shop")),
+            Err("podgate: cluster \"c\" is open to user \"alice\" only in namespaces [\"default\"], not namespace \"shop\"".into())
+        );
+        let e = q(pods("")).unwrap_err();
+        assert!(e.ends_with("not cluster-wide \"pods\""), "{e}");
+        let ns = |name| Question::Resource {
+            namespace: "",
+            group: "",
+            resource: "namespaces",
+            name,
+        };
+        assert_eq!(q(ns("default")), Ok(()));
+        assert!(q(ns("shop")).is_err());
+        assert_eq!(
+            q(Question::Rules {
+                namespace: "default"
+            }),
+            Ok(())
+        );
+        assert!(q(Question::Rules { namespace: "shop" }).is_err());
+        assert!(q(Question::Rules { namespace: "" }).is_err());
+        assert_eq!(q(Question::NonResource { path: "/version" }), Ok(()));
+        assert!(q(Question::NonResource { path: "/logs" }).is_err());
+        assert!(q(Question::NonResource { path: "logs" }).is_err());
+        // Who may not use the cluster at all hears that; an open policy lets every question by.
+        let closed = AccessPolicy {
+            users: vec!["carol".into()],
+            ..p.clone()
+        };
+        let d = check_question(&closed, "c", &w, &pods("default")).unwrap_err();
+        assert_eq!(d.reason(), "cluster_not_allowed");
+        let open = AccessPolicy::default();
+        assert!(check_question(&open, "c", &w, &pods("")).is_ok());
     }
 
     #[test]

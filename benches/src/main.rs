@@ -62,6 +62,10 @@ struct Args {
     /// Files and logs of --spawn.
     #[arg(long, default_value = "target/bench/run")]
     work_dir: PathBuf,
+    /// With --spawn: podgate records every session (off, best_effort, required), to measure
+    /// what recording costs against the same run's direct path.
+    #[arg(long, default_value = "off", requires = "spawn", value_parser = ["off", "best_effort", "required"])]
+    recording: String,
 
     /// Namespace of the pods.
     #[arg(long, default_value = "load")]
@@ -174,7 +178,7 @@ async fn main_async(args: Args, nofile: u64) -> anyhow::Result<bool> {
                 .context("no directory for this executable")?
                 .to_path_buf(),
         };
-        let s = spawn::start(&bin_dir, &args.work_dir).await?;
+        let s = spawn::start(&bin_dir, &args.work_dir, &args.recording).await?;
         eprintln!(
             "podgate-load: devcluster pid {}, podgate pid {} at {} (logs in {})",
             s.devcluster.pid,

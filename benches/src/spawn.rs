@@ -46,8 +46,9 @@ pub struct Spawned {
 }
 
 /// Starts `devcluster` and `podgate serve` from `bin_dir`, with their files and logs in
-/// `work_dir`.
-pub async fn start(bin_dir: &Path, work_dir: &Path) -> anyhow::Result<Spawned> {
+/// `work_dir`; podgate records every session in `recording` mode (`off`, `best_effort`,
+/// `required`) into `work_dir/recordings`.
+pub async fn start(bin_dir: &Path, work_dir: &Path, recording: &str) -> anyhow::Result<Spawned> {
     std::fs::create_dir_all(work_dir)
         .with_context(|| format!("cannot create {}", work_dir.display()))?;
     let work_dir = std::fs::canonicalize(work_dir)?;
@@ -72,7 +73,14 @@ pub async fn start(bin_dir: &Path, work_dir: &Path) -> anyhow::Result<Spawned> {
         &format!("- token: {TOKEN}\n  user: admin\n  groups: [system:masters]\n"),
     )?;
     let config = work_dir.join("podgate.yaml");
-    write_private(&config, &config_yaml(&cert, &key, &kubeconfig, &tokens))?;
+    let mut text = config_yaml(&cert, &key, &kubeconfig, &tokens);
+    if recording != "off" {
+        let dir = work_dir.join("recordings");
+        // A fresh directory per run: recordings are not the bench's to keep.
+        let _ = std::fs::remove_dir_all(&dir);
+        text.push_str(&recording_yaml(recording, &dir));
+    }
+    write_private(&config, &text)?;
 
     let mut cmd = Command::new(bin_dir.join("podgate"));
     cmd.arg("serve").arg("--config").arg(&config);
@@ -120,6 +128,14 @@ limits:
         key = key.display(),
         kubeconfig = kubeconfig.display(),
         tokens = tokens.display(),
+    )
+}
+
+/// Every session recorded, into `dir`.
+fn recording_yaml(mode: &str, dir: &Path) -> String {
+    format!(
+        "recording:\n  default: {mode}\n  dir: {dir}\n",
+        dir = dir.display()
     )
 }
 
@@ -196,5 +212,12 @@ mod tests {
             podgate_config::parse(&p("podgate.yaml"), &text).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(config.limits.max_sessions_per_user, 200_000);
         assert_eq!(config.clusters[0].id, CLUSTER_ID);
+        let recorded = text + &recording_yaml("best_effort", &p("recordings"));
+        let config =
+            podgate_config::parse(&p("podgate.yaml"), &recorded).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            config.recording_mode(CLUSTER_ID),
+            podgate_config::RecordingMode::BestEffort
+        );
     }
 }

@@ -169,6 +169,11 @@ pub fn expand_import(
             in_cluster: false,
             impersonate: import.impersonate,
             access: Default::default(),
+            display_name: None,
+            environment: None,
+            labels: Default::default(),
+            recording: None,
+            record_input: None,
         });
     }
     if problems.is_empty() {
@@ -275,6 +280,11 @@ users:
                 in_cluster: false,
                 impersonate: false,
                 access: Default::default(),
+                display_name: None,
+                environment: None,
+                labels: Default::default(),
+                recording: None,
+                record_input: None,
             }
         );
     }

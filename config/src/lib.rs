@@ -11,6 +11,7 @@
 mod duration;
 mod error;
 mod imports;
+mod recording;
 mod schema;
 mod size;
 mod validate;
@@ -23,6 +24,7 @@ pub use error::{ConfigError, Problem, Problems};
 pub use imports::{
     ImportProblem, KubeconfigContexts, expand_import, kubeconfig_contexts, sanitize_id,
 };
+pub use recording::{OperatorsConfig, Principals, RecordingConfig, RecordingMode};
 pub use schema::{
     AccessPolicy, AdminConfig, AuditConfig, AuthConfig, BrowserSessionConfig, ClusterConfig,
     ClusterSource, Config, ImportConfig, LimitsConfig, LogConfig, LogFormat, MetricsConfig,
@@ -116,6 +118,9 @@ fn resolve_paths(config: &mut Config, base: &Path) {
     }
     if let Some(file) = &mut config.auth.session.key_file {
         resolve(file);
+    }
+    if let Some(dir) = &mut config.recording.dir {
+        resolve(dir);
     }
     if !matches!(config.audit.output.as_str(), "stdout" | "off") {
         let mut p = PathBuf::from(&config.audit.output);

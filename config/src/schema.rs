@@ -42,6 +42,10 @@ pub struct Config {
     pub audit: AuditConfig,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub recording: crate::recording::RecordingConfig,
+    #[serde(default)]
+    pub operators: crate::recording::OperatorsConfig,
 }
 
 impl Config {
@@ -173,6 +177,24 @@ pub struct ClusterConfig {
     /// behind it, through impersonation.
     #[serde(default, skip_serializing_if = "AccessPolicy::is_open")]
     pub access: AccessPolicy,
+    /// What people read in the web UI's picker and `/podgate/clusters` (`Production EU 1`);
+    /// the id when absent. At most 100 characters, no control characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// The kind of environment (`production`, `staging`, `development`, ...): a DNS label,
+    /// shown with the cluster and searchable. `production` is marked as such in the UI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// Free labels as Kubernetes writes them (`region: eu-west-1`, `team: payments`):
+    /// shown with the cluster and searchable. At most 32.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// `off`, `best_effort` or `required`; `recording.default` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording: Option<crate::recording::RecordingMode>,
+    /// Record what people type here; `recording.input` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_input: Option<bool>,
 }
 
 /// An edge policy for one cluster. A user may use the cluster when `users` and `groups` are
@@ -355,9 +377,26 @@ pub struct UpstreamConfig {
     /// unreachable. Default `5s`.
     pub connect_timeout: Duration,
     /// How often each cluster is probed for `/readyz` and the dashboard. Default `15s`.
+    /// The shortest time between two probes of one cluster: with more clusters than
+    /// `health_max_rate` allows in that time, the interval stretches to
+    /// clusters / `health_max_rate`.
     pub health_interval: Duration,
     /// Default `5s`; at most `health_interval` so probes never overlap.
     pub health_timeout: Duration,
+    /// Health probes started per second at most, over all clusters, after the first probe of
+    /// each (which runs at start, bounded by the two concurrency settings). Default 100.
+    pub health_max_rate: u32,
+    /// Health probes in flight at once, over all clusters. Default 64.
+    pub health_concurrency: usize,
+    /// Health probes in flight at once to one apiserver address (many cluster ids may share
+    /// one). Default 8.
+    pub health_concurrency_per_server: usize,
+    /// A cluster that keeps failing its probe is probed less often: the interval doubles
+    /// with each failure, up to this (or the interval itself, when longer). Default `5m`.
+    pub health_backoff_max: Duration,
+    /// An upstream connection nobody used for this long is closed, so an unused cluster holds
+    /// no file descriptor; health probes do not count as use. Default `90s`.
+    pub idle_timeout: Duration,
 }
 
 impl Default for UpstreamConfig {
@@ -366,6 +405,11 @@ impl Default for UpstreamConfig {
             connect_timeout: Duration::from_secs(5),
             health_interval: Duration::from_secs(15),
             health_timeout: Duration::from_secs(5),
+            health_max_rate: 100,
+            health_concurrency: 64,
+            health_concurrency_per_server: 8,
+            health_backoff_max: Duration::from_secs(300),
+            idle_timeout: Duration::from_secs(90),
         }
     }
 }

@@ -62,6 +62,11 @@ fn every_default() {
             in_cluster: true,
             impersonate: true,
             access: Default::default(),
+            display_name: None,
+            environment: None,
+            labels: Default::default(),
+            recording: None,
+            record_input: None,
         }]
     );
     assert_eq!(config.clusters[0].source(), ClusterSource::InCluster);
@@ -488,6 +493,11 @@ imports:
             in_cluster: false,
             impersonate: false,
             access: Default::default(),
+            display_name: None,
+            environment: None,
+            labels: Default::default(),
+            recording: None,
+            record_input: None,
         }
     );
 }
@@ -585,4 +595,129 @@ fn example_config_parses() {
     assert_eq!(config.sessions, SessionsConfig::default());
     assert_eq!(config.limits, LimitsConfig::default());
     assert_eq!(config.upstream, UpstreamConfig::default());
+}
+
+#[test]
+fn cluster_display_fields() {
+    let config = ok("\
+tls: {cert_file: tls.crt, key_file: /abs/tls.key}
+clusters:
+- id: prod-eu-1
+  in_cluster: true
+  display_name: Production EU 1 (Frankfurt)
+  environment: production
+  labels: {region: eu-central-1, team: payments, example.com/tier: gold, empty: ''}
+- id: plain
+  in_cluster: true
+");
+    let c = &config.clusters[0];
+    assert_eq!(
+        c.display_name.as_deref(),
+        Some("Production EU 1 (Frankfurt)")
+    );
+    assert_eq!(c.environment.as_deref(), Some("production"));
+    assert_eq!(
+        c.labels.get("region").map(String::as_str),
+        Some("eu-central-1")
+    );
+    assert_eq!(
+        c.labels.get("example.com/tier").map(String::as_str),
+        Some("gold")
+    );
+    assert_eq!(c.labels.len(), 4);
+    let plain = &config.clusters[1];
+    assert_eq!(
+        (plain.display_name.as_ref(), plain.environment.as_ref()),
+        (None, None)
+    );
+    assert!(plain.labels.is_empty());
+    // Written back without the empty ones, and read again the same.
+    let text = serde_norway::to_string(&config).expect("serializes");
+    assert_eq!(text.matches("display_name").count(), 1, "{text}");
+    assert_eq!(ok(&text), config);
+}
+
+#[test]
+fn cluster_display_field_errors() {
+    let long = "x".repeat(101);
+    let labels: String = (0..33).map(|i| format!("l{i}: v,")).collect();
+    let message = err(&format!(
+        "\
+tls: {{cert_file: tls.crt, key_file: /abs/tls.key}}
+clusters:
+- id: a
+  in_cluster: true
+  display_name: \"  \"
+  environment: Production
+  labels: {{\"bad key\": ok, \"/x\": ok, good: \"-bad\", long: {long}}}
+- id: b
+  in_cluster: true
+  display_name: \"{long}\"
+  labels: {{{labels}}}
+- id: c
+  in_cluster: true
+  display_name: \"tab\\there\"
+"
+    ));
+    let lines: Vec<&str> = message.lines().collect();
+    let has = |field: &str, text: &str| {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(&format!(": {field}: ")) && l.contains(text)),
+            "no {field}: {text} in\n{message}"
+        );
+    };
+    has("clusters[0].display_name", "is empty");
+    has(
+        "clusters[0].environment",
+        "\"Production\" is not a DNS label",
+    );
+    has(
+        "clusters[0].labels",
+        "key \"bad key\" is not a Kubernetes label key",
+    );
+    has(
+        "clusters[0].labels",
+        "key \"/x\" is not a Kubernetes label key (its prefix",
+    );
+    has(
+        "clusters[0].labels.good",
+        "\"-bad\" is not a Kubernetes label value (must start",
+    );
+    has("clusters[0].labels.long", "at most 63 characters");
+    has("clusters[1].display_name", "is longer than 100 characters");
+    has("clusters[1].labels", "33 labels; at most 32");
+    has("clusters[2].display_name", "contains control characters");
+    assert_eq!(lines.len(), 9, "{message}");
+}
+
+#[test]
+fn upstream_fleet_settings() {
+    let u = UpstreamConfig::default();
+    assert_eq!(u.idle_timeout, Duration::from_secs(90));
+    assert_eq!(u.health_max_rate, 100);
+    assert_eq!(u.health_concurrency, 64);
+    assert_eq!(u.health_concurrency_per_server, 8);
+    assert_eq!(u.health_backoff_max, Duration::from_secs(300));
+    let config = ok(&with(
+        "upstream: {idle_timeout: 30s, health_max_rate: 20, health_concurrency: 10, \
+         health_concurrency_per_server: 2, health_backoff_max: 10m}\n",
+    ));
+    assert_eq!(config.upstream.idle_timeout, Duration::from_secs(30));
+    assert_eq!(config.upstream.health_max_rate, 20);
+    assert_eq!(config.upstream.health_concurrency_per_server, 2);
+    assert_eq!(config.upstream.health_backoff_max, Duration::from_secs(600));
+    assert_eq!(
+        err(&with(
+            "upstream: {idle_timeout: 0s, health_backoff_max: 0s, health_max_rate: 0, \
+             health_concurrency: 0, health_concurrency_per_server: 0}\n"
+        )),
+        "\
+/etc/podgate/podgate.yaml: upstream.idle_timeout: must be more than 0s
+/etc/podgate/podgate.yaml: upstream.health_backoff_max: must be more than 0s
+/etc/podgate/podgate.yaml: upstream.health_max_rate: must be at least 1
+/etc/podgate/podgate.yaml: upstream.health_concurrency: must be at least 1
+/etc/podgate/podgate.yaml: upstream.health_concurrency_per_server: must be at least 1"
+    );
 }

@@ -46,6 +46,7 @@ pub(crate) fn validate(config: &Config, imported: &[Imported], problems: &mut Pr
     sessions(config, problems);
     limits(config, problems);
     upstream(config, problems);
+    crate::recording::validate(config, problems);
 }
 
 fn listeners(config: &Config, problems: &mut Problems<'_>) {
@@ -96,6 +97,7 @@ fn clusters(config: &Config, imported: &[Imported], problems: &mut Problems<'_>)
         } else {
             owners.insert(&cluster.id, at.clone());
         }
+        cluster_metadata(cluster, &at, problems);
         match (&cluster.kubeconfig, cluster.in_cluster) {
             (Some(_), true) => {
                 problems.push(&at, "set either kubeconfig or in_cluster: true, not both")
@@ -144,6 +146,97 @@ fn clusters(config: &Config, imported: &[Imported], problems: &mut Problems<'_>)
             "clusters",
             "no clusters: add at least one under clusters or imports",
         );
+    }
+}
+
+/// Longest `display_name`, in characters.
+const MAX_DISPLAY_NAME: usize = 100;
+/// Most `labels` on one cluster.
+const MAX_LABELS: usize = 32;
+
+/// `display_name`, `environment` and `labels`: shown in the web UI and `/podgate/clusters`
+/// and searched there, so held to what a page can show on one line and what Kubernetes
+/// people already write (labels as Kubernetes labels).
+fn cluster_metadata(cluster: &ClusterConfig, at: &str, problems: &mut Problems<'_>) {
+    if let Some(name) = &cluster.display_name {
+        if name.trim().is_empty() {
+            problems.push(format!("{at}.display_name"), "is empty");
+        } else if name.chars().count() > MAX_DISPLAY_NAME {
+            problems.push(
+                format!("{at}.display_name"),
+                format!("is longer than {MAX_DISPLAY_NAME} characters"),
+            );
+        } else if name.chars().any(char::is_control) {
+            problems.push(
+                format!("{at}.display_name"),
+                format!("{name:?} contains control characters"),
+            );
+        }
+    }
+    if let Some(env) = &cluster.environment
+        && let Some(why) = dns_label_problem(env)
+    {
+        problems.push(
+            format!("{at}.environment"),
+            format!("{env:?} is not a DNS label {why}, like production or staging"),
+        );
+    }
+    if cluster.labels.len() > MAX_LABELS {
+        problems.push(
+            format!("{at}.labels"),
+            format!("{} labels; at most {MAX_LABELS}", cluster.labels.len()),
+        );
+    }
+    for (key, value) in &cluster.labels {
+        if let Some(why) = label_key_problem(key) {
+            problems.push(
+                format!("{at}.labels"),
+                format!("key {key:?} is not a Kubernetes label key {why}"),
+            );
+        }
+        if let Some(why) = label_value_problem(value) {
+            problems.push(
+                format!("{at}.labels.{key}"),
+                format!("{value:?} is not a Kubernetes label value {why}"),
+            );
+        }
+    }
+}
+
+/// Why `key` is not a Kubernetes label key (`[prefix/]name`), or `None`.
+pub(crate) fn label_key_problem(key: &str) -> Option<&'static str> {
+    let (prefix, name) = match key.rsplit_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    if let Some(p) = prefix {
+        let dns =
+            !p.is_empty() && p.len() <= 253 && p.split('.').all(|l| dns_label_problem(l).is_none());
+        if !dns {
+            return Some("(its prefix before '/' must be a DNS subdomain)");
+        }
+    }
+    if name.is_empty() {
+        return Some("(the name is empty)");
+    }
+    label_value_problem(name)
+}
+
+/// Why `value` is not a Kubernetes label value (at most 63 of letters, digits, `-`, `_`,
+/// `.`, starting and ending alphanumeric; may be empty), or `None`.
+pub(crate) fn label_value_problem(value: &str) -> Option<&'static str> {
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.');
+    if value.len() > 63 || !value.bytes().all(allowed) {
+        Some("(letters, digits, '-', '_' and '.', at most 63 characters)")
+    } else if value
+        .bytes()
+        .next()
+        .zip(value.bytes().last())
+        .is_some_and(|(a, z)| !a.is_ascii_alphanumeric() || !z.is_ascii_alphanumeric())
+    {
+        Some("(must start and end with a letter or digit)")
+    } else {
+        None
     }
 }
 
@@ -222,6 +315,24 @@ fn upstream(config: &Config, problems: &mut Problems<'_>) {
     positive_duration(u.connect_timeout, "upstream.connect_timeout", problems);
     positive_duration(u.health_interval, "upstream.health_interval", problems);
     positive_duration(u.health_timeout, "upstream.health_timeout", problems);
+    positive_duration(u.idle_timeout, "upstream.idle_timeout", problems);
+    positive_duration(
+        u.health_backoff_max,
+        "upstream.health_backoff_max",
+        problems,
+    );
+    for (field, value) in [
+        ("upstream.health_max_rate", u.health_max_rate as usize),
+        ("upstream.health_concurrency", u.health_concurrency),
+        (
+            "upstream.health_concurrency_per_server",
+            u.health_concurrency_per_server,
+        ),
+    ] {
+        if value == 0 {
+            problems.push(field, "must be at least 1");
+        }
+    }
     if !u.health_interval.is_zero() && u.health_timeout > u.health_interval {
         problems.push(
             "upstream.health_timeout",

@@ -297,6 +297,26 @@ impl Access {
         self.rules.iter().any(|r| rule_matches(r, user, attrs))
     }
 
+    /// Whether `user` may do anything (`system:masters`).
+    pub fn is_master(&self, user: &UserInfo) -> bool {
+        user.groups.iter().any(|g| g == MASTERS)
+    }
+
+    /// The rules that apply to `user` in `namespace` (a rule for every namespace included):
+    /// what a SelfSubjectRulesReview lists.
+    pub fn rules_for(&self, user: &UserInfo, namespace: &str) -> Vec<&Rule> {
+        self.rules
+            .iter()
+            .filter(|r| {
+                let subject = r.users.iter().any(|u| u == &user.name)
+                    || r.groups.iter().any(|g| user.groups.contains(g));
+                let ns = r.namespaces.is_empty()
+                    || r.namespaces.iter().any(|n| n == "*" || n == namespace);
+                subject && ns
+            })
+            .collect()
+    }
+
     /// `Ok` when allowed, else the 403 `Status` kube-apiserver would send.
     pub fn authorize(&self, user: &UserInfo, attrs: &Attributes) -> Result<(), Status> {
         if self.allows(user, attrs) {

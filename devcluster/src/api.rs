@@ -32,13 +32,6 @@ pub fn api_versions() -> Response<Body> {
     )
 }
 
-pub fn api_groups() -> Response<Body> {
-    json(
-        StatusCode::OK,
-        &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []}),
-    )
-}
-
 pub fn core_resources() -> Response<Body> {
     let sub = |name: &str, kind: &str, verbs: &[&str]| json!({"name": name, "singularName": "", "namespaced": true, "kind": kind, "verbs": verbs});
     json(
@@ -51,6 +44,8 @@ pub fn core_resources() -> Response<Body> {
             {"name": "configmaps", "singularName": "configmap", "namespaced": true, "kind": "ConfigMap",
              "verbs": ["create", "delete", "get", "list", "patch", "update"], "shortNames": ["cm"]},
             sub("pods/attach", "PodAttachOptions", &["create", "get"]),
+            sub("pods/ephemeralcontainers", "Pod", &["get", "patch", "update"]),
+            sub("pods/portforward", "PodPortForwardOptions", &["create", "get"]),
             sub("pods/exec", "PodExecOptions", &["create", "get"]),
             sub("pods/log", "Pod", &["get"]),
         ]}),
@@ -192,7 +187,7 @@ fn namespace_columns() -> Vec<Value> {
 }
 
 pub fn list_pods(store: &Store, namespace: Option<&str>, shape: Shape) -> Value {
-    let pods: Vec<&PodEntry> = store.pods(namespace).collect();
+    let pods = store.pods(namespace);
     match shape {
         Shape::Table => table(
             pod_columns(),
@@ -230,7 +225,7 @@ pub fn get_pod(store: &Store, namespace: &str, name: &str, shape: Shape) -> Resp
         (None, _) => status(&Status::not_found("pods", name)),
         (Some(e), Shape::Table) => json(
             StatusCode::OK,
-            &table(pod_columns(), vec![pod_row(e)], &store.resource_version),
+            &table(pod_columns(), vec![pod_row(&e)], &store.resource_version),
         ),
         (Some(e), Shape::Object) => json(StatusCode::OK, &e.pod),
     }
@@ -286,6 +281,7 @@ pub fn watch(
 pub fn watch_items_pods(store: &Store, namespace: Option<&str>, shape: Shape) -> Vec<Value> {
     store
         .pods(namespace)
+        .iter()
         .map(|e| match shape {
             Shape::Table => table(pod_columns(), vec![pod_row(e)], &store.resource_version),
             Shape::Object => serde_json::to_value(&e.pod).unwrap_or(Value::Null),
@@ -328,14 +324,11 @@ mod tests {
         let store = Store::new(&crate::topology::Topology::builtin());
         let t = list_pods(&store, Some("default"), Shape::Table);
         let rows = t["rows"].as_array().unwrap();
-        assert_eq!(rows.len(), store.pods(Some("default")).count());
+        assert_eq!(rows.len(), store.pods(Some("default")).len());
         assert_eq!(rows[0]["object"]["metadata"]["namespace"], "default");
         assert_eq!(t["columnDefinitions"][0]["name"], "Name");
         let l = list_pods(&store, None, Shape::Object);
         assert_eq!(l["kind"], "PodList");
-        assert_eq!(
-            l["items"].as_array().unwrap().len(),
-            store.pods(None).count()
-        );
+        assert_eq!(l["items"].as_array().unwrap().len(), store.pods(None).len());
     }
 }

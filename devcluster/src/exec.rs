@@ -67,7 +67,7 @@ pub fn handle(
         Ok(o) => o,
         Err(e) => return status(&Status::bad_request(e.to_string())),
     };
-    let container = match resolve_container(pod, pod_name, opts.container.as_deref()) {
+    let container = match resolve_container(&pod, pod_name, opts.container.as_deref()) {
         Ok(c) => c,
         Err(e) => return status(&e),
     };

@@ -8,9 +8,12 @@
 pub mod access;
 pub mod api;
 mod configmaps;
+mod ephemeral;
 mod exec;
 pub mod kubeconfig;
 mod logs;
+mod portforward;
+mod reviews;
 mod routes;
 pub mod runtime;
 mod server;

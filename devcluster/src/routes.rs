@@ -69,6 +69,12 @@ pub async fn handle(state: Arc<State>, req: Request<hyper::body::Incoming>) -> R
         let (ns, pod) = (ns.to_string(), pod.to_string());
         return crate::exec::handle(state.clone(), req, &user, sub, &ns, &pod);
     }
+    if let Some((ns, pod)) = podgate_protocol::portforward::pod(&segments)
+        && (req.method() == Method::GET || req.method() == Method::POST)
+    {
+        let (ns, pod) = (ns.to_string(), pod.to_string());
+        return crate::portforward::handle(state.clone(), req, &user, &ns, &pod);
+    }
     match (req.method(), segments.as_slice()) {
         (&Method::GET, ["api"]) => api::api_versions(),
         (&Method::GET, ["openapi", "v3"]) => api::openapi_index(),
@@ -87,7 +93,41 @@ pub async fn handle(state: Arc<State>, req: Request<hyper::body::Incoming>) -> R
                                 "metadata": {"resourceVersion": "1"}, "items": []}),
         ),
         (&Method::GET, ["openapi", "v3", "api", "v1"]) => api::openapi_core_v1(),
-        (&Method::GET, ["apis"]) => api::api_groups(),
+        (&Method::GET, ["apis"]) => json(StatusCode::OK, &crate::reviews::groups()),
+        (&Method::GET, ["apis", group, "v1"]) if crate::reviews::resources(group).is_some() => {
+            json(
+                StatusCode::OK,
+                &crate::reviews::resources(group).unwrap_or_default(),
+            )
+        }
+        (&Method::POST, ["apis", group, "v1", resource])
+            if crate::reviews::is_review(group, resource) =>
+        {
+            let (group, resource) = (group.to_string(), resource.to_string());
+            let content_type = req
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            match read_body(req).await {
+                Err(s) => status(&s),
+                Ok(body) => {
+                    let answer = crate::reviews::answer(
+                        &state.access,
+                        &user,
+                        &group,
+                        &resource,
+                        &content_type,
+                        &body,
+                    );
+                    match answer {
+                        Ok((code, v)) => json(code, &v),
+                        Err(s) => status(&s),
+                    }
+                }
+            }
+        }
         (&Method::GET, ["api", "v1"]) => api::core_resources(),
         (&Method::GET, ["api", "v1", "namespaces"]) => {
             if let Err(s) = allowed(read_verb(false), "namespaces", None, None) {
@@ -160,7 +200,7 @@ pub async fn handle(state: Arc<State>, req: Request<hyper::body::Incoming>) -> R
             let wanted = form_urlencoded::parse(query.as_bytes())
                 .find(|(k, _)| k == "container")
                 .map(|(_, v)| v.into_owned());
-            match crate::exec::resolve_container(entry, pod, wanted.as_deref()) {
+            match crate::exec::resolve_container(&entry, pod, wanted.as_deref()) {
                 Ok(c) => crate::logs::serve(pod, &c.name, &query, state.shutdown.clone()),
                 Err(s) => status(&s),
             }
@@ -175,6 +215,21 @@ pub async fn handle(state: Arc<State>, req: Request<hyper::body::Incoming>) -> R
             let (ns, name) = (ns.to_string(), rest.first().map(|n| n.to_string()));
             let m = m.clone();
             configmap(&state, req, &user, &m, &ns, name.as_deref(), shape).await
+        }
+        (
+            m,
+            [
+                "api",
+                "v1",
+                "namespaces",
+                ns,
+                "pods",
+                pod,
+                "ephemeralcontainers",
+            ],
+        ) if m == Method::GET || m == Method::PATCH => {
+            let (ns, pod, m) = (ns.to_string(), pod.to_string(), m.clone());
+            ephemeral_containers(&state, req, &user, &m, &ns, &pod).await
         }
         (_, ["api", "v1", ..]) => status(&Status::api_error(
             405,
@@ -296,6 +351,64 @@ async fn configmap(
     match result {
         Ok((code, v)) => json(code, &v),
         Err(s) => status(&s),
+    }
+}
+
+/// `kubectl debug`'s PATCH (and a GET) of `pods/{pod}/ephemeralcontainers`.
+async fn ephemeral_containers(
+    state: &State,
+    req: Request<hyper::body::Incoming>,
+    user: &UserInfo,
+    m: &Method,
+    ns: &str,
+    pod: &str,
+) -> Response<Body> {
+    let verb = if m == Method::PATCH { "patch" } else { "get" };
+    let attrs = Attributes {
+        verb,
+        group: "",
+        resource: "pods/ephemeralcontainers",
+        namespace: Some(ns),
+        name: Some(pod),
+    };
+    if let Err(s) = state.access.authorize(user, &attrs) {
+        return status(&s);
+    }
+    if verb == "get" {
+        return match state.store.pod(ns, pod) {
+            Some(e) => json(StatusCode::OK, &e.pod),
+            None => status(&Status::not_found("pods", pod)),
+        };
+    }
+    let ct = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    if !crate::ephemeral::patch_type_ok(&ct) {
+        return status(&Status::api_error(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/strategic-merge-patch+json, application/merge-patch+json (got {ct:?})"
+            ),
+        ));
+    }
+    let body = match read_body(req).await {
+        Ok(b) => b,
+        Err(s) => return status(&s),
+    };
+    let updated = state.store.update(ns, pod, |e| {
+        crate::ephemeral::apply(e, pod, &body)
+            .map(|n| (n, None))
+            .map_err(Some)
+    });
+    match updated {
+        None => status(&Status::not_found("pods", pod)),
+        Some(Ok((entry, _))) => json(StatusCode::OK, &entry.pod),
+        Some(Err(Some(s))) => status(&s),
+        Some(Err(None)) => status(&Status::api_error(500, "InternalError", "no change")),
     }
 }
 

@@ -5,6 +5,7 @@ use crate::topology::{ContainerSpec, PodSpec, Runtime, Topology};
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use std::collections::BTreeMap;
+use std::sync::{Arc, PoisonError, RwLock};
 
 pub struct PodEntry {
     pub pod: core::Pod,
@@ -12,8 +13,11 @@ pub struct PodEntry {
 }
 
 pub struct Store {
-    /// namespace name → (namespace object, pods by name); ordered so lists are stable.
-    namespaces: BTreeMap<String, (core::Namespace, BTreeMap<String, PodEntry>)>,
+    /// namespace name → namespace object; ordered so lists are stable.
+    namespaces: BTreeMap<String, core::Namespace>,
+    /// (namespace, name) → pod. Pods change only by gaining ephemeral containers
+    /// (`kubectl debug`), which replaces the entry; readers hold the entry they read.
+    pods: RwLock<BTreeMap<(String, String), Arc<PodEntry>>>,
     pub resource_version: String,
 }
 
@@ -21,6 +25,7 @@ impl Store {
     pub fn new(topology: &Topology) -> Store {
         let now = now();
         let mut namespaces = BTreeMap::new();
+        let mut all_pods = BTreeMap::new();
         for (i, ns) in topology.namespaces.iter().enumerate() {
             let namespace = core::Namespace {
                 metadata: ObjectMeta {
@@ -40,45 +45,65 @@ impl Store {
                     ..Default::default()
                 }),
             };
-            let pods = ns
-                .pods
-                .iter()
-                .enumerate()
-                .map(|(j, p)| {
-                    let ip = format!("10.244.{}.{}", i % 250, j % 250 + 2);
-                    let entry = PodEntry {
-                        pod: build_pod(&ns.name, p, &ip, &now),
-                        spec: p.clone(),
-                    };
-                    (p.name.clone(), entry)
-                })
-                .collect();
-            namespaces.insert(ns.name.clone(), (namespace, pods));
+            for (j, p) in ns.pods.iter().enumerate() {
+                let ip = format!("10.244.{}.{}", i % 250, j % 250 + 2);
+                let entry = PodEntry {
+                    pod: build_pod(&ns.name, p, &ip, &now),
+                    spec: p.clone(),
+                };
+                all_pods.insert((ns.name.clone(), p.name.clone()), Arc::new(entry));
+            }
+            namespaces.insert(ns.name.clone(), namespace);
         }
         Store {
             namespaces,
+            pods: RwLock::new(all_pods),
             resource_version: "1".into(),
         }
     }
 
     pub fn namespaces(&self) -> impl Iterator<Item = &core::Namespace> {
-        self.namespaces.values().map(|(n, _)| n)
+        self.namespaces.values()
     }
 
     pub fn namespace(&self, name: &str) -> Option<&core::Namespace> {
-        self.namespaces.get(name).map(|(n, _)| n)
+        self.namespaces.get(name)
     }
 
-    /// Pods of one namespace, or of all when `namespace` is `None`.
-    pub fn pods<'a>(&'a self, namespace: Option<&'a str>) -> impl Iterator<Item = &'a PodEntry> {
-        self.namespaces
+    /// Pods of one namespace, or of all when `namespace` is `None`, in order.
+    pub fn pods(&self, namespace: Option<&str>) -> Vec<Arc<PodEntry>> {
+        self.pods
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
             .iter()
-            .filter(move |(n, _)| namespace.is_none_or(|want| want == n.as_str()))
-            .flat_map(|(_, (_, pods))| pods.values())
+            .filter(|((ns, _), _)| namespace.is_none_or(|want| want == ns))
+            .map(|(_, e)| e.clone())
+            .collect()
     }
 
-    pub fn pod(&self, namespace: &str, name: &str) -> Option<&PodEntry> {
-        self.namespaces.get(namespace)?.1.get(name)
+    pub fn pod(&self, namespace: &str, name: &str) -> Option<Arc<PodEntry>> {
+        self.pods
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&(namespace.to_string(), name.to_string()))
+            .cloned()
+    }
+
+    /// Replaces a pod's entry with what `change` makes of it (under the lock, so two changes
+    /// never lose one another); `None` when there is no such pod.
+    pub fn update<T>(
+        &self,
+        namespace: &str,
+        name: &str,
+        change: impl FnOnce(&PodEntry) -> Result<(PodEntry, T), T>,
+    ) -> Option<Result<(Arc<PodEntry>, T), T>> {
+        let mut pods = self.pods.write().unwrap_or_else(PoisonError::into_inner);
+        let slot = pods.get_mut(&(namespace.to_string(), name.to_string()))?;
+        Some(change(slot).map(|(entry, t)| {
+            let entry = Arc::new(entry);
+            *slot = entry.clone();
+            (entry, t)
+        }))
     }
 }
 
@@ -101,7 +126,7 @@ pub fn unix_seconds() -> i64 {
         .unwrap_or(0)
 }
 
-fn uid(parts: &[&str]) -> String {
+pub(crate) fn uid(parts: &[&str]) -> String {
     // Stable, unique enough for a dev cluster: FNV-1a of the name path, shaped as a UUID.
     let mut h: u128 = 0x6c62272e07bb014262b821756295c58d;
     for b in parts.join("/").bytes() {
@@ -127,11 +152,22 @@ fn container(c: &ContainerSpec) -> core::Container {
         stdin: Some(c.runtime == Runtime::Process),
         tty: Some(false),
         command: (c.runtime == Runtime::Process).then(|| c.command.clone()),
+        ports: (!c.ports.is_empty()).then(|| {
+            c.ports
+                .iter()
+                .map(|p| core::ContainerPort {
+                    container_port: i32::from(p.container_port),
+                    name: p.name.clone(),
+                    protocol: Some("TCP".into()),
+                    ..Default::default()
+                })
+                .collect()
+        }),
         ..Default::default()
     }
 }
 
-fn running_status(c: &ContainerSpec, now: &Time) -> core::ContainerStatus {
+pub(crate) fn running_status(c: &ContainerSpec, now: &Time) -> core::ContainerStatus {
     core::ContainerStatus {
         name: c.name.clone(),
         image: c.image.clone(),
@@ -261,10 +297,8 @@ mod tests {
         assert!(e.container("init").is_some());
         assert!(e.container("nope").is_none());
         assert_eq!(
-            s.pods(None).count(),
-            s.pods(Some("default")).count()
-                + s.pods(Some("shop")).count()
-                + s.pods(Some("load")).count()
+            s.pods(None).len(),
+            s.pods(Some("default")).len() + s.pods(Some("shop")).len() + s.pods(Some("load")).len()
         );
         assert!(s.pod("default", "nope").is_none());
         assert_ne!(uid(&["a", "b"]), uid(&["a", "c"]));

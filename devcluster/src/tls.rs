@@ -112,5 +112,9 @@ fn server_config(
         .with_single_cert(chain, key)?;
     // kubectl speaks h2 for API calls and dials HTTP/1.1 for WebSocket upgrades.
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // Stateless session tickets, as kube-apiserver (Go's crypto/tls) issues them by default: a
+    // client resumes whatever the number of clients, where rustls's default 256-entry session
+    // cache would forget most of a large fleet's sessions.
+    cfg.ticketer = rustls::crypto::ring::Ticketer::new()?;
     Ok(Arc::new(cfg))
 }

@@ -97,6 +97,31 @@ pub struct ContainerSpec {
     /// For `builtin:flood`: bytes written before exiting (0 = until the reader goes away).
     #[serde(default)]
     pub flood_bytes: u64,
+    /// Ports served in-process, reachable only through `pods/portforward` (there is no pod
+    /// network): what a container listening on them would answer.
+    #[serde(default)]
+    pub ports: Vec<PortSpec>,
+}
+
+/// A container port and what answers on it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PortSpec {
+    pub container_port: u16,
+    #[serde(default)]
+    pub name: Option<String>,
+    pub runtime: PortRuntime,
+}
+
+/// What answers on a container port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+pub enum PortRuntime {
+    /// HTTP/1.1: `GET /` answers the pod's name, `GET /bytes/N` N bytes of a fixed pattern.
+    #[serde(rename = "builtin:http")]
+    Http,
+    /// TCP echo: every byte back, until the client half-closes.
+    #[serde(rename = "builtin:echo")]
+    Echo,
 }
 
 fn default_image() -> String {
@@ -238,6 +263,18 @@ impl Topology {
                     if all[..k].contains(name) {
                         return Err(format!(
                             "namespaces[{i}].pods[{j}] ({}): container {name:?} appears twice",
+                            pod.name
+                        ));
+                    }
+                }
+                let ports: Vec<u16> = pod
+                    .all_containers()
+                    .flat_map(|c| c.ports.iter().map(|p| p.container_port))
+                    .collect();
+                for (k, port) in ports.iter().enumerate() {
+                    if *port == 0 || ports[..k].contains(port) {
+                        return Err(format!(
+                            "namespaces[{i}].pods[{j}] ({}): container port {port} is 0 or appears twice",
                             pod.name
                         ));
                     }

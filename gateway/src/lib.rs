@@ -9,19 +9,23 @@
 //! - [`route`]: who is asking, which cluster, which handler; podgate's own pages;
 //! - [`session`]: one exec/attach session from handshake to its last byte: limits, the relay,
 //!   its outcome, the live registry, audit, refusals;
+//! - [`recording`]: sessions on record: asciicast files written beside the relay, their
+//!   store (a directory, behind a small trait), listing and replay;
 //! - [`browser`]: the session cookie, login, the Origin rule, the embedded web UI;
 //! - [`upstream`]: the clusters: registry, health, the per-cluster client, the streaming proxy
 //!   and the rules for what goes upstream.
 //!
 //! [`http`] holds the response helpers every layer answers with, [`x509`] the one field podgate
-//! reads from certificates.
+//! reads from certificates, [`tap`] the point where a session's output is observed.
 #![forbid(unsafe_code)]
 
 pub mod app;
 pub mod browser;
 pub mod edge;
 pub mod http;
+pub mod recording;
 pub mod route;
 pub mod session;
+pub mod tap;
 pub mod upstream;
 pub mod x509;

@@ -41,6 +41,9 @@ enum Command {
         /// Where audit lines go (one JSON object per line, appended).
         #[arg(long, default_value = "target/podgate-demo.audit.jsonl")]
         audit_out: PathBuf,
+        /// Where sessions are recorded (asciicast files, by day and cluster).
+        #[arg(long, default_value = "target/podgate-demo-recordings")]
+        recordings: PathBuf,
     },
 }
 
@@ -90,9 +93,10 @@ fn main() -> ExitCode {
                     admin_listen,
                     kubeconfig_out,
                     audit_out,
+                    recordings,
                 },
                 _,
-            ) => demo(listen, admin_listen, kubeconfig_out, audit_out).await,
+            ) => demo(listen, admin_listen, kubeconfig_out, audit_out, recordings).await,
         }
     });
     match result {
@@ -110,7 +114,13 @@ fn unreachable_config() -> anyhow::Result<()> {
 }
 
 #[cfg(not(feature = "demo"))]
-async fn demo(_: SocketAddr, _: SocketAddr, _: PathBuf, _: PathBuf) -> anyhow::Result<()> {
+async fn demo(
+    _: SocketAddr,
+    _: SocketAddr,
+    _: PathBuf,
+    _: PathBuf,
+    _: PathBuf,
+) -> anyhow::Result<()> {
     anyhow::bail!(
         "this podgate was built without the demo (the `demo` cargo feature, on by default; \
          release images leave it off): run `make demo` from a source checkout, or build with \
@@ -124,6 +134,7 @@ async fn demo(
     admin_listen: SocketAddr,
     kubeconfig_out: PathBuf,
     audit_out: PathBuf,
+    recordings: PathBuf,
 ) -> anyhow::Result<()> {
     use podgate::app::demo;
     let mut stop = podgate::app::serve::StopSignals::new()?;
@@ -134,6 +145,7 @@ async fn demo(
         admin_listen: Some(admin_listen),
         kubeconfig_out: Some(kubeconfig_out.clone()),
         audit_out: Some(audit_out.clone()),
+        recordings: Some(recordings.clone()),
     })
     .await?;
     let url = demo.gateway.url();
@@ -156,6 +168,10 @@ async fn demo(
     println!(
         "  audit:    {} (one JSON line per session and change)",
         audit_out.display()
+    );
+    println!(
+        "  recordings: {} (every session; admin may watch, end and replay them in the web UI)",
+        recordings.display()
     );
     if let Some(admin) = demo.gateway.admin_addr {
         println!("  admin:    http://{admin}/metrics  /healthz  /readyz  /debug/sessions");

@@ -15,6 +15,7 @@ async fn the_demo_says_where_everything_is_and_needs_no_warning() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let kubeconfig = dir.path().join("demo.kubeconfig");
     let audit = dir.path().join("demo.audit.jsonl");
+    let recordings = dir.path().join("recordings");
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_podgate"))
         .args([
             "demo",
@@ -27,6 +28,8 @@ async fn the_demo_says_where_everything_is_and_needs_no_warning() {
         .arg(&kubeconfig)
         .arg("--audit-out")
         .arg(&audit)
+        .arg("--recordings")
+        .arg(&recordings)
         .env("PODGATE_LOG", "info")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -49,6 +52,7 @@ async fn the_demo_says_where_everything_is_and_needs_no_warning() {
         format!("  kubeconfig: {}", kubeconfig.display()),
         format!("  CA:       {}", ca.display()),
         format!("  audit:    {}", audit.display()),
+        format!("  recordings: {}", recordings.display()),
     ] {
         assert!(banner.contains(&line), "{line:?} not in:\n{banner}");
     }
@@ -100,6 +104,20 @@ async fn the_demo_says_where_everything_is_and_needs_no_warning() {
             .any(|l| l.contains("\"session_end\"") && l.contains("\"dev-west\"")),
         "{lines:?}"
     );
+    // The session is recorded where the banner says, under its audit line's recording id.
+    let end = lines
+        .iter()
+        .find(|l| l.contains("\"session_end\""))
+        .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .expect("the session's end line");
+    let id = end["recording"].as_str().expect("a recording id");
+    let key = podgate::recording::Key::parse(id).expect("a recording id");
+    let file = recordings.join(key.path());
+    let written = podgate_testkit::wait::wait_for(Duration::from_secs(10), || {
+        std::fs::read_to_string(&file).is_ok_and(|c| c.contains("end: completed, exit code 0"))
+    })
+    .await;
+    assert!(written, "{} holds no finished recording", file.display());
     // Audit lines are not on the console.
     assert!(!banner.contains("session_start"), "{banner}");
 

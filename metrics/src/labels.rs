@@ -42,6 +42,11 @@ pub enum Outcome {
     /// The person's right to the session ended: their static token was removed, or a reload
     /// changed the cluster's `access` so that it no longer admits them.
     AccessRevoked,
+    /// An operator ended the session (`DELETE /podgate/sessions/{id}`).
+    Terminated,
+    /// The cluster records sessions as `required`, and the recording could not be started
+    /// (the session was refused) or failed (I/O error, disk full, size cap).
+    RecordingFailed,
     /// Refused by policy or by the cluster's RBAC.
     Denied,
     /// Refused because a session limit (total, per user, per cluster) was reached.
@@ -53,7 +58,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// Every outcome.
-    pub const ALL: [Outcome; 16] = [
+    pub const ALL: [Outcome; 18] = [
         Outcome::Completed,
         Outcome::ExitNonzero,
         Outcome::ClientClosed,
@@ -67,6 +72,8 @@ impl Outcome {
         Outcome::Shutdown,
         Outcome::CredentialExpired,
         Outcome::AccessRevoked,
+        Outcome::Terminated,
+        Outcome::RecordingFailed,
         Outcome::Denied,
         Outcome::LimitReached,
         Outcome::BadRequest,
@@ -92,6 +99,8 @@ impl Outcome {
             Outcome::Shutdown => "shutdown",
             Outcome::CredentialExpired => "credential_expired",
             Outcome::AccessRevoked => "access_revoked",
+            Outcome::Terminated => "terminated",
+            Outcome::RecordingFailed => "recording_failed",
             Outcome::Denied => "denied",
             Outcome::LimitReached => "limit_reached",
             Outcome::BadRequest => "bad_request",

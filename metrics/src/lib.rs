@@ -29,6 +29,8 @@
 //! | `podgate_audit_write_failures_total` | counter | |
 //! | `podgate_audit_lines_dropped_total` | counter | |
 //! | `podgate_unauthenticated_requests_total` | counter | |
+//! | `podgate_cluster_probes_total`, `_in_flight`, `podgate_cluster_probe_interval_seconds` | | see [`ProbeMetrics`] |
+//! | `podgate_recordings_total`, `podgate_recording_*`, `podgate_observers_active` | | see [`RecordingMetrics`] |
 //! | `process_*` (Linux) | | resident memory, open/max fds, CPU seconds, threads, start time |
 //!
 //! The three `podgate_session_*` series keyed by `session_id` are the per-session series:
@@ -56,6 +58,8 @@
 
 mod labels;
 mod metrics;
+mod probes;
+mod recording;
 mod session;
 
 pub use labels::{
@@ -63,6 +67,8 @@ pub use labels::{
     UNKNOWN_CLUSTER,
 };
 pub use metrics::{CONTENT_TYPE, Metrics};
+pub use probes::ProbeMetrics;
+pub use recording::{RecordingMetrics, RecordingResult};
 pub use session::{SessionLabels, SessionMetrics, SessionSeries};
 
 #[cfg(test)]

@@ -510,6 +510,8 @@ fn outcomes_are_a_closed_set() {
             "shutdown",
             "credential_expired",
             "access_revoked",
+            "terminated",
+            "recording_failed",
             "denied",
             "limit_reached",
             "bad_request"
@@ -521,7 +523,7 @@ fn outcomes_are_a_closed_set() {
         assert_eq!(Outcome::ALL[o.index()], o);
     }
     for other in [
-        "terminated",
+        "resume_window_expired",
         "",
         "Completed",
         "completed ",

@@ -11,7 +11,10 @@ pub mod frame;
 pub mod http;
 pub mod message;
 pub mod path;
+pub mod portforward;
 pub mod query;
+pub mod review;
+pub mod spdy;
 pub mod status;
 pub mod subprotocol;
 

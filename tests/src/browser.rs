@@ -76,10 +76,16 @@ fn skip_unless(missing: Option<String>) -> bool {
 /// Runs the driver's scenario `group` against the gateway at `url` with `extra` environment;
 /// returns its output after asserting that every scenario passed.
 pub async fn run(url: &str, group: &str, extra: &[(&str, &str)]) -> String {
+    run_script("ui.mjs", url, group, extra).await
+}
+
+/// As [`run`], with another scenario file of `gateway/web/tests/` (one that uses its
+/// `driver.mjs`, and so takes the same environment).
+pub async fn run_script(script: &str, url: &str, group: &str, extra: &[(&str, &str)]) -> String {
     let shots = screenshots();
     let _ = std::fs::create_dir_all(&shots);
     let mut cmd = tokio::process::Command::new("node");
-    cmd.arg(repo().join("gateway/web/tests/ui.mjs"))
+    cmd.arg(repo().join("gateway/web/tests").join(script))
         .current_dir(repo().join("gateway/web"))
         .env("PODGATE_URL", url)
         .env("PODGATE_GROUP", group)

@@ -35,7 +35,7 @@ pub const ALICE: &str = "podgate-demo-alice";
 pub const BOB: &str = "podgate-demo-bob";
 
 /// The static tokens file of the demo's people.
-fn people() -> String {
+pub fn people() -> String {
     [
         (ADMIN, "admin", "system:masters"),
         (ALICE, "alice", "dev"),
@@ -100,6 +100,8 @@ pub struct Builder {
     admin: bool,
     audit: Audit,
     dial: Dial,
+    recording: Arc<podgate::recording::Recording>,
+    operators: podgate_config::OperatorsConfig,
 }
 
 impl Default for Builder {
@@ -130,6 +132,8 @@ impl Builder {
             admin: false,
             audit: Audit::off(),
             dial: Box::new(|_, addr| addr),
+            recording: Arc::new(podgate::recording::Recording::off()),
+            operators: Default::default(),
         }
     }
 
@@ -208,6 +212,19 @@ impl Builder {
         self
     }
 
+    /// Session recording (default: off), e.g. into a directory with
+    /// `podgate::recording::Recording::new(Recording::dir_sink(&config), &config, &[], name)`.
+    pub fn recording(mut self, recording: podgate::recording::Recording) -> Builder {
+        self.recording = Arc::new(recording);
+        self
+    }
+
+    /// Who may see, watch, end and replay others' sessions (default: nobody).
+    pub fn operators(mut self, operators: podgate_config::OperatorsConfig) -> Builder {
+        self.operators = operators;
+        self
+    }
+
     /// See [`Dial`].
     pub fn dial(mut self, dial: Dial) -> Builder {
         self.dial = dial;
@@ -267,6 +284,8 @@ impl Builder {
             session_series: self.session_series,
             audit: self.audit,
             admin_listen: self.admin.then(|| "127.0.0.1:0".parse().expect("addr")),
+            recording: self.recording,
+            operators: Arc::new(podgate::route::operators::Operators::new(self.operators)),
         })
         .await
         .expect("the gateway starts");
@@ -302,6 +321,7 @@ pub async fn demo() -> Env {
         admin_listen: None,
         kubeconfig_out: None,
         audit_out: None,
+        recordings: None,
     })
     .await
     .expect("the demo starts");

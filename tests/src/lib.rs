@@ -22,7 +22,15 @@
 //! - [`prometheus`]: deploy/'s manifests, alerts and dashboard as tests read them, and a real
 //!   Prometheus server;
 //! - [`python`]: the official Kubernetes Python client, as its users drive an exec;
+//! - [`portforward`]: `kubectl port-forward` in the background, TCP clients through it, the
+//!   Python client's `portforward`;
 //! - [`browser`]: the web UI's Chromium driver (playwright-core, `gateway/web/tests/ui.mjs`);
+//! - [`casts`]: session recordings into a test's own directory, their files by id, parsed,
+//!   through `asciinema cat` and replayed in pyte;
+//! - [`disks`]: the disks a recording meets: one that stalls or is slow, one that refuses a
+//!   cluster, a tmpfs of the test's own to fill or make read-only;
+//! - [`fleet`]: many cluster ids over a few devclusters for `podgate serve`, a proxy that
+//!   counts the connections the gateway opens, its open sockets to a cluster from `/proc`;
 //! - [`serve`]: `podgate serve` as a process with its files (config, tokens, TLS, kubeconfigs):
 //!   its log line by line, its admin listener, reloads by rewriting a file, signals.
 //!
@@ -30,7 +38,10 @@
 #![forbid(unsafe_code)]
 
 pub mod browser;
+pub mod casts;
 pub mod devcluster;
+pub mod disks;
+pub mod fleet;
 pub mod gateway;
 pub mod http;
 pub mod kubeconfig;
@@ -38,6 +49,7 @@ pub mod kubectl;
 pub mod link;
 pub mod metrics;
 pub mod oidc;
+pub mod portforward;
 pub mod process;
 pub mod prometheus;
 pub mod python;

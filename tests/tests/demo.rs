@@ -15,6 +15,7 @@ async fn the_demo_refuses_any_address_beyond_loopback() {
             admin_listen: admin.map(|a| a.parse().expect("an address")),
             kubeconfig_out: None,
             audit_out: None,
+            recordings: None,
         })
         .await
         .err();
@@ -33,6 +34,7 @@ async fn the_demo_refuses_any_address_beyond_loopback() {
         admin_listen: None,
         kubeconfig_out: None,
         audit_out: None,
+        recordings: None,
     })
     .await
     .expect("the demo starts on loopback");

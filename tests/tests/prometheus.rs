@@ -63,6 +63,7 @@ async fn every_alert_and_dashboard_query_returns_data_from_a_real_prometheus_scr
     let started = Instant::now();
     // dev-west's slowness: a link that holds every new connection a little over 2 s.
     let proxy = Link::with_delay(SLOW).await;
+    let recordings = tempfile::tempdir().expect("a recordings dir");
     let env = Arc::new(
         Builder::demo()
             .admin(true)
@@ -73,6 +74,17 @@ async fn every_alert_and_dashboard_query_returns_data_from_a_real_prometheus_scr
             .limits(|l| l.per_cluster = PER_CLUSTER)
             // Every audit line fails to be written (ENOSPC): the audit alert fires.
             .audit_file(std::path::Path::new("/dev/full"))
+            // Every session is recorded; dev-west's recordings fail: the recording alert fires.
+            .recording(podgate::recording::Recording::new(
+                Some(podgate_testkit::disks::failing_for(recordings.path(), WEST)),
+                &podgate_config::RecordingConfig {
+                    default: podgate_config::RecordingMode::BestEffort,
+                    dir: Some(recordings.path().to_path_buf()),
+                    ..Default::default()
+                },
+                &[],
+                "prometheus-test".into(),
+            ))
             .dial(proxy.dialer(WEST))
             .start()
             .await,

@@ -5,6 +5,7 @@
 //! reader back to the process.
 
 mod builtin;
+pub mod ports;
 mod process;
 mod reaper;
 

@@ -36,6 +36,9 @@ pub struct DemoOptions {
     pub kubeconfig_out: Option<PathBuf>,
     /// Where audit lines go (JSON lines, appended); off when `None`.
     pub audit_out: Option<PathBuf>,
+    /// Where sessions are recorded (best effort; the admin may watch and replay them); no
+    /// recording when `None`.
+    pub recordings: Option<PathBuf>,
 }
 
 /// The demo's limits: the config file's defaults are sized for a production replica and
@@ -47,6 +50,38 @@ pub fn limits() -> podgate_config::LimitsConfig {
         max_sessions_per_cluster: 1000,
         max_connections: 2000,
         ..Default::default()
+    }
+}
+
+/// The demo records every session, best effort, into `dir` (when given).
+fn recording(dir: Option<&std::path::Path>) -> crate::recording::Recording {
+    let Some(dir) = dir else {
+        return crate::recording::Recording::off();
+    };
+    let config = podgate_config::RecordingConfig {
+        default: podgate_config::RecordingMode::BestEffort,
+        dir: Some(dir.to_path_buf()),
+        ..Default::default()
+    };
+    crate::recording::Recording::new(
+        crate::recording::Recording::dir_sink(&config),
+        &config,
+        &[],
+        crate::recording::replica_name(),
+    )
+}
+
+/// The demo's admin (group `system:masters`) may see, watch, end and replay every session.
+pub fn operators() -> podgate_config::OperatorsConfig {
+    let admins = podgate_config::Principals {
+        users: Vec::new(),
+        groups: vec!["system:masters".into()],
+    };
+    podgate_config::OperatorsConfig {
+        sessions: admins.clone(),
+        observe: admins.clone(),
+        terminate: admins.clone(),
+        replay: admins,
     }
 }
 
@@ -136,6 +171,8 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
             None => crate::session::audit::Audit::off(),
         },
         admin_listen: opts.admin_listen,
+        recording: Arc::new(recording(opts.recordings.as_deref())),
+        operators: Arc::new(crate::route::operators::Operators::new(operators())),
     })
     .await?;
     // As `serve` does, so cluster health shows in /podgate/clusters and podgate_cluster_up.

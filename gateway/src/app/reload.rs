@@ -1,7 +1,8 @@
 //! Applying the config file again while serving (on SIGHUP or when it changes).
 //!
 //! What can change live does: clusters (added, removed, rebuilt; sessions on unchanged ones
-//! untouched), the static tokens file, the per-session metric switches. Whatever else changed
+//! untouched), the static tokens file, the per-session metric switches, each cluster's
+//! recording mode (for sessions started from then on) and the operators' rights. Whatever else changed
 //! needs a restart, and the report says so (logged as a warning) instead of pretending.
 //! Access ends with the right to it: after every reload each live session is judged again, and
 //! one whose static token was removed, or whose cluster's `access` no longer admits its
@@ -42,24 +43,27 @@ pub struct Reloader {
     static_tokens: Option<Arc<StaticTokens>>,
     metrics: Metrics,
     live: Arc<LiveSessions>,
+    recording: Arc<crate::recording::Recording>,
+    operators: Arc<crate::route::operators::Operators>,
 }
 
 impl Reloader {
+    /// What a reload changes, as the running gateway has it.
     pub fn new(
         path: &Path,
         started: Config,
-        clusters: Registry,
         static_tokens: Option<Arc<StaticTokens>>,
-        metrics: Metrics,
-        live: Arc<LiveSessions>,
+        running: &crate::app::Running,
     ) -> Reloader {
         Reloader {
             path: path.to_path_buf(),
             started,
-            clusters,
+            clusters: running.clusters().clone(),
             static_tokens,
-            metrics,
-            live,
+            metrics: running.metrics().clone(),
+            live: running.sessions.live.clone(),
+            recording: running.sessions.recording.clone(),
+            operators: running.router.operators.clone(),
         }
     }
 
@@ -142,6 +146,10 @@ impl Reloader {
                     .push(format!("tokens file: {}", one_line(&e.to_string()))),
             }
         }
+        self.recording
+            .configure(&config.recording, &config.clusters);
+        self.operators.set(config.operators.clone());
+        report.applied.push("recording modes and operators".into());
         report.needs_restart = needs_restart(&self.started, &config);
         report.sessions_ended = self.revalidate();
         report
@@ -215,12 +223,22 @@ fn needs_restart(started: &Config, now: &Config) -> Vec<&'static str> {
     check("auth.session", started.auth.session == now.auth.session);
     check("sessions", started.sessions == now.sessions);
     check("limits", started.limits == now.limits);
+    let health = |u: &podgate_config::UpstreamConfig| {
+        (
+            u.health_interval,
+            u.health_timeout,
+            u.health_max_rate,
+            u.health_concurrency,
+            u.health_concurrency_per_server,
+            u.health_backoff_max,
+        )
+    };
     check(
-        "upstream.health_interval / health_timeout",
-        started.upstream.health_interval == now.upstream.health_interval
-            && started.upstream.health_timeout == now.upstream.health_timeout,
+        "upstream.health_* (interval, timeout, rate, concurrency, backoff)",
+        health(&started.upstream) == health(&now.upstream),
     );
     check("audit", started.audit == now.audit);
+    check("recording.dir", started.recording.dir == now.recording.dir);
     check("log", started.log == now.log);
     changed
 }

@@ -69,6 +69,10 @@ pub async fn run(path: &Path, loaded: super::config::Loaded) -> anyhow::Result<(
         },
         audit: crate::session::audit::Audit::open(&config.audit.output)?,
         admin_listen: Some(config.admin.listen),
+        recording: Arc::new(recording(&config).await?),
+        operators: Arc::new(crate::route::operators::Operators::new(
+            config.operators.clone(),
+        )),
     })
     .await?;
     if let Some(admin) = running.admin_addr {
@@ -95,14 +99,7 @@ pub async fn run(path: &Path, loaded: super::config::Loaded) -> anyhow::Result<(
         out.flush()?;
     }
 
-    let reloader = Reloader::new(
-        path,
-        config,
-        registry,
-        authn.static_tokens,
-        running.metrics().clone(),
-        running.sessions.live.clone(),
-    );
+    let reloader = Reloader::new(path, config, authn.static_tokens, &running);
     let mut watch = tokio::time::interval(WATCH_EVERY);
     let stamps = || (modified(path), reloader.tokens_file().and_then(modified));
     loop {
@@ -125,6 +122,42 @@ pub async fn run(path: &Path, loaded: super::config::Loaded) -> anyhow::Result<(
     running.shutdown().await;
     tracing::info!("shut down");
     Ok(())
+}
+
+/// Recording as the config says. A directory that cannot take a file fails the start when a
+/// cluster requires recording (every session there would be refused), and is warned about
+/// otherwise.
+async fn recording(config: &podgate_config::Config) -> anyhow::Result<crate::recording::Recording> {
+    let sink = match &config.recording.dir {
+        Some(dir) => {
+            let sink = crate::recording::DirSink::new(dir.clone());
+            if let Err(e) = sink.check().await {
+                let required = config.recording.default == podgate_config::RecordingMode::Required
+                    || config
+                        .clusters
+                        .iter()
+                        .any(|c| c.recording == Some(podgate_config::RecordingMode::Required));
+                let what = format!(
+                    "recording.dir {} cannot take recordings: {e}",
+                    dir.display()
+                );
+                if required {
+                    anyhow::bail!(
+                        "{what}; sessions of clusters that require recording would all be refused"
+                    );
+                }
+                tracing::warn!("{what}; recordings will fail until it can");
+            }
+            Some(Arc::new(sink) as Arc<dyn crate::recording::Sink>)
+        }
+        None => None,
+    };
+    Ok(crate::recording::Recording::new(
+        sink,
+        &config.recording,
+        &config.clusters,
+        crate::recording::replica_name(),
+    ))
 }
 
 pub fn modified(path: &Path) -> Option<SystemTime> {

@@ -34,6 +34,10 @@ pub struct StartOptions {
     pub audit: Audit,
     /// The admin listener (`/metrics`, `/healthz`, `/readyz`, `/debug/sessions`); none when `None`.
     pub admin_listen: Option<SocketAddr>,
+    /// Session recording (`Recording::off()`: none).
+    pub recording: Arc<crate::recording::Recording>,
+    /// Who may see, watch, end and replay others' sessions (default: nobody).
+    pub operators: Arc<crate::route::operators::Operators>,
 }
 
 impl StartOptions {
@@ -144,6 +148,12 @@ pub async fn start(opts: StartOptions) -> std::io::Result<Running> {
         opts.tls.not_after(),
     );
     opts.audit.count_in(&metrics);
+    if let Err(e) = opts.clusters.probe_metrics().register(metrics.registry()) {
+        tracing::warn!("health probe metrics are not exported: {e}");
+    }
+    if let Err(e) = opts.recording.metrics().register(metrics.registry()) {
+        tracing::warn!("recording metrics are not exported: {e}");
+    }
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
     let sessions = Arc::new(Sessions {
@@ -154,6 +164,7 @@ pub async fn start(opts: StartOptions) -> std::io::Result<Running> {
         live: Default::default(),
         shutdown: shutdown.clone(),
         tasks: tasks.clone(),
+        recording: opts.recording,
     });
     let router = Arc::new(Router {
         clusters: opts.clusters.clone(),
@@ -171,6 +182,7 @@ pub async fn start(opts: StartOptions) -> std::io::Result<Running> {
         sessions: sessions.clone(),
         metrics: metrics.clone(),
         audit: opts.audit,
+        operators: opts.operators,
     });
     let edge = Arc::new(Edge {
         router: router.clone(),

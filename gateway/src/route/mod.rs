@@ -6,8 +6,13 @@
 //! judges the path as the cluster will read it ([`ApiPath`]: decoded, ambiguous forms refused),
 //! and the request becomes an exec/attach session or is proxied.
 
+pub mod clusters;
 pub mod discovery;
 pub mod identify;
+pub mod live;
+pub mod operators;
+pub mod recordings;
+pub mod reviews;
 
 use crate::browser::Pages;
 use crate::http::{Body, json, status, with_type};
@@ -32,6 +37,8 @@ pub struct Router {
     pub sessions: Arc<Sessions>,
     pub metrics: Metrics,
     pub audit: Audit,
+    /// Who may see, watch, end and replay others' sessions.
+    pub operators: Arc<operators::Operators>,
 }
 
 /// The router's future, boxed: naming it `Send` here (rather than inferring through the
@@ -100,19 +107,30 @@ impl Router {
         let identity = &who.authenticated.identity;
         match path.segments().as_slice() {
             ["podgate", "whoami"] => json(StatusCode::OK, identity),
-            ["podgate", "clusters"] => {
-                // Only the clusters this person may use.
-                let list: Vec<_> = self
-                    .clusters
-                    .list()
-                    .iter()
-                    .filter(|c| policy::may_use(&c.access, identity))
-                    .map(|c| {
-                        let h = c.health();
-                        serde_json::json!({"id": c.id, "up": h.up, "version": h.version, "error": h.error})
-                    })
-                    .collect();
-                json(StatusCode::OK, &serde_json::json!({"clusters": list}))
+            ["podgate", "clusters"] => clusters::answer(
+                self.clusters.snapshot().sorted(),
+                identity,
+                req.uri().query(),
+            ),
+            ["podgate", "sessions", rest @ ..] => {
+                let rest = rest.to_vec();
+                let live = live::Live {
+                    sessions: &self.sessions,
+                    operators: &self.operators,
+                    replica: self.sessions.recording.replica(),
+                };
+                live.handle(req, peer, identity, &rest).await
+            }
+            ["podgate", "recordings", rest @ ..] => {
+                let rest = rest.to_vec();
+                let recordings = recordings::Recordings {
+                    recording: &self.sessions.recording,
+                    operators: &self.operators,
+                    audit: &self.audit,
+                };
+                recordings
+                    .handle(req.method(), req.uri().query(), peer, identity, &rest)
+                    .await
             }
             ["clusters", id, ..] => {
                 let id = id.to_string();
@@ -166,7 +184,22 @@ impl Router {
             // They may not use the cluster, and kubectl must reach its real request to say so.
             return doc;
         }
+        if upgrade && let Some((ns, pod)) = podgate_protocol::portforward::pod(&segments) {
+            let (namespace, pod) = (ns.to_string(), pod.to_string());
+            let target = PortForwardTarget {
+                namespace,
+                pod,
+                upstream_path,
+                denied,
+            };
+            return self.port_forward(req, peer, &who, &cluster, target).await;
+        }
         if let Some((namespace, pod, subresource)) = session {
+            let client = if crate::session::refusal::from_browser(&req) {
+                "browser"
+            } else {
+                "kubectl"
+            };
             let request = SessionRequest {
                 req,
                 caller: Caller {
@@ -177,6 +210,7 @@ impl Router {
                     },
                     expires_at: who.authenticated.expires_at,
                     source: peer,
+                    client,
                 },
                 cluster: cluster.clone(),
                 namespace,
@@ -198,6 +232,21 @@ impl Router {
             tracing::info!(user = %identity.user(), cluster = %cluster.id, reason = denied.reason(), "refused by the access policy");
             return status(&edge_refusal(&cluster.id, &denied));
         }
+        if req.method() == Method::POST
+            && !cluster.access.namespaces.is_empty()
+            && let Some(review) = reviews::review_of(&segments)
+        {
+            // Judged by what it asks: podgate's answer agrees with its edge.
+            return reviews::handle(
+                &self.metrics,
+                &cluster,
+                req,
+                identity,
+                &upstream_path,
+                review,
+            )
+            .await;
+        }
         let method = req.method().clone();
         let response =
             crate::upstream::proxy::forward(&self.metrics, &cluster, req, identity, &upstream_path)
@@ -214,6 +263,65 @@ impl Router {
             });
         }
         response
+    }
+}
+
+/// What a port-forward request asks for, and the edge policy's verdict on it.
+struct PortForwardTarget {
+    namespace: String,
+    pod: String,
+    upstream_path: String,
+    denied: Option<Denied>,
+}
+
+impl Router {
+    /// A port-forward: a session like exec's, its own handshake and relay.
+    async fn port_forward(
+        &self,
+        req: Request<hyper::body::Incoming>,
+        peer: Option<SocketAddr>,
+        who: &Who,
+        cluster: &Arc<crate::upstream::Cluster>,
+        target: PortForwardTarget,
+    ) -> Response<Body> {
+        use crate::session::portforward::{self, PortForwardRequest};
+        let PortForwardTarget {
+            namespace,
+            pod,
+            upstream_path,
+            denied,
+        } = target;
+        let client = if crate::session::refusal::from_browser(&req) {
+            "browser"
+        } else {
+            "kubectl"
+        };
+        let request = PortForwardRequest {
+            req,
+            caller: Caller {
+                credential: Credential {
+                    identity: who.authenticated.identity.clone(),
+                    static_token: who.authenticated.static_token,
+                    browser_session: who.login.clone(),
+                },
+                expires_at: who.authenticated.expires_at,
+                source: peer,
+                client,
+            },
+            cluster: cluster.clone(),
+            namespace,
+            pod,
+            upstream_path,
+        };
+        match denied {
+            Some(denied) => portforward::refuse(
+                &self.sessions,
+                request,
+                edge_refusal(&cluster.id, &denied),
+                Outcome::Denied,
+            ),
+            None => portforward::open(&self.sessions, request).await,
+        }
     }
 }
 

@@ -38,6 +38,9 @@ pub struct SessionRecord {
     pub tty: bool,
     pub protocol: String,
     pub start: String,
+    /// The id of its recording (`GET /podgate/recordings/{id}`), when it is recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recording: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -55,6 +58,12 @@ pub struct SessionEnd<'a> {
     /// Why, in words, when the gateway or the cluster said more than the outcome.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<&'a str>,
+    /// A port-forward's ports, as its connections named them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ports: Option<&'a [u16]>,
+    /// A port-forward's forwarded connections.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connections: Option<u64>,
 }
 
 /// A session attempt that never started: refused at the edge, by a limit, by the cluster, or
@@ -181,6 +190,11 @@ impl Audit {
                 "audit queue full: an audit line was dropped"
             );
         }
+    }
+
+    /// A line of another kind (an operator's action, a replay): `record` with `event`.
+    pub fn event(&self, event: &str, record: &impl Serialize) {
+        self.emit(event, record);
     }
 
     pub fn session_start(&self, s: &SessionRecord) {

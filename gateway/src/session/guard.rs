@@ -9,9 +9,11 @@
 
 use super::Sessions;
 use super::audit::{Audit, SessionEnd, SessionRecord, timestamp};
+use super::handshake::Caller;
 use super::limits::SessionPermit;
-use super::registry::{Clock, Control, Credential, LiveSession, Registered};
+use super::registry::{Clock, Control, LiveSession, Registered, Stop};
 use super::relay::Ending;
+use crate::recording::{Prepared, Recorder};
 use podgate_metrics::{Direction, Outcome};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -20,20 +22,29 @@ pub struct SessionGuard {
     session: Arc<LiveSession>,
     audit: Audit,
     ending: Option<Ending>,
+    /// A port-forward's ports and connection count, for the end line.
+    forwarded: Option<(Vec<u16>, u64)>,
     // Dropped after `drop` has run, in this order: out of the registry, then the slot.
     _registered: Registered,
     _permit: SessionPermit,
 }
 
 impl SessionGuard {
-    /// Registers an accepted session and writes its start line.
+    /// Registers an accepted session and writes its start line; starts its recording, if it
+    /// has one (the returned tap, for the relay).
     pub fn open(
         ctx: &Sessions,
         permit: SessionPermit,
         record: SessionRecord,
-        credential: Credential,
-        expires_at: Option<u64>,
-    ) -> SessionGuard {
+        caller: Caller,
+        recording: Option<Prepared>,
+    ) -> (SessionGuard, Option<Recorder>) {
+        let Caller {
+            credential,
+            expires_at,
+            client,
+            ..
+        } = caller;
         let metrics = ctx.metrics.session_started(podgate_metrics::SessionLabels {
             session_id: &record.session_id,
             user: &record.user,
@@ -42,22 +53,40 @@ impl SessionGuard {
             pod: &record.pod,
             container: &record.container,
         });
+        let control = Arc::new(Control::new(expires_at));
+        let (recorder, handle) = match recording {
+            Some(prepared) => {
+                let c = control.clone();
+                let (recorder, handle) = prepared.start(
+                    &ctx.tasks,
+                    Box::new(move |why| c.stop(Stop::RecordingFailed, why)),
+                );
+                (Some(recorder), Some(handle))
+            }
+            None => (None, None),
+        };
         let session = Arc::new(LiveSession {
             record,
             credential,
             metrics,
             activity: Clock::new(tokio::time::Instant::now()),
-            control: Control::new(expires_at),
+            control,
+            recording: handle,
+            client,
         });
         let registered = ctx.live.register(session.clone());
         ctx.audit.session_start(&session.record);
-        SessionGuard {
-            session,
-            audit: ctx.audit.clone(),
-            ending: None,
-            _registered: registered,
-            _permit: permit,
-        }
+        (
+            SessionGuard {
+                session,
+                audit: ctx.audit.clone(),
+                ending: None,
+                forwarded: None,
+                _registered: registered,
+                _permit: permit,
+            },
+            recorder,
+        )
     }
 
     pub fn session(&self) -> &Arc<LiveSession> {
@@ -68,6 +97,11 @@ impl SessionGuard {
     pub fn established(&self, setup: Duration) {
         self.session.metrics.established(setup);
         tracing::info!(setup_ms = setup.as_millis() as u64, "session started");
+    }
+
+    /// A port-forward session's ports and forwarded connections, for its end line.
+    pub fn forwarded(&mut self, ports: Vec<u16>, connections: u64) {
+        self.forwarded = Some((ports, connections));
     }
 
     /// Ends the session with `ending`.
@@ -117,6 +151,8 @@ impl Drop for SessionGuard {
             exit_code,
             close_reason: outcome.as_str(),
             message: message.as_deref(),
+            ports: self.forwarded.as_ref().map(|(p, _)| p.as_slice()),
+            connections: self.forwarded.as_ref().map(|(_, n)| *n),
         });
     }
 }
@@ -125,6 +161,7 @@ impl Drop for SessionGuard {
 mod tests {
     use super::*;
     use crate::session::limits::{Limits, SessionLimits};
+    use crate::session::registry::Credential;
     use crate::session::relay::Verdict;
     use crate::session::{SessionSettings, registry::LiveSessions};
 
@@ -147,6 +184,7 @@ mod tests {
             live: Arc::new(LiveSessions::default()),
             shutdown: Default::default(),
             tasks: Default::default(),
+            recording: Arc::new(crate::recording::Recording::off()),
         }
     }
 
@@ -164,6 +202,7 @@ mod tests {
             tty: false,
             protocol: "v5.channel.k8s.io".into(),
             start: String::new(),
+            recording: None,
         }
     }
 
@@ -174,7 +213,13 @@ mod tests {
             static_token: None,
             browser_session: None,
         };
-        SessionGuard::open(ctx, permit, record(id), credential, None)
+        let caller = Caller {
+            credential,
+            expires_at: None,
+            source: None,
+            client: "kubectl",
+        };
+        SessionGuard::open(ctx, permit, record(id), caller, None).0
     }
 
     fn outcome_count(ctx: &Sessions, outcome: &str) -> f64 {

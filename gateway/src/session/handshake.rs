@@ -39,6 +39,8 @@ pub struct Caller {
     pub expires_at: Option<u64>,
     /// The client's address, for the audit line.
     pub source: Option<SocketAddr>,
+    /// `browser` (a page sent it: it has an Origin) or `kubectl` (any other client).
+    pub client: &'static str,
 }
 
 /// An exec or attach request, admitted by the edge.
@@ -53,15 +55,24 @@ pub struct SessionRequest {
     pub upstream_path: String,
 }
 
-/// A process-unique, sortable session id: start time in ms and a counter.
+/// A unique, sortable session id: start time in ms, a counter, and a random part drawn once
+/// per process, so replicas that share a recordings volume never name two sessions alike.
 pub fn session_id() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
+    static PROCESS: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let process = *PROCESS.get_or_init(|| {
+        // std's hasher keys are drawn from the OS's randomness once per process.
+        use std::hash::{BuildHasher as _, Hasher as _};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        h.finish() as u32
+    });
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let ms = SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis())
         .unwrap_or(0);
-    format!("{ms:x}-{n:x}")
+    format!("{ms:x}-{n:x}-{process:08x}")
 }
 
 /// Opens the session `r` asks for, or answers why not.
@@ -105,6 +116,7 @@ fn record(r: &SessionRequest, opts: &ExecOptions, protocol: &str) -> SessionReco
         tty: opts.tty,
         protocol: protocol.to_string(),
         start: timestamp(SystemTime::now()),
+        recording: None,
     }
 }
 
@@ -120,6 +132,142 @@ pub struct Established {
     cluster: Arc<Cluster>,
     permit: SessionPermit,
     setup_started: Instant,
+    recording: Option<crate::recording::Prepared>,
+}
+
+/// Opens the session's recording, when its cluster records; a `required` recording that
+/// cannot start refuses the session.
+async fn start_recording(
+    ctx: &Sessions,
+    attempt: &SessionRecord,
+    client: &'static str,
+) -> Result<Option<crate::recording::Prepared>, Refusal> {
+    let started_unix = SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let info = crate::recording::SessionInfo {
+        session_id: &attempt.session_id,
+        cluster: &attempt.cluster,
+        namespace: &attempt.namespace,
+        pod: &attempt.pod,
+        container: &attempt.container,
+        user: &attempt.user,
+        groups: &attempt.groups,
+        command: &attempt.command,
+        tty: attempt.tty,
+        client,
+        started_unix,
+    };
+    ctx.recording.prepare(&info).await.map_err(|e| {
+        Refusal::new(
+            Outcome::RecordingFailed,
+            Status::api_error(
+                503,
+                "ServiceUnavailable",
+                format!(
+                    "podgate: cluster \"{}\" records every session (recording: required), and \
+                     this one's recording could not start: {e}",
+                    attempt.cluster
+                ),
+            ),
+            attempt.clone(),
+        )
+    })
+}
+
+/// A client's upgrade request as podgate forwards it.
+pub(super) struct Upgrade<'a> {
+    pub req: &'a Request<hyper::body::Incoming>,
+    pub caller: &'a Caller,
+    pub cluster: &'a Cluster,
+    /// The path and query to send the cluster (as received, already judged).
+    pub upstream_path: &'a str,
+}
+
+/// Asks the cluster for the WebSocket upgrade of `r` (its path and query as received, podgate's
+/// credentials, the caller's identity), offering `protocols` (none: the empty protocol), and
+/// gives back the cluster's 101, or the refusal to relay: the cluster's own answer when it said
+/// no (a 4xx is the cluster's decision: `denied`), a 503 naming the cluster when it could not be
+/// reached. Exec, attach and port-forward all ask this way.
+pub(super) async fn upgrade_upstream(
+    ctx: &Sessions,
+    r: Upgrade<'_>,
+    protocols: Option<&str>,
+    attempt: &SessionRecord,
+) -> Result<Response<hyper::body::Incoming>, Refusal> {
+    let bad = |message: String| {
+        Refusal::new(
+            Outcome::BadRequest,
+            Status::bad_request(message),
+            attempt.clone(),
+        )
+    };
+    let mut headers = crate::upstream::headers::forward(
+        r.req.headers(),
+        &r.caller.credential.identity,
+        r.cluster.impersonate,
+    );
+    headers.remove(header::SEC_WEBSOCKET_PROTOCOL);
+    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(
+        header::SEC_WEBSOCKET_VERSION,
+        HeaderValue::from_static("13"),
+    );
+    let key = fastwebsockets::handshake::generate_key();
+    let values = [
+        Some((header::SEC_WEBSOCKET_KEY, key.as_str())),
+        protocols.map(|p| (header::SEC_WEBSOCKET_PROTOCOL, p)),
+    ];
+    for (name, value) in values.into_iter().flatten() {
+        // Base64 and protocol names: always valid header values.
+        match HeaderValue::from_str(value) {
+            Ok(v) => {
+                headers.insert(name, v);
+            }
+            Err(_) => return Err(bad(format!("podgate could not build the {name} header"))),
+        }
+    }
+    let mut up_req = Request::new(empty_body());
+    *up_req.uri_mut() = match r.upstream_path.parse() {
+        Ok(u) => u,
+        Err(_) => return Err(bad("the request path is not a valid URI".into())),
+    };
+    *up_req.headers_mut() = headers;
+
+    let cluster = &r.cluster;
+    let sent = Instant::now();
+    let up_resp = match cluster.upstream.send(up_req).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            ctx.metrics
+                .upstream_request(&cluster.id, None, sent.elapsed());
+            tracing::warn!(cluster = %cluster.id, "upstream request failed: {e}");
+            return Err(Refusal::new(
+                Outcome::UpstreamError,
+                crate::upstream::proxy::unreachable_status(&cluster.id, &e),
+                attempt.clone(),
+            ));
+        }
+    };
+    ctx.metrics
+        .upstream_request(&cluster.id, Some(up_resp.status().as_u16()), sent.elapsed());
+    if up_resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+        // The cluster's refusal, unchanged: a 4xx is the cluster saying no.
+        let outcome = if up_resp.status().is_client_error() {
+            Outcome::Denied
+        } else {
+            Outcome::UpstreamError
+        };
+        let (response, message) = read_refusal(up_resp).await;
+        return Err(Refusal {
+            outcome,
+            answer: Answer::Cluster { response, message },
+            attempt: attempt.clone(),
+            in_socket: None,
+        });
+    }
+    Ok(up_resp)
 }
 
 async fn handshake(ctx: &Sessions, mut r: SessionRequest) -> Result<Established, Refusal> {
@@ -206,84 +354,27 @@ async fn handshake(ctx: &Sessions, mut r: SessionRequest) -> Result<Established,
         }
     };
     let setup_started = Instant::now();
+    // Before the cluster is asked, so that a required recording that cannot start runs
+    // nothing; removed again if the session does not start after all.
+    let mut recording = Unstarted {
+        prepared: start_recording(ctx, &attempt, r.caller.client).await?,
+        tasks: ctx.tasks.clone(),
+    };
 
     // Upstream request: same path and query, our credentials, the client's identity.
-    let mut headers = crate::upstream::headers::forward(
-        r.req.headers(),
-        &r.caller.credential.identity,
-        r.cluster.impersonate,
-    );
     let mut offer: Vec<&str> = offered.iter().map(|p| p.name()).collect();
     for p in FALLBACK {
         if !offer.contains(&p.name()) {
             offer.push(p.name());
         }
     }
-    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    headers.insert(
-        header::SEC_WEBSOCKET_VERSION,
-        HeaderValue::from_static("13"),
-    );
-    for (name, value) in [
-        (
-            header::SEC_WEBSOCKET_KEY,
-            fastwebsockets::handshake::generate_key(),
-        ),
-        (header::SEC_WEBSOCKET_PROTOCOL, offer.join(", ")),
-    ] {
-        // Base64 and protocol names: always valid header values.
-        match HeaderValue::from_str(&value) {
-            Ok(v) => {
-                headers.insert(name, v);
-            }
-            Err(_) => {
-                return Err(bad(
-                    &attempt,
-                    format!("podgate could not build the {name} header"),
-                ));
-            }
-        }
-    }
-    let mut up_req = Request::new(empty_body());
-    *up_req.uri_mut() = match r.upstream_path.parse() {
-        Ok(u) => u,
-        Err(_) => return Err(bad(&attempt, "the request path is not a valid URI".into())),
+    let upgrade = Upgrade {
+        req: &r.req,
+        caller: &r.caller,
+        cluster: &r.cluster,
+        upstream_path: &r.upstream_path,
     };
-    *up_req.headers_mut() = headers;
-
-    let cluster = &r.cluster;
-    let sent = Instant::now();
-    let up_resp = match cluster.upstream.send(up_req).await {
-        Ok(resp) => resp,
-        Err(e) => {
-            ctx.metrics
-                .upstream_request(&cluster.id, None, sent.elapsed());
-            tracing::warn!(cluster = %cluster.id, "upstream request failed: {e}");
-            return Err(Refusal::new(
-                Outcome::UpstreamError,
-                crate::upstream::proxy::unreachable_status(&cluster.id, &e),
-                attempt,
-            ));
-        }
-    };
-    ctx.metrics
-        .upstream_request(&cluster.id, Some(up_resp.status().as_u16()), sent.elapsed());
-    if up_resp.status() != StatusCode::SWITCHING_PROTOCOLS {
-        // The cluster's refusal, unchanged: a 4xx is the cluster saying no.
-        let outcome = if up_resp.status().is_client_error() {
-            Outcome::Denied
-        } else {
-            Outcome::UpstreamError
-        };
-        let (response, message) = read_refusal(up_resp).await;
-        return Err(Refusal {
-            outcome,
-            answer: Answer::Cluster { response, message },
-            attempt,
-            in_socket: None,
-        });
-    }
+    let up_resp = upgrade_upstream(ctx, upgrade, Some(&offer.join(", ")), &attempt).await?;
     if spdy {
         drop(up_resp);
         return Err(bad(&attempt,
@@ -312,6 +403,8 @@ async fn handshake(ctx: &Sessions, mut r: SessionRequest) -> Result<Established,
         );
     }
     attempt.protocol = client_protocol.name().to_string();
+    let recording = recording.prepared.take();
+    attempt.recording = recording.as_ref().map(|p| p.key().to_string());
     Ok(Established {
         response: crate::http::boxed_empty(response),
         client_upgrade,
@@ -323,12 +416,41 @@ async fn handshake(ctx: &Sessions, mut r: SessionRequest) -> Result<Established,
         cluster: r.cluster,
         permit,
         setup_started,
+        recording,
     })
+}
+
+/// A session that ended before its relay started: its tap hears the ending too.
+fn told_tap(tap: Option<&dyn crate::tap::Tap>, ending: Ending) -> Ending {
+    if let Some(tap) = tap {
+        tap.ended(&crate::tap::Ended {
+            outcome: ending.outcome(),
+            exit_code: ending.exit_code(),
+            message: ending.message().map(str::to_string),
+        });
+    }
+    ending
+}
+
+/// A recording made for a session that may still be refused: removed unless taken.
+struct Unstarted {
+    prepared: Option<crate::recording::Prepared>,
+    tasks: tokio_util::task::TaskTracker,
+}
+
+impl Drop for Unstarted {
+    fn drop(&mut self) {
+        if let Some(p) = self.prepared.take() {
+            self.tasks.spawn(p.discard());
+        }
+    }
 }
 
 /// The cluster's refusal as a response to pass on, and the message of its `Status` (read
 /// within bounds: a refusal that is larger or slower is passed on cut, and says so).
-async fn read_refusal(resp: Response<hyper::body::Incoming>) -> (Response<Bytes>, String) {
+pub(super) async fn read_refusal(
+    resp: Response<hyper::body::Incoming>,
+) -> (Response<Bytes>, String) {
     let (mut parts, body) = resp.into_parts();
     let limited = http_body_util::Limited::new(body, REFUSAL_BODY);
     let bytes = match tokio::time::timeout(REFUSAL_READ, limited.collect()).await {
@@ -361,6 +483,7 @@ impl Established {
             cluster,
             permit,
             setup_started,
+            recording,
         } = self;
         let span = tracing::info_span!("session",
             session_id = %record.session_id,
@@ -373,21 +496,25 @@ impl Established {
             client_protocol = client_protocol.name(),
             upstream_protocol = upstream_protocol.name(),
         );
-        let guard = SessionGuard::open(ctx, permit, record, caller.credential, caller.expires_at);
+        let (guard, recorder) = SessionGuard::open(ctx, permit, record, caller, recording);
         let ctx2 = ctx.clone();
         ctx.tasks.spawn(tracing::Instrument::instrument(
             async move {
                 let ctx = ctx2;
+                let tap = recorder.as_ref().map(|r| r as &dyn crate::tap::Tap);
                 let (client, upstream) = match tokio::join!(client_upgrade, upstream_upgrade) {
                     (Ok(c), Ok(u)) => (c, u),
                     (Err(e), _) => {
                         tracing::info!("client upgrade failed: {e}");
-                        return guard.finish(Ending::ClientClosed);
+                        return guard.finish(told_tap(tap, Ending::ClientClosed));
                     }
                     (_, Err(e)) => {
-                        return guard.finish(Ending::UpstreamLost(format!(
-                            "podgate: the cluster's upgrade failed: {e}"
-                        )));
+                        return guard.finish(told_tap(
+                            tap,
+                            Ending::UpstreamLost(format!(
+                                "podgate: the cluster's upgrade failed: {e}"
+                            )),
+                        ));
                     }
                 };
                 let upstream = fastwebsockets::WebSocket::after_handshake(
@@ -403,7 +530,7 @@ impl Established {
                         upstream_protocol,
                         settings: &ctx.settings,
                         session: guard.session(),
-                        tap: None,
+                        tap,
                         shutdown: &ctx.shutdown,
                         cluster: &cluster.id,
                     },

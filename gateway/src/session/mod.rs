@@ -1,4 +1,5 @@
-//! One exec/attach session, from the handshake to its last byte.
+//! One exec/attach or port-forward ([`portforward`]) session, from the handshake to its last
+//! byte.
 //!
 //! - [`handshake`]: a request becomes either an [`Established`](handshake::Established)
 //!   session or a [`Refusal`](refusal::Refusal), one type, so no refusal path can forget its
@@ -7,9 +8,11 @@
 //!   registry entry, per-session metric series, audit record), released exactly once with the
 //!   outcome whatever ends it;
 //! - [`relay`]: the frames, both ways, with keepalive, timers and the ending rules;
-//! - [`tap`]: where other parts observe a session's output without touching the relay's
-//!   per-frame path;
-//! - [`limits`], [`registry`] (live sessions, revocation), [`audit`], [`refusal`].
+//! - [`limits`], [`registry`] (live sessions, revocation, what ends a session from outside),
+//!   [`audit`], [`refusal`].
+//!
+//! A session's recording ([`crate::recording`]) is started in the handshake (a `required` one
+//! that cannot start refuses the session) and fed by the relay through the [`crate::tap`].
 //!
 //! The outcome vocabulary is [`podgate_metrics::Outcome`], shared by metrics, audit and logs.
 //! This layer uses `upstream` to reach clusters and nothing above it; the route layer hands it
@@ -20,10 +23,10 @@ pub mod audit;
 pub mod guard;
 pub mod handshake;
 pub mod limits;
+pub mod portforward;
 pub mod refusal;
 pub mod registry;
 pub mod relay;
-pub mod tap;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -83,4 +86,6 @@ pub struct Sessions {
     pub shutdown: CancellationToken,
     /// Owns every session task, so shutdown can wait for them.
     pub tasks: TaskTracker,
+    /// Recordings: the sink and each cluster's mode.
+    pub recording: Arc<crate::recording::Recording>,
 }

@@ -43,12 +43,23 @@ impl Clock {
 pub enum Stop {
     /// The person's right to the session ended (token removed, access policy changed).
     AccessRevoked,
+    /// An operator ended it.
+    Terminated,
+    /// Its cluster records as `required`, and the recording failed.
+    RecordingFailed,
 }
+
+/// The most notices waiting for the relay to tell the person; more are dropped (they are
+/// courtesy, not record: the audit log has who watched).
+const NOTICES: usize = 16;
 
 /// What can end a session from outside, and when its credential stops being valid.
 pub struct Control {
     stop: Mutex<Option<(Stop, String)>>,
     stopped: tokio::sync::Notify,
+    /// Text for the person, written into their terminal by the relay.
+    notices: Mutex<std::collections::VecDeque<String>>,
+    noticed: tokio::sync::Notify,
     /// Unix seconds from which the credential is no longer valid; 0: it does not expire.
     /// Moved later when a browser session refreshes its token.
     expires_at: AtomicU64,
@@ -59,6 +70,8 @@ impl Control {
         Control {
             stop: Mutex::new(None),
             stopped: tokio::sync::Notify::new(),
+            notices: Mutex::default(),
+            noticed: tokio::sync::Notify::new(),
             expires_at: AtomicU64::new(expires_at.unwrap_or(0)),
         }
     }
@@ -83,6 +96,34 @@ impl Control {
                 .clone()
             {
                 return s;
+            }
+            notified.await;
+        }
+    }
+
+    /// Tells the person `text` in their terminal (someone started watching, ...).
+    pub fn tell(&self, text: String) {
+        {
+            let mut q = self.notices.lock().unwrap_or_else(PoisonError::into_inner);
+            if q.len() >= NOTICES {
+                return;
+            }
+            q.push_back(text);
+        }
+        self.noticed.notify_one();
+    }
+
+    /// The next notice to tell, once there is one.
+    pub async fn next_notice(&self) -> String {
+        loop {
+            let notified = self.noticed.notified();
+            if let Some(t) = self
+                .notices
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop_front()
+            {
+                return t;
             }
             notified.await;
         }
@@ -123,7 +164,11 @@ pub struct LiveSession {
     pub metrics: SessionMetrics,
     /// Last stdin or output byte.
     pub activity: Clock,
-    pub control: Control,
+    pub control: Arc<Control>,
+    /// Its recording, when its cluster records (and the recording started).
+    pub recording: Option<crate::recording::Handle>,
+    /// `browser` or `kubectl`.
+    pub client: &'static str,
 }
 
 impl LiveSession {
@@ -135,15 +180,19 @@ impl LiveSession {
         self.activity.get().elapsed()
     }
 
-    /// The `/debug/sessions` entry.
+    /// The `/debug/sessions` and `/podgate/sessions` entry.
     pub fn to_json(&self) -> serde_json::Value {
         let r = &self.record;
         serde_json::json!({
             "id": r.session_id, "user": r.user, "cluster": r.cluster, "namespace": r.namespace,
-            "pod": r.pod, "container": r.container, "started": r.start,
+            "pod": r.pod, "container": r.container, "command": r.command, "tty": r.tty,
+            "started": r.start, "client": self.client,
             "bytes": {"stdin": self.bytes(Direction::Stdin), "stdout": self.bytes(Direction::Stdout),
                       "stderr": self.bytes(Direction::Stderr)},
             "idle_seconds": self.idle().as_secs_f64(),
+            "recording": self.recording.as_ref().map(|h| h.key.to_string()),
+            "observable": self.recording.is_some(),
+            "observers": self.recording.as_ref().map_or(0, |h| h.observers()),
         })
     }
 }
@@ -177,6 +226,10 @@ impl LiveSessions {
             sessions: self.clone(),
             id,
         }
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<LiveSession>> {
+        self.lock().by_id.get(id).cloned()
     }
 
     pub fn list(&self) -> Vec<Arc<LiveSession>> {
@@ -279,6 +332,7 @@ mod tests {
                 tty: false,
                 protocol: String::new(),
                 start: String::new(),
+                recording: None,
             },
             credential: Credential {
                 identity: Identity::new("u", Vec::<String>::new()).expect("identity"),
@@ -286,7 +340,9 @@ mod tests {
                 browser_session: login.map(str::to_string),
             },
             activity: Clock::new(Instant::now()),
-            control: Control::new(Some(expires_at)),
+            control: Arc::new(Control::new(Some(expires_at))),
+            recording: None,
+            client: "kubectl",
         })
     }
 

@@ -6,12 +6,15 @@
 //! impersonation headers) over a hyper client whose request body is any stream.
 
 use bytes::Bytes;
+use http::HeaderValue;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use kube::client::ConfigExt as _;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 use tower::{ServiceBuilder, ServiceExt as _};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -20,9 +23,35 @@ pub type RequestBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxErro
 
 type Svc = tower::util::BoxCloneSyncService<Request<RequestBody>, Response<Incoming>, BoxError>;
 
+/// How one cluster's connections are made and kept.
+#[derive(Debug, Clone, Copy)]
+pub struct UpstreamOptions {
+    /// Bounds TCP and the TLS handshake.
+    pub connect_timeout: Duration,
+    /// An idle pooled connection is closed after this; and a health probe of a cluster that
+    /// nobody used for this long does not keep its connection.
+    pub idle_timeout: Duration,
+}
+
+impl Default for UpstreamOptions {
+    fn default() -> Self {
+        let d = podgate_config::UpstreamConfig::default();
+        UpstreamOptions {
+            connect_timeout: d.connect_timeout.get(),
+            idle_timeout: d.idle_timeout.get(),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Upstream {
     svc: Svc,
+    /// When a person last sent a request (milliseconds since [`epoch`], 0 for never).
+    /// Health probes do not set it: what keeps a connection open is people's use.
+    last_used: Arc<AtomicU64>,
+    idle_timeout: Duration,
+    /// Keeps the TLS parts this cluster shares with others alive (see `tls.rs`).
+    _tls: Option<Arc<super::tls::SharedTls>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -34,19 +63,44 @@ pub enum UpstreamError {
     Other(String),
 }
 
+/// The process's time origin for `last_used` (monotonic, so a clock step changes nothing).
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn now_ms() -> u64 {
+    // At least 1: 0 means "never used".
+    (epoch().elapsed().as_millis() as u64).max(1)
+}
+
 impl Upstream {
-    pub fn new(config: &kube::Config, connect_timeout: Duration) -> Result<Upstream, kube::Error> {
+    pub fn new(config: &kube::Config, options: &UpstreamOptions) -> Result<Upstream, kube::Error> {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
-        let https = config.rustls_https_connector_with_connector(http)?;
+        let tls = super::tls::for_cluster(config)?;
+        let mut builder = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls.config)
+            .https_or_http();
+        if let Some(name) = config.tls_server_name.as_ref() {
+            let name = rustls::pki_types::ServerName::try_from(name.clone()).map_err(|e| {
+                kube::Error::RustlsTls(kube::client::RustlsTlsError::InvalidServerName(e))
+            })?;
+            builder =
+                builder.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name));
+        }
+        let https = builder.enable_http1().wrap_connector(http);
         // The bound covers TCP and the TLS handshake, so a cluster that accepts and then
         // stalls is "unreachable" in bounded time. No read or write timeouts: relayed
         // sessions and watches are long and quiet, and their liveness is the relay's job.
         let mut https = hyper_timeout::TimeoutConnector::new(https);
-        https.set_connect_timeout(Some(connect_timeout));
+        https.set_connect_timeout(Some(options.connect_timeout));
+        // The timer makes the pool close idle connections on time, not only when the next
+        // request finds them stale: an unused cluster holds no file descriptor.
         let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_idle_timeout(options.idle_timeout)
+            .pool_timer(TokioTimer::new())
             .build::<_, RequestBody>(https);
         let svc = ServiceBuilder::new()
             .layer(config.base_uri_layer())
@@ -54,21 +108,60 @@ impl Upstream {
             .layer(config.extra_headers_layer()?)
             .service(client.map_err(BoxError::from))
             .map_err(BoxError::from);
-        Ok(Upstream { svc: Svc::new(svc) })
+        Ok(Upstream {
+            svc: Svc::new(svc),
+            last_used: Arc::new(AtomicU64::new(0)),
+            idle_timeout: options.idle_timeout,
+            _tls: tls.keep,
+        })
     }
 
-    /// Sends one request; the response body streams.
+    /// Sends one request for a person; the response body streams.
     pub async fn send(
         &self,
         req: Request<RequestBody>,
     ) -> Result<Response<Incoming>, UpstreamError> {
+        self.last_used.store(now_ms(), Ordering::Relaxed);
+        self.call(req).await.map_err(classify)
+    }
+
+    /// Sends a health probe. It does not count as use, and when nobody used the cluster
+    /// within the idle timeout it asks for its connection to be closed after the answer
+    /// (`Connection: close`): probes alone never keep a connection open.
+    pub async fn probe(
+        &self,
+        mut req: Request<RequestBody>,
+    ) -> Result<Response<Incoming>, BoxError> {
+        if !self.used_within(self.idle_timeout) {
+            req.headers_mut()
+                .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        self.call(req).await
+    }
+
+    /// Whether a person sent a request within `window`.
+    pub fn used_within(&self, window: Duration) -> bool {
+        match self.last_used.load(Ordering::Relaxed) {
+            0 => false,
+            at => now_ms().saturating_sub(at) < window.as_millis() as u64,
+        }
+    }
+
+    /// Whether this and `other` share one TLS configuration (same CA and identity): what the
+    /// fleet tests and benchmark check.
+    pub fn shares_tls_with(&self, other: &Upstream) -> bool {
+        match (&self._tls, &other._tls) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
+    async fn call(&self, req: Request<RequestBody>) -> Result<Response<Incoming>, BoxError> {
         // `call` on the boxed service returns a boxed `Send` future; going through it (rather
         // than `oneshot`) keeps rustc's `Send` inference out of the service's generics.
         let mut svc = self.svc.clone();
-        std::future::poll_fn(|cx| tower::Service::poll_ready(&mut svc, cx))
-            .await
-            .map_err(classify)?;
-        tower::Service::call(&mut svc, req).await.map_err(classify)
+        std::future::poll_fn(|cx| tower::Service::poll_ready(&mut svc, cx)).await?;
+        tower::Service::call(&mut svc, req).await
     }
 }
 

@@ -19,7 +19,35 @@ pub async fn forward(
     upstream_path: &str,
 ) -> Response<Body> {
     let (parts, body) = req.into_parts();
-    let mut up = Request::new(body.map_err(BoxError::from).boxed_unsync());
+    let body = body.map_err(BoxError::from).boxed_unsync();
+    send(metrics, cluster, &parts, body, identity, upstream_path).await
+}
+
+/// As [`forward`], for a request whose body the gateway has already read (`parts` are the
+/// request's head, `body` all of its body): a self review it judged before asking the cluster.
+pub async fn forward_read(
+    metrics: &Metrics,
+    cluster: &Cluster,
+    parts: &http::request::Parts,
+    body: bytes::Bytes,
+    identity: &Identity,
+    upstream_path: &str,
+) -> Response<Body> {
+    let body = http_body_util::Full::new(body)
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    send(metrics, cluster, parts, body, identity, upstream_path).await
+}
+
+async fn send(
+    metrics: &Metrics,
+    cluster: &Cluster,
+    parts: &http::request::Parts,
+    body: super::RequestBody,
+    identity: &Identity,
+    upstream_path: &str,
+) -> Response<Body> {
+    let mut up = Request::new(body);
     *up.method_mut() = parts.method.clone();
     *up.uri_mut() = match upstream_path.parse() {
         Ok(u) => u,

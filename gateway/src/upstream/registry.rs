@@ -1,18 +1,24 @@
-//! The cluster registry: one [`kube::Client`] per upstream cluster, built once and shared by
+//! The cluster registry: one [`Cluster`] per upstream cluster, built once and shared by
 //! every request and session to that cluster, plus its last known health.
 //!
-//! Clients are shared because each holds a connection pool and a TLS configuration; building
-//! one per request would redo TLS handshakes and lose HTTP/2 multiplexing. Entries are
-//! `Arc<Cluster>`: a session takes its own `Arc` when it starts, so a configuration reload
-//! that replaces or removes the cluster never disturbs sessions already running on it.
+//! Clusters are shared because each holds a connection pool and a TLS configuration; building
+//! one per request would redo TLS handshakes. Entries are `Arc<Cluster>`: a session takes its
+//! own `Arc` when it starts, so a configuration reload that replaces or removes the cluster
+//! never disturbs sessions already running on it.
+//!
+//! Sized for fleets: lookups go through a hash map in an immutable snapshot (constant time,
+//! no lock held while a request uses the cluster); a reload builds only the clusters whose
+//! entry or kubeconfig changed, reads each kubeconfig file once however many clusters name
+//! it, and swaps the snapshot in one step, so requests to the other clusters never wait.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
 use podgate_config::{ClusterConfig, ClusterSource, UpstreamConfig};
-use tokio_util::sync::CancellationToken;
+
+pub use super::health::spawn_health_checks;
 
 /// Why a cluster could not be set up. Every message names the cluster and, when there is one,
 /// the kubeconfig file.
@@ -67,15 +73,16 @@ pub struct Health {
 /// One upstream cluster.
 pub struct Cluster {
     pub id: String,
-    pub client: kube::Client,
     /// Send the user's identity as `Impersonate-*` headers (see `ClusterConfig::impersonate`).
     pub impersonate: bool,
     /// Who may use this cluster through the gateway (checked before any upstream call).
     pub access: podgate_config::AccessPolicy,
-    /// The apiserver URL, for messages and the dashboard; requests go through `client`.
+    /// What people read: `display_name`, `environment` and `labels` from the config.
+    pub meta: ClusterMeta,
+    /// The apiserver URL, for messages and the dashboard; requests go through `upstream`.
     pub server: String,
-    /// The streaming HTTP path the proxy and the exec relay use (same TLS, credentials and
-    /// base URL as `client`).
+    /// The streaming HTTP path the proxy, the exec relay and the health probe use (TLS,
+    /// credentials and base URL from the kubeconfig).
     pub upstream: super::Upstream,
     /// When the client certificate the kubeconfig gives the gateway expires (Unix seconds),
     /// for `podgate_tls_certificate_expiry_timestamp_seconds`; `None` without one.
@@ -83,6 +90,24 @@ pub struct Cluster {
     /// To name it when it is what failed.
     connect_timeout: Option<Duration>,
     health: RwLock<Health>,
+}
+
+/// A cluster's description for people (the web UI, `/podgate/clusters`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterMeta {
+    pub display_name: Option<String>,
+    pub environment: Option<String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl ClusterMeta {
+    fn of(config: &ClusterConfig) -> ClusterMeta {
+        ClusterMeta {
+            display_name: config.display_name.clone(),
+            environment: config.environment.clone(),
+            labels: config.labels.clone(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Cluster {
@@ -96,12 +121,47 @@ impl std::fmt::Debug for Cluster {
     }
 }
 
+/// Parsed kubeconfig files by path, for one `apply`: a fleet names a few files many times.
+#[derive(Default)]
+struct Kubeconfigs {
+    files: HashMap<PathBuf, (Option<FileStamp>, kube::config::Kubeconfig)>,
+}
+
+impl Kubeconfigs {
+    /// The file at `path`, read once per version (its stamp) however often it is asked for.
+    fn read(
+        &mut self,
+        path: &Path,
+    ) -> Result<kube::config::Kubeconfig, kube::config::KubeconfigError> {
+        let stamp = FileStamp::of(path);
+        if let Some((seen, kc)) = self.files.get(path)
+            && stamp.is_some()
+            && *seen == stamp
+        {
+            return Ok(kc.clone());
+        }
+        // `read_from` also resolves the file's relative certificate paths against its
+        // directory, as kubectl does.
+        let kc = kube::config::Kubeconfig::read_from(path)?;
+        self.files.insert(path.to_path_buf(), (stamp, kc.clone()));
+        Ok(kc)
+    }
+}
+
 impl Cluster {
     /// Builds the cluster a config entry describes, from its kubeconfig (and context) or from
-    /// the pod's service account. Needs a Tokio runtime: the client spawns its worker.
+    /// the pod's service account. Needs a Tokio runtime.
     pub async fn from_config(
         config: &ClusterConfig,
         upstream: &UpstreamConfig,
+    ) -> Result<Cluster, ClusterError> {
+        Cluster::from_config_with(config, upstream, &mut Kubeconfigs::default()).await
+    }
+
+    async fn from_config_with(
+        config: &ClusterConfig,
+        upstream: &UpstreamConfig,
+        files: &mut Kubeconfigs,
     ) -> Result<Cluster, ClusterError> {
         let id = config.id.clone();
         let mut kube_config = match config.source() {
@@ -111,9 +171,7 @@ impl Cluster {
                     path: path.to_path_buf(),
                     source,
                 };
-                // `read_from` also resolves the file's relative certificate paths against its
-                // directory, as kubectl does.
-                let kc = kube::config::Kubeconfig::read_from(path).map_err(kubeconfig_error)?;
+                let kc = files.read(path).map_err(kubeconfig_error)?;
                 let options = kube::config::KubeConfigOptions {
                     context: context.map(str::to_string),
                     ..Default::default()
@@ -130,28 +188,45 @@ impl Cluster {
             }
         };
         kube_config.connect_timeout = Some(upstream.connect_timeout.get());
-        let mut cluster = Cluster::from_kube_config(id, kube_config, config.impersonate)?;
+        let options = super::UpstreamOptions {
+            connect_timeout: upstream.connect_timeout.get(),
+            idle_timeout: upstream.idle_timeout.get(),
+        };
+        let mut cluster = Cluster::build(id, kube_config, config.impersonate, &options)?;
         cluster.access = config.access.clone();
+        cluster.meta = ClusterMeta::of(config);
         Ok(cluster)
     }
 
-    /// Builds a cluster from a ready `kube::Config` (the demo makes them in memory).
+    /// Builds a cluster from a ready `kube::Config` (the demo makes them in memory), with the
+    /// default idle timeout.
     ///
-    /// The config's read and write timeouts are removed. kube applies them per IO operation
-    /// on every connection of the client, upgraded ones included, so a read timeout would cut
-    /// an exec session or watch that is merely quiet, and a write timeout one whose pod is
-    /// slow to read its stdin (back-pressure, which the relay relies on). Requests that must
-    /// be bounded (health checks, proxied calls) are bounded by their caller; liveness of
+    /// The config's read and write timeouts are not used: they would apply per IO operation
+    /// on every connection, upgraded ones included, so a read timeout would cut an exec
+    /// session or watch that is merely quiet, and a write timeout one whose pod is slow to
+    /// read its stdin (back-pressure, which the relay relies on). Requests that must be
+    /// bounded (health checks, proxied calls) are bounded by their caller; liveness of
     /// sessions is the relay's job. The connect timeout (TCP and TLS handshake) is kept.
     pub fn from_kube_config(
         id: impl Into<String>,
-        mut config: kube::Config,
+        config: kube::Config,
         impersonate: bool,
     ) -> Result<Cluster, ClusterError> {
-        let id = id.into();
-        config.read_timeout = None;
-        config.write_timeout = None;
-        let connect_timeout = config.connect_timeout;
+        let options = super::UpstreamOptions {
+            connect_timeout: config
+                .connect_timeout
+                .unwrap_or(super::UpstreamOptions::default().connect_timeout),
+            ..super::UpstreamOptions::default()
+        };
+        Cluster::build(id.into(), config, impersonate, &options)
+    }
+
+    fn build(
+        id: String,
+        config: kube::Config,
+        impersonate: bool,
+        options: &super::UpstreamOptions,
+    ) -> Result<Cluster, ClusterError> {
         let client_cert_not_after = client_certificate(&config.auth_info)
             .as_deref()
             .and_then(crate::x509::pem_not_after);
@@ -161,26 +236,20 @@ impl Cluster {
             .map(str::to_string)
             .unwrap_or(server);
         let upstream =
-            super::Upstream::new(&config, connect_timeout.unwrap_or(Duration::from_secs(10)))
-                .map_err(|source| ClusterError::Client {
-                    id: id.clone(),
-                    server: server.clone(),
-                    source,
-                })?;
-        let client = kube::Client::try_from(config).map_err(|source| ClusterError::Client {
-            id: id.clone(),
-            server: server.clone(),
-            source,
-        })?;
+            super::Upstream::new(&config, options).map_err(|source| ClusterError::Client {
+                id: id.clone(),
+                server: server.clone(),
+                source,
+            })?;
         Ok(Cluster {
             id,
-            client,
             impersonate,
             access: Default::default(),
+            meta: ClusterMeta::default(),
             server,
             upstream,
             client_cert_not_after,
-            connect_timeout,
+            connect_timeout: Some(options.connect_timeout),
             health: RwLock::new(Health::default()),
         })
     }
@@ -193,12 +262,33 @@ impl Cluster {
             .clone()
     }
 
+    /// Whether the last health check succeeded (without copying the rest).
+    pub fn is_up(&self) -> bool {
+        self.health
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .up
+    }
+
+    /// Where the health scheduler counts concurrent probes: the apiserver's address (scheme,
+    /// host and port), shared by every cluster id that names it.
+    pub fn server_address(&self) -> &str {
+        let rest = self
+            .server
+            .split_once("://")
+            .map_or(self.server.as_str(), |(_, r)| r);
+        let end = rest.find('/').unwrap_or(rest.len());
+        &self.server[..self.server.len() - rest.len() + end]
+    }
+
     /// Asks the apiserver for `/version`, bounded by `timeout`, records the outcome and logs a
     /// change between up and down. Returns the new health.
+    ///
+    /// The probe does not count as use of the cluster: when nobody used it within the idle
+    /// timeout, its connection is closed after the answer (see [`super::Upstream::probe`]).
     pub async fn check_health(&self, timeout: Duration) -> Health {
-        let outcome = match tokio::time::timeout(timeout, self.client.apiserver_version()).await {
-            Ok(Ok(info)) => Ok(info.git_version),
-            Ok(Err(e)) => Err(describe_request_error(&e, self.connect_timeout)),
+        let outcome = match tokio::time::timeout(timeout, self.version()).await {
+            Ok(outcome) => outcome,
             Err(_) => Err(format!(
                 "no answer to GET /version within {}",
                 humanize(timeout)
@@ -237,6 +327,56 @@ impl Cluster {
         }
         now
     }
+
+    /// `GET /version`: the `gitVersion`, or why not.
+    async fn version(&self) -> Result<String, String> {
+        use http_body_util::BodyExt as _;
+        /// A version answer is a few hundred bytes; anything near this is not one.
+        const MAX_VERSION_BYTES: usize = 64 << 10;
+        let mut req = http::Request::new(super::empty_body());
+        *req.uri_mut() = http::Uri::from_static("/version");
+        req.headers_mut().insert(
+            http::header::ACCEPT,
+            http::HeaderValue::from_static("application/json"),
+        );
+        let resp = self
+            .upstream
+            .probe(req)
+            .await
+            .map_err(|e| describe_probe_error(e.as_ref(), self.connect_timeout))?;
+        let code = resp.status();
+        let body = http_body_util::Limited::new(resp.into_body(), MAX_VERSION_BYTES)
+            .collect()
+            .await
+            .map_err(|e| {
+                format!(
+                    "reading the answer to GET /version: {}",
+                    error_chain(e.as_ref())
+                )
+            })?
+            .to_bytes();
+        if !code.is_success() {
+            let status: Option<podgate_protocol::Status> = serde_json::from_slice(&body).ok();
+            let reason = code.canonical_reason().unwrap_or("");
+            return Err(match status {
+                Some(s) => format!(
+                    "HTTP {} {}: {}",
+                    code.as_u16(),
+                    s.reason.as_deref().unwrap_or(reason),
+                    s.message.unwrap_or_default()
+                ),
+                None => format!("HTTP {} {reason}", code.as_u16()),
+            });
+        }
+        #[derive(serde::Deserialize)]
+        struct Version {
+            #[serde(rename = "gitVersion")]
+            git_version: String,
+        }
+        serde_json::from_slice::<Version>(&body)
+            .map(|v| v.git_version)
+            .map_err(|e| format!("the answer to GET /version is not a version: {e}"))
+    }
 }
 
 /// The PEM of the client certificate a kubeconfig user authenticates with, inline or in a
@@ -251,29 +391,24 @@ fn client_certificate(auth: &kube::config::AuthInfo) -> Option<Vec<u8>> {
     std::fs::read(auth.client_certificate.as_deref()?).ok()
 }
 
-/// A failed request in words an operator can act on. kube's own messages say where it failed
-/// ("ServiceError: client error (Connect)"); the causes say why, and a connect timeout surfaces
-/// only as tokio's "deadline has elapsed", which we spell out.
-fn describe_request_error(e: &kube::Error, connect_timeout: Option<Duration>) -> String {
-    match e {
-        kube::Error::Api(status) => {
-            format!("HTTP {} {}: {}", status.code, status.reason, status.message)
-        }
-        kube::Error::Service(inner) => {
-            let inner: &(dyn std::error::Error + 'static) = inner.as_ref();
-            let timed_out = std::iter::successors(Some(inner), |e| e.source()).any(|e| {
-                e.downcast_ref::<std::io::Error>()
-                    .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
-            });
-            match (timed_out, connect_timeout) {
-                (true, Some(t)) => format!(
-                    "cannot connect within {} (TCP and TLS handshake)",
-                    humanize(t)
-                ),
-                _ => error_chain(inner),
-            }
-        }
-        e => error_chain(e),
+/// A failed probe in words an operator can act on. hyper's own messages say where it failed
+/// ("client error (Connect)"); the causes say why, and a connect timeout surfaces only as
+/// "deadline has elapsed", which we spell out.
+fn describe_probe_error(
+    e: &(dyn std::error::Error + Send + Sync + 'static),
+    connect_timeout: Option<Duration>,
+) -> String {
+    let e: &(dyn std::error::Error + 'static) = e;
+    let timed_out = std::iter::successors(Some(e), |e| e.source()).any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+    });
+    match (timed_out, connect_timeout) {
+        (true, Some(t)) => format!(
+            "cannot connect within {} (TCP and TLS handshake)",
+            humanize(t)
+        ),
+        _ => error_chain(e),
     }
 }
 
@@ -301,6 +436,9 @@ fn humanize(d: Duration) -> String {
 }
 
 /// What [`Registry::apply`] is given for one cluster.
+// Specs live only for one `apply`, and nearly all are `Config`: boxing would add an
+// allocation each for nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum ClusterSpec {
     /// Built by the registry, and rebuilt when the entry or its kubeconfig file changes.
     Config(ClusterConfig),
@@ -351,11 +489,14 @@ impl FileStamp {
 }
 
 /// What an entry was built from, kept to decide on the next `apply` whether to rebuild it.
+// Nearly every entry is `Config`; `Prebuilt` is the demo's and the tests'.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 enum Origin {
     Config {
         config: ClusterConfig,
         connect_timeout: Duration,
+        idle_timeout: Duration,
         kubeconfig: Option<FileStamp>,
     },
     Prebuilt,
@@ -366,14 +507,10 @@ impl Origin {
         Origin::Config {
             config: config.clone(),
             connect_timeout: upstream.connect_timeout.get(),
+            idle_timeout: upstream.idle_timeout.get(),
             kubeconfig: config.kubeconfig.as_deref().and_then(FileStamp::of),
         }
     }
-}
-
-struct Entry {
-    cluster: Arc<Cluster>,
-    origin: Origin,
 }
 
 /// What an [`Registry::apply`] did, for the log.
@@ -400,14 +537,52 @@ impl ApplySummary {
     }
 }
 
+/// The clusters served at one moment: immutable, replaced whole by `apply`. Readers hold an
+/// `Arc` of it for as long as they like without holding any lock.
+#[derive(Default)]
+pub struct Snapshot {
+    by_id: HashMap<String, Arc<Cluster>>,
+    /// The same clusters, sorted by id (for listing and paging).
+    sorted: Vec<Arc<Cluster>>,
+}
+
+impl Snapshot {
+    /// Cluster `id`: one hash lookup, whatever the number of clusters.
+    pub fn get(&self, id: &str) -> Option<&Arc<Cluster>> {
+        self.by_id.get(id)
+    }
+
+    /// Every cluster, sorted by id.
+    pub fn sorted(&self) -> &[Arc<Cluster>] {
+        &self.sorted
+    }
+
+    pub fn len(&self) -> usize {
+        self.sorted.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sorted.is_empty()
+    }
+
+    fn from_sorted(sorted: Vec<Arc<Cluster>>) -> Snapshot {
+        let by_id = sorted.iter().map(|c| (c.id.clone(), c.clone())).collect();
+        Snapshot { by_id, sorted }
+    }
+}
+
 #[derive(Default)]
 struct Inner {
-    entries: RwLock<BTreeMap<String, Entry>>,
-    /// One `apply` at a time: two interleaved reloads could otherwise each build and insert.
-    applying: tokio::sync::Mutex<()>,
-    /// Wakes the health loop when clusters were added or rebuilt, so they do not stay
-    /// "unknown" for a whole interval.
-    fresh: tokio::sync::Notify,
+    snapshot: RwLock<Arc<Snapshot>>,
+    /// What each entry was built from. Its lock also makes `apply` one at a time: two
+    /// interleaved reloads could otherwise each build and insert.
+    origins: tokio::sync::Mutex<HashMap<String, Origin>>,
+    /// The `upstream` settings of the last `apply` (the health scheduler's policy).
+    upstream: RwLock<UpstreamConfig>,
+    /// Wakes the health loop when clusters were added, rebuilt or removed, so new ones do
+    /// not stay "unknown" for a whole interval and removed ones are no longer probed.
+    changed: tokio::sync::Notify,
+    probes: podgate_metrics::ProbeMetrics,
 }
 
 /// All clusters the gateway serves, by id. Cloning is cheap and clones share the clusters.
@@ -419,7 +594,7 @@ pub struct Registry {
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list()
-            .entries(self.list().iter().map(|c| &c.id))
+            .entries(self.snapshot().sorted().iter().map(|c| &c.id))
             .finish()
     }
 }
@@ -430,43 +605,63 @@ impl Registry {
         Registry::default()
     }
 
+    /// Cluster `id`, in constant time.
     pub fn get(&self, id: &str) -> Option<Arc<Cluster>> {
-        self.read().get(id).map(|e| e.cluster.clone())
+        self.snapshot().get(id).cloned()
     }
 
-    /// Every cluster, sorted by id.
+    /// Every cluster, sorted by id. With a fleet prefer [`Registry::snapshot`], which copies
+    /// nothing.
     pub fn list(&self) -> Vec<Arc<Cluster>> {
-        self.read().values().map(|e| e.cluster.clone()).collect()
+        self.snapshot().sorted().to_vec()
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Entry>> {
+    /// The clusters served now.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
         self.inner
-            .entries
+            .snapshot
             .read()
             .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The probe series (`podgate_cluster_probes_total`, ...), to register with the gateway's
+    /// metrics.
+    pub fn probe_metrics(&self) -> &podgate_metrics::ProbeMetrics {
+        &self.inner.probes
+    }
+
+    /// The `upstream` settings last applied.
+    pub fn upstream_config(&self) -> UpstreamConfig {
+        self.inner
+            .upstream
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn changed(&self) -> &tokio::sync::Notify {
+        &self.inner.changed
     }
 
     /// Makes the registry serve exactly `specs`: adds new clusters, removes missing ones,
     /// rebuilds changed ones, and leaves unchanged ones as they are (the same `Arc`, so their
-    /// connection pools and sessions are untouched). Sessions holding a removed or replaced
-    /// cluster keep using it until they end.
+    /// connection pools, health and sessions are untouched). Sessions holding a removed or
+    /// replaced cluster keep using it until they end.
     ///
     /// Clients are built before anything is swapped, so lookups never see a half-applied
-    /// state. Needs a Tokio runtime.
+    /// state, and never wait for the build. Needs a Tokio runtime.
     pub async fn apply<S: Into<ClusterSpec>>(
         &self,
         specs: impl IntoIterator<Item = S>,
         upstream: &UpstreamConfig,
     ) -> ApplySummary {
-        let _one_at_a_time = self.inner.applying.lock().await;
+        let mut origins = self.inner.origins.lock().await;
         let mut summary = ApplySummary::default();
-        let old: BTreeMap<String, (Arc<Cluster>, Origin)> = self
-            .read()
-            .iter()
-            .map(|(id, e)| (id.clone(), (e.cluster.clone(), e.origin.clone())))
-            .collect();
-
-        let mut next: BTreeMap<String, Entry> = BTreeMap::new();
+        let old = self.snapshot();
+        let mut files = Kubeconfigs::default();
+        let mut next: BTreeMap<String, Arc<Cluster>> = BTreeMap::new();
+        let mut next_origins: HashMap<String, Origin> = HashMap::with_capacity(origins.len());
         for spec in specs {
             let spec = spec.into();
             let id = spec.id().to_string();
@@ -475,71 +670,69 @@ impl Registry {
                 continue;
             }
             let previous = old.get(&id);
-            let built = match spec {
+            let (built, origin) = match spec {
                 ClusterSpec::Prebuilt(cluster) => match previous {
-                    Some((c, _)) if Arc::ptr_eq(c, &cluster) => {
-                        next.insert(
-                            id,
-                            Entry {
-                                cluster,
-                                origin: Origin::Prebuilt,
-                            },
-                        );
+                    Some(c) if Arc::ptr_eq(c, &cluster) => {
+                        next.insert(id.clone(), cluster);
+                        next_origins.insert(id, Origin::Prebuilt);
                         continue;
                     }
-                    _ => Ok(Entry {
-                        cluster,
-                        origin: Origin::Prebuilt,
-                    }),
+                    _ => (Ok(cluster), Origin::Prebuilt),
                 },
                 ClusterSpec::Config(config) => {
                     // Stamp before building: a write in between reads as a change next time.
                     let origin = Origin::of(&config, upstream);
                     match previous {
-                        Some((c, o)) if *o == origin => {
-                            next.insert(
-                                id,
-                                Entry {
-                                    cluster: c.clone(),
-                                    origin,
-                                },
-                            );
+                        Some(c) if origins.get(&id) == Some(&origin) => {
+                            next.insert(id.clone(), c.clone());
+                            next_origins.insert(id, origin);
                             continue;
                         }
-                        _ => Cluster::from_config(&config, upstream)
-                            .await
-                            .map(|c| Entry {
-                                cluster: Arc::new(c),
-                                origin,
-                            }),
+                        _ => (
+                            Cluster::from_config_with(&config, upstream, &mut files)
+                                .await
+                                .map(Arc::new),
+                            origin,
+                        ),
                     }
                 }
             };
             match built {
-                Ok(entry) => {
+                Ok(cluster) => {
                     if previous.is_some() {
                         summary.changed.push(id.clone());
                     } else {
                         summary.added.push(id.clone());
                     }
-                    next.insert(id, entry);
+                    next.insert(id.clone(), cluster);
+                    next_origins.insert(id, origin);
                 }
                 Err(e) => summary.failed.push(e),
             }
         }
         summary.removed = old
-            .keys()
-            .filter(|id| !next.contains_key(*id))
-            .cloned()
+            .sorted()
+            .iter()
+            .filter(|c| !next.contains_key(&c.id))
+            .map(|c| c.id.clone())
             .collect();
         *self
             .inner
-            .entries
+            .upstream
             .write()
-            .unwrap_or_else(PoisonError::into_inner) = next;
-        if !summary.added.is_empty() || !summary.changed.is_empty() {
-            self.inner.fresh.notify_one();
+            .unwrap_or_else(PoisonError::into_inner) = upstream.clone();
+        let touched =
+            !summary.added.is_empty() || !summary.changed.is_empty() || !summary.removed.is_empty();
+        if touched {
+            let snapshot = Arc::new(Snapshot::from_sorted(next.into_values().collect()));
+            *self
+                .inner
+                .snapshot
+                .write()
+                .unwrap_or_else(PoisonError::into_inner) = snapshot;
+            self.inner.changed.notify_one();
         }
+        *origins = next_origins;
         summary
     }
 }
@@ -551,46 +744,6 @@ fn failed_id(e: &ClusterError) -> &str {
         | ClusterError::Client { id, .. }
         | ClusterError::Duplicate { id } => id,
     }
-}
-
-/// Checks every cluster concurrently, each bounded by `timeout`.
-pub async fn check_all(clusters: &[Arc<Cluster>], timeout: Duration) {
-    futures_util::future::join_all(clusters.iter().map(|c| c.check_health(timeout))).await;
-}
-
-/// Probes every cluster's `/version` at once, then every `interval`, each probe bounded by
-/// `timeout`, until `shutdown`. Clusters added or rebuilt by [`Registry::apply`] are probed
-/// right away instead of waiting for the next round.
-///
-/// A round waits for its slowest probe, so rounds never overlap; with `timeout` at most
-/// `interval` (the config validates it) they keep their rhythm.
-pub fn spawn_health_checks(
-    registry: Registry,
-    interval: Duration,
-    timeout: Duration,
-    shutdown: CancellationToken,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        // tokio's interval refuses zero; the config never gives it, a caller might.
-        let mut tick = tokio::time::interval(interval.max(Duration::from_millis(1)));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            // The first tick completes at once: the initial check.
-            let clusters = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tick.tick() => registry.list(),
-                _ = registry.inner.fresh.notified() => registry
-                    .list()
-                    .into_iter()
-                    .filter(|c| c.health().checked_at.is_none())
-                    .collect(),
-            };
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = check_all(&clusters, timeout) => {}
-            }
-        }
-    })
 }
 
 #[cfg(test)]

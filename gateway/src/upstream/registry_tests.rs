@@ -6,6 +6,7 @@ use podgate_config::Duration as ConfigDuration;
 use podgate_devcluster::kubeconfig::{KubeCluster, KubeContext, KubeUser, Kubeconfig};
 use podgate_devcluster::{DevCluster, Options};
 use std::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 fn cluster_config(id: &str, kubeconfig: &Path, context: Option<&str>) -> ClusterConfig {
     ClusterConfig {
@@ -15,6 +16,11 @@ fn cluster_config(id: &str, kubeconfig: &Path, context: Option<&str>) -> Cluster
         in_cluster: false,
         impersonate: true,
         access: Default::default(),
+        display_name: None,
+        environment: None,
+        labels: Default::default(),
+        recording: None,
+        record_input: None,
     }
 }
 
@@ -158,6 +164,11 @@ async fn apply_rebuilds_only_what_changed() {
     let b2_config = ClusterConfig {
         impersonate: false,
         access: Default::default(),
+        display_name: None,
+        environment: None,
+        labels: Default::default(),
+        recording: None,
+        record_input: None,
         ..b.clone()
     };
     let c = cluster_config("c", &path, None);
@@ -211,12 +222,9 @@ async fn apply_rebuilds_only_what_changed() {
     let s = registry.apply([c_other.clone()], &upstream(4000)).await;
     assert_eq!(s.removed, ["a", "b"]);
     assert!(registry.get("a").is_none() && registry.get("b").is_none());
-    let v = a1
-        .client
-        .apiserver_version()
-        .await
-        .expect("a removed cluster still answers its holders");
-    assert_eq!(v.git_version, "v1.32.0");
+    let v = a1.check_health(Duration::from_secs(5)).await;
+    assert!(v.up, "a removed cluster still answers its holders: {v:?}");
+    assert_eq!(v.version.as_deref(), Some("v1.32.0"));
     drop(c1);
 
     // Prebuilt clusters: the same Arc is unchanged, another Arc replaces it.
@@ -387,4 +395,96 @@ async fn the_health_timeout_bounds_a_check() {
         Some("no answer to GET /version within 200ms")
     );
     drop(silent);
+}
+
+#[tokio::test]
+async fn clusters_share_tls_per_ca_and_resume_sessions_each() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (one, one_path) = devcluster(dir.path()).await;
+    let dir2 = tempfile::tempdir().expect("tempdir");
+    let (two, two_path) = devcluster(dir2.path()).await;
+    let registry = Registry::new();
+    let configs: Vec<ClusterConfig> = (0..6)
+        .map(|i| {
+            let path = if i % 2 == 0 { &one_path } else { &two_path };
+            cluster_config(&format!("c{i}"), path, Some("podgate"))
+        })
+        .collect();
+    let s = registry.apply(configs.clone(), &upstream(5000)).await;
+    assert_eq!(s.added.len(), 6, "{s:?}");
+    let c: Vec<Arc<Cluster>> = (0..6)
+        .map(|i| registry.get(&format!("c{i}")).expect("registered"))
+        .collect();
+    assert!(c[0].upstream.shares_tls_with(&c[2].upstream));
+    assert!(c[0].upstream.shares_tls_with(&c[4].upstream));
+    assert!(c[1].upstream.shares_tls_with(&c[5].upstream));
+    assert!(
+        !c[0].upstream.shares_tls_with(&c[1].upstream),
+        "another CA, another config"
+    );
+    for cluster in &c {
+        let h = cluster.check_health(Duration::from_secs(5)).await;
+        assert!(h.up, "{h:?}");
+    }
+    // Nothing changed: the same snapshot, nothing rebuilt.
+    let before = registry.snapshot();
+    let s = registry.apply(configs, &upstream(5000)).await;
+    assert!(s.is_empty(), "{s:?}");
+    assert!(Arc::ptr_eq(&before, &registry.snapshot()));
+
+    // Resumption: each cluster's TLS remembers its own sessions, though two clusters of one
+    // CA share everything else.
+    let kc = kube::config::Kubeconfig::read_from(&one_path).expect("read");
+    let options = kube::config::KubeConfigOptions {
+        context: Some("podgate".into()),
+        ..Default::default()
+    };
+    let kube_config = kube::Config::from_custom_kubeconfig(kc, &options)
+        .await
+        .expect("config");
+    let x = Arc::new(
+        super::super::tls::for_cluster(&kube_config)
+            .expect("tls")
+            .config,
+    );
+    let y = Arc::new(
+        super::super::tls::for_cluster(&kube_config)
+            .expect("tls")
+            .config,
+    );
+    let kinds = |config: Arc<rustls::ClientConfig>| {
+        let addr = one.addr();
+        async move { handshake_kind(config, addr).await }
+    };
+    use rustls::HandshakeKind::{Full, Resumed};
+    assert_eq!(kinds(x.clone()).await, Full);
+    assert_eq!(kinds(x.clone()).await, Resumed, "x resumes its own session");
+    assert_eq!(kinds(y.clone()).await, Full, "y has a store of its own");
+    assert_eq!(kinds(y).await, Resumed);
+    assert_eq!(kinds(x).await, Resumed);
+    one.shutdown().await;
+    two.shutdown().await;
+}
+
+/// Connects to `addr` with `config`, sends a request and reads the answer to its end (so
+/// TLS 1.3 session tickets arrive), and says how the handshake went.
+async fn handshake_kind(
+    config: Arc<rustls::ClientConfig>,
+    addr: std::net::SocketAddr,
+) -> rustls::HandshakeKind {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let name = rustls::pki_types::ServerName::from(addr.ip());
+    let mut tls = tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .expect("handshake");
+    let kind = tls.get_ref().1.handshake_kind().expect("handshake done");
+    tls.write_all(b"GET /version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut answer = Vec::new();
+    let _ = tls.read_to_end(&mut answer).await;
+    assert!(answer.starts_with(b"HTTP/1.1 "), "{answer:?}");
+    kind
 }

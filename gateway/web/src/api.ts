@@ -56,9 +56,38 @@ export interface Whoami {
 }
 export interface ClusterInfo {
   id: string;
+  /// The config's display_name, else the id.
+  display_name?: string;
+  environment?: string | null;
+  labels?: Record<string, string>;
   up: boolean;
   version?: string | null;
   error?: string | null;
+}
+
+/// One page of `/podgate/clusters`: `continue` (with how many remain) when more match.
+export interface ClusterPage {
+  clusters: ClusterInfo[];
+  continue?: string;
+  remaining?: number;
+}
+
+/// The path of a page of clusters matching `search` (every word must match the id, display
+/// name, environment or a `key=value` label), at most `limit`, after the page `cont` ended.
+export function clustersPath(search: string, limit: number, cont?: string): string {
+  const q = new URLSearchParams({ limit: String(limit) });
+  if (search.trim()) q.set('search', search.trim());
+  if (cont) q.set('continue', cont);
+  return `/podgate/clusters?${q.toString()}`;
+}
+
+/// How a cluster reads in the picker: its name, the id when the name differs, its
+/// environment, and whether it is up.
+export function clusterLabel(c: ClusterInfo): string {
+  const name = c.display_name && c.display_name !== c.id ? `${c.display_name} (${c.id})` : c.id;
+  const env = c.environment ? ` [${c.environment}]` : '';
+  const health = c.up ? `up${c.version ? ' (' + c.version + ')' : ''}` : `unreachable${c.error ? ': ' + c.error : ''}`;
+  return `${name}${env} — ${health}`;
 }
 export interface Methods {
   dev: boolean;

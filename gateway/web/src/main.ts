@@ -5,10 +5,12 @@ import { ApiError, checkLogin, getJSON, type Whoami } from './api';
 import { clear, h } from './dom';
 import { LoginKeepalive } from './keepalive';
 import { loginScreen } from './login';
+import { Pages } from './pages';
 import { Picker } from './pickers';
 import * as route from './route';
 import { TerminalTab } from './terminal';
 import * as theme from './theme';
+import * as views from './views';
 
 class App {
   private readonly root: HTMLElement;
@@ -20,6 +22,8 @@ class App {
   private picker: Picker | null = null;
   private readonly pickerPane = h('div', { class: 'picker-pane' });
   private readonly who = h('span', { class: 'who' });
+  /// The sessions, observe, recordings and replay pages (`#/sessions...`, `#/recordings...`).
+  private readonly pages = new Pages(this.theme);
   /// Keeps the login (and so the shells opened from it) alive while a terminal is open.
   private readonly keepalive = new LoginKeepalive(checkLogin, () => this.loggedOut(), {
     setTimeout: (fn, ms) => window.setTimeout(fn, ms),
@@ -66,6 +70,7 @@ class App {
       this.theme = this.theme === 'dark' ? 'light' : 'dark';
       theme.choose(this.theme);
       for (const t of this.tabs) t.setTheme(this.theme);
+      this.pages.setTheme(this.theme);
       label();
     });
     this.who.textContent = me.user;
@@ -74,12 +79,16 @@ class App {
     const header = h('header', { class: 'top' },
       h('span', { class: 'brand' }, 'podgate'),
       this.who,
+      h('nav', { class: 'page-links', 'aria-label': 'Pages' },
+        h('a', { href: '#/sessions', id: 'nav-sessions' }, 'Sessions'),
+        h('a', { href: '#/recordings', id: 'nav-recordings' }, 'Recordings')),
       h('span', { class: 'spacer' }),
       themeButton,
       h('form', { method: 'post', action: '/auth/logout', class: 'logout' },
         h('button', { type: 'submit', class: 'ghost' }, 'Log out')),
     );
     this.panes.appendChild(this.pickerPane);
+    this.panes.appendChild(this.pages.element);
     this.root.append(header, this.tabBar, this.panes);
     this.renderTabs();
   }
@@ -131,6 +140,7 @@ class App {
 
   private hideAll(): void {
     this.pickerPane.hidden = true;
+    this.pages.hide();
     for (const t of this.tabs) t.hide();
   }
 
@@ -158,6 +168,15 @@ class App {
 
   /// Opens (or switches to) the terminal the URL names; false when it names none.
   private followHash(): boolean {
+    const page = views.parse(location.hash);
+    if (page && this.picker) {
+      const hash = location.hash;
+      if (this.pages.element.hidden) this.hideAll();
+      this.active = null;
+      this.pages.show(page, hash);
+      this.renderTabs();
+      return true;
+    }
     const target = route.parse(location.hash);
     if (!target || !this.picker) return false;
     const existing = this.tabs.find((t) => route.same(t.target, target));
@@ -173,6 +192,7 @@ class App {
   testView(): unknown {
     return {
       active: this.active ? this.tabs.indexOf(this.active) : -1,
+      page: this.pages.testView(),
       keepalive: { running: this.keepalive.running, requests: this.keepalive.requests, intervalMs: this.keepalive.intervalMs },
       tabs: this.tabs.map((t) => ({
         title: t.title(),

@@ -27,6 +27,7 @@ export type Outcome =
   | 'client_closed' | 'client_unresponsive' | 'client_error'
   | 'upstream_closed' | 'upstream_lost' | 'upstream_error'
   | 'idle_timeout' | 'max_duration' | 'shutdown' | 'credential_expired' | 'access_revoked'
+  | 'terminated' | 'recording_failed'
   | 'denied' | 'limit_reached' | 'bad_request';
 
 /// podgate's outcome in `st`, when podgate wrote it (a cluster's own `Status` has none).
@@ -72,6 +73,14 @@ function byOutcome(outcome: string, detail: string, when: 'refusal' | 'ending'):
       return { title: 'Login expired', detail: join(detail, 'Sign in again: reload the page.'), retry: false };
     case 'access_revoked':
       return { title: 'Access revoked', detail, retry: false };
+    case 'terminated':
+      // The detail names who ended it and why.
+      return { title: 'Ended by an operator', detail, retry: false };
+    case 'recording_failed':
+      // This cluster records every session: none runs while its recording cannot.
+      return when === 'refusal'
+        ? { title: 'Recording unavailable', detail, retry: true }
+        : { title: 'Recording failed', detail, retry: true };
     case 'denied':
       return { title: 'Forbidden', detail, retry: false };
     case 'bad_request':

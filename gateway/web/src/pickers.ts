@@ -2,10 +2,11 @@
 // ephemeral containers and their state), and the command. Lists come from the gateway's
 // proxied Kubernetes API as the person, so each shows what their RBAC allows.
 
-import { ApiError, clusterPath, getJSON, type ClusterInfo, type ContainerStatus, type Pod } from './api';
+import { ApiError, clusterLabel, clusterPath, clustersPath, getJSON, type ClusterPage, type ContainerStatus, type Pod } from './api';
 import { h, setOptions } from './dom';
 import type { Target } from './route';
 import { splitCommand } from './command';
+import { preflight } from './preflight';
 
 interface List<T> {
   items?: T[];
@@ -68,6 +69,11 @@ function stateOf(s: ContainerStatus | undefined): string {
   return 'unknown';
 }
 
+/// Clusters shown at once: a fleet has thousands, and the picker searches instead of listing.
+const CLUSTER_PAGE = 50;
+/// Typing pauses this long before the gateway is asked.
+const SEARCH_DELAY_MS = 200;
+
 export class Picker {
   readonly element: HTMLElement;
   private readonly cluster: Choice;
@@ -80,14 +86,43 @@ export class Picker {
     'aria-label': 'Command',
   });
   private readonly error = h('p', { class: 'error', role: 'alert' });
+  /// Searches the clusters (the gateway filters and pages; the list shows one page).
+  private readonly clusterSearch = h('input', {
+    type: 'search', id: 'pick-cluster-search', placeholder: 'Search clusters: name, environment, label',
+    spellcheck: 'false', autocomplete: 'off', 'aria-label': 'Search clusters', 'aria-controls': 'pick-cluster',
+  });
+  private searchTimer: ReturnType<typeof setTimeout> | undefined;
+  /// Ignores answers to superseded searches.
+  private searchGeneration = 0;
   private pods: Pod[] = [];
   /// Ignores answers to superseded requests (a person changing the cluster quickly).
   private generation = 0;
+  /// Ignores pre-flight answers for a click that another one superseded.
+  private submits = 0;
 
   constructor(private readonly open: (t: Target) => void) {
     this.cluster = new Choice('Cluster', 'pick-cluster', () => void this.loadNamespaces());
+    this.cluster.element.insertBefore(this.clusterSearch, this.cluster.select);
+    this.clusterSearch.addEventListener('input', () => {
+      clearTimeout(this.searchTimer);
+      this.searchTimer = setTimeout(() => void this.loadClusters(), SEARCH_DELAY_MS);
+    });
+    this.clusterSearch.addEventListener('keydown', (ev) => {
+      // Enter searches at once (and does not submit the form); ArrowDown goes to the results.
+      if (ev.key === 'Enter') {
+        ev.preventDefault();
+        clearTimeout(this.searchTimer);
+        void this.loadClusters();
+      } else if (ev.key === 'ArrowDown') {
+        ev.preventDefault();
+        this.cluster.select.focus();
+      }
+    });
     this.namespace = new Choice('Namespace', 'pick-namespace', () => void this.loadPods());
-    this.pod = new Choice('Pod', 'pick-pod', () => this.showContainers());
+    this.pod = new Choice('Pod', 'pick-pod', () => {
+      this.error.textContent = '';
+      this.showContainers();
+    });
     this.container = new Choice('Container', 'pick-container', () => {});
     setOptions(this.shell, [
       ['auto', 'Automatic shell (bash, else sh)'],
@@ -99,7 +134,7 @@ export class Picker {
     });
     const submit = (ev: Event) => {
       ev.preventDefault();
-      this.submit();
+      void this.submit();
     };
     this.element = h('form', { class: 'picker', onsubmit: submit, 'aria-label': 'Open a terminal' },
       h('h2', {}, 'Open a terminal'),
@@ -112,23 +147,37 @@ export class Picker {
     );
   }
 
+  /// One page of the clusters matching the search box (the first page when it is empty);
+  /// keeps the chosen cluster when it is still among them.
   async loadClusters(): Promise<void> {
+    const gen = ++this.searchGeneration;
+    const search = this.clusterSearch.value;
+    const before = this.cluster.select.value;
     this.cluster.loading();
     try {
-      const { clusters } = await getJSON<{ clusters: ClusterInfo[] }>('/podgate/clusters');
+      const page = await getJSON<ClusterPage>(clustersPath(search, CLUSTER_PAGE));
+      if (gen !== this.searchGeneration) return;
+      const clusters = page.clusters;
       if (clusters.length === 0) {
         this.cluster.fill([]);
-        this.error.textContent = 'You may not use any cluster through this podgate.';
+        if (search.trim()) {
+          this.cluster.note.textContent = `No cluster matches “${search.trim()}”.`;
+        } else {
+          this.error.textContent = 'You may not use any cluster through this podgate.';
+        }
         return;
       }
-      const options: [string, string][] = clusters.map((c) => [
-        c.id,
-        c.up ? `${c.id} — up${c.version ? ' (' + c.version + ')' : ''}` : `${c.id} — unreachable${c.error ? ': ' + c.error : ''}`,
-      ]);
-      const first = clusters.find((c) => c.up) ?? clusters[0];
+      const options: [string, string][] = clusters.map((c) => [c.id, clusterLabel(c)]);
+      const keep = clusters.find((c) => c.id === before);
+      const first = keep ?? clusters.find((c) => c.up) ?? clusters[0];
       this.cluster.fill(options, first.id);
-      await this.loadNamespaces();
+      if (page.continue) {
+        const more = page.remaining ?? 0;
+        this.cluster.note.textContent = `Showing ${clusters.length} of ${clusters.length + more}; type to narrow the search.`;
+      }
+      if (first.id !== before || this.namespace.value() === '') await this.loadNamespaces();
     } catch (e) {
+      if (gen !== this.searchGeneration) return;
       this.cluster.fill([]);
       this.error.textContent = `Could not list clusters: ${describe(e)}`;
     }
@@ -194,7 +243,7 @@ export class Picker {
     this.container.fill(options, preferred ?? pod.spec?.containers?.[0]?.name);
   }
 
-  private submit(): void {
+  private async submit(): Promise<void> {
     const t: Target = {
       cluster: this.cluster.value(),
       namespace: this.namespace.value(),
@@ -214,6 +263,14 @@ export class Picker {
       return;
     }
     this.error.textContent = '';
+    // Ask the cluster first: a refusal reads here, in the picker, and opens no terminal.
+    const gen = ++this.submits;
+    const verdict = await preflight(t);
+    if (gen !== this.submits) return;
+    if (verdict.kind === 'denied') {
+      this.error.textContent = verdict.message;
+      return;
+    }
     this.open(t);
   }
 }

@@ -14,6 +14,7 @@ import {
   endsMidCharacter, parseStatus, resizeFrame, stdinFrame, type K8sStatus,
 } from './protocol';
 import type { Target } from './route';
+import { bufferText } from './termtext';
 import { TERMINAL_THEMES, type ThemeName } from './theme';
 
 /// One exec that starts bash where the image has it, sh otherwise.
@@ -126,10 +127,7 @@ export class TerminalTab {
 
   /// The whole buffer as text, one line per row (for tests and for people who grep).
   text(): string {
-    const buf = this.term.buffer.active;
-    const lines: string[] = [];
-    for (let i = 0; i < buf.length; i++) lines.push(buf.getLine(i)?.translateToString(true) ?? '');
-    return lines.join('\n');
+    return bufferText(this.term);
   }
 
   dispose(): void {

@@ -8,7 +8,9 @@
 //                        idle timeout, 12 s maximum duration and one session per user), or
 //                        "oidc" (a gateway whose login is OIDC at the test provider; its
 //                        login form takes PODGATE_OIDC_USER / PODGATE_OIDC_PASSWORD; cluster
-//                        id "old")
+//                        id "old"), or "fleet" (the demo with 300 more clusters: the
+//                        cluster picker pages and searches), or "preflight" (the demo: the
+//                        picker asks the cluster before it opens a shell)
 //   PODGATE_ONLY         optional: a substring of the scenario names to run
 // Prints "ok - NAME" or "FAIL - NAME: why" per scenario and "N passed, N failed" at the end;
 // exits 1 when any failed. Every wait polls a condition with a deadline.
@@ -119,6 +121,10 @@ async function pick(page, { cluster, namespace, pod, container }) {
   if (await page.locator('#pick-cluster').isHidden()) await page.locator('#tab-new').click();
   const opt = (sel, value) => until(`${sel} offers ${value}`, async () =>
     (await page.locator(`${sel} option[value="${value}"]`).count()) > 0);
+  // The picker shows one page of clusters: search for one that is not on it.
+  if ((await page.locator(`#pick-cluster option[value="${cluster}"]`).count()) === 0) {
+    await page.locator('#pick-cluster-search').fill(cluster);
+  }
   await opt('#pick-cluster', cluster);
   await page.locator('#pick-cluster').selectOption(cluster);
   await opt('#pick-namespace', namespace);
@@ -129,7 +135,11 @@ async function pick(page, { cluster, namespace, pod, container }) {
     await opt('#pick-container', container);
     await page.locator('#pick-container').selectOption(container);
   }
+  const before = (await view(page)).tabs.length;
   await page.locator('#pick-open').click();
+  // The picker asks the cluster first (its pre-flight): a new tab, or its refusal, follows.
+  await until('a new terminal or the picker\'s refusal', async () =>
+    (await view(page)).tabs.length > before || (await page.locator('.picker .error').innerText()) !== '');
   return (await view(page)).active;
 }
 
@@ -560,7 +570,102 @@ async function oidcGroup() {
   });
 }
 
-const groups = { main: mainGroup, unreachable: unreachableGroup, limits: limitsGroup, oidc: oidcGroup };
+/// The demo with 300 more clusters (fleet-000 .. fleet-299 on dev-east, every tenth in
+/// production): the cluster picker shows a page and searches, never the whole list.
+async function fleetGroup() {
+  const asked = [];
+  page.on('request', (r) => {
+    const u = new URL(r.url());
+    if (u.pathname === '/podgate/clusters') asked.push(u.search);
+  });
+  const options = () => page.locator('#pick-cluster option').evaluateAll((os) => os.map((o) => [o.value, o.textContent]));
+  await scenario('the cluster picker shows one page of a fleet', async () => {
+    await devLogin(page, BASE, 'podgate-demo-admin');
+    await until('a page of clusters', async () => (await options()).length === 50);
+    const note = await page.locator('#pick-cluster ~ .note').first().innerText();
+    if (!/Showing 50 of 302/.test(note)) throw new Error(`note: ${note}`);
+    if (asked.some((q) => !/[?&]limit=50\b/.test(q))) throw new Error(`asked without a limit: ${asked}`);
+    await shot(page, 'fleet-picker');
+  });
+  await scenario('the cluster picker searches and opens a shell on what it found', async () => {
+    const search = page.locator('#pick-cluster-search');
+    await search.fill('production fleet-29');
+    await until('the matches', async () => {
+      const o = await options();
+      return o.length === 1 && o[0][0] === 'fleet-290' ? o : null;
+    });
+    const [[, label]] = await options();
+    if (!label.includes('Fleet 290 (fleet-290) [production]')) throw new Error(`label: ${label}`);
+    // Typed fast: only the final search's answer counts.
+    await search.fill('');
+    await search.type('fleet-123', { delay: 5 });
+    await until('fleet-123 alone', async () => {
+      const o = await options();
+      return o.length === 1 && o[0][0] === 'fleet-123';
+    });
+    const tab = await pick(page, { cluster: 'fleet-123', namespace: 'default', pod: 'shell-0' });
+    await ready(page, tab);
+    await type(page, 'echo fleet-$((120+3))\r');
+    await waitText(page, tab, 'fleet-123', hasLine('fleet-123'));
+    const t = await activeTab(page);
+    if (t.target.cluster !== 'fleet-123') throw new Error(JSON.stringify(t.target));
+    await shot(page, 'fleet-shell');
+  });
+  await scenario('the cluster picker says when nothing matches', async () => {
+    await page.locator('#tab-new').click();
+    await page.locator('#pick-cluster-search').fill('no-such-cluster');
+    await until('the note', async () => /No cluster matches/.test(await page.locator('#pick-cluster ~ .note').first().innerText()));
+    if (asked.length > 40) throw new Error(`${asked.length} list requests for a few searches`);
+  });
+}
+
+/// The picker's pre-flight (src/preflight.ts): it asks the cluster (a SelfSubjectAccessReview)
+/// before opening a shell; a refusal reads in the picker, with the cluster's answer, and no
+/// terminal or WebSocket is opened.
+async function preflightGroup() {
+  await scenario('bob may not exec: the picker says so with the cluster\'s answer, no terminal', async () => {
+    const bob = await launch();
+    try {
+      const p = bob.pages()[0] ?? (await bob.newPage());
+      const reviews = [];
+      const sockets = [];
+      p.on('request', (r) => {
+        if (r.url().endsWith('/apis/authorization.k8s.io/v1/selfsubjectaccessreviews')) reviews.push(r.postDataJSON());
+      });
+      p.on('websocket', (ws) => sockets.push(ws.url()));
+      await devLogin(p, BASE, 'podgate-demo-bob');
+      await pick(p, { cluster: 'dev-east', namespace: 'default', pod: 'shell-0' });
+      const error = p.locator('.picker .error');
+      await until('the refusal in the picker', async () => /may not open a shell/.test(await error.innerText()));
+      const text = await error.innerText();
+      if (!text.includes('default/shell-0 on dev-east') || !text.includes('cannot get pods/exec')) throw new Error(`picker: ${text}`);
+      const asked = reviews.map((r) => r.spec.resourceAttributes);
+      if (asked.length !== 1) throw new Error(`reviews: ${JSON.stringify(reviews)}`);
+      const a = asked[0];
+      if (a.verb !== 'get' || a.resource !== 'pods' || a.subresource !== 'exec' || a.namespace !== 'default' || a.name !== 'shell-0') {
+        throw new Error(`asked: ${JSON.stringify(a)}`);
+      }
+      const v = await view(p);
+      if (v.tabs.length !== 0) throw new Error(`a terminal opened: ${JSON.stringify(v.tabs.map((t) => t.title))}`);
+      if (sockets.length) throw new Error(`WebSockets opened: ${sockets}`);
+      if (await p.locator('#pick-open').isHidden()) throw new Error('the picker is gone');
+      await shot(p, 'preflight-bob');
+    } finally {
+      await bob.close();
+    }
+  });
+  await scenario('admin passes the pre-flight and gets a shell', async () => {
+    await devLogin(page, BASE, 'podgate-demo-admin');
+    const tab = await pick(page, { cluster: 'dev-east', namespace: 'default', pod: 'shell-0' });
+    if (tab !== 0) throw new Error(`tab ${tab}: ${await page.locator('.picker .error').innerText()}`);
+    await ready(page, tab);
+    await type(page, 'echo pre-$((40+2))\r');
+    await waitText(page, 0, 'pre-42', hasLine('pre-42'));
+    if (await page.locator('.picker .error').innerText()) throw new Error('an error in the picker');
+  });
+}
+
+const groups = { main: mainGroup, unreachable: unreachableGroup, limits: limitsGroup, oidc: oidcGroup, fleet: fleetGroup, preflight: preflightGroup };
 if (!groups[GROUP]) {
   console.error(`unknown PODGATE_GROUP ${GROUP}`);
   process.exit(2);

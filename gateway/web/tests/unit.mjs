@@ -1,7 +1,7 @@
-// Bundles tests/unit.test.ts for node (esbuild, as the app is built) and runs it with node's
+// Bundles tests/*.test.ts (each on its own) for node (esbuild, as the app is built) and runs it with node's
 // test runner; exits non-zero when a test fails. Run by tests/tests/ui.rs.
 import * as esbuild from 'esbuild';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -10,16 +10,21 @@ import { fileURLToPath } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'podgate-web-unit-'));
 try {
-  const out = join(dir, 'unit.test.mjs');
-  await esbuild.build({
-    entryPoints: [join(here, 'unit.test.ts')],
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    outfile: out,
-    logLevel: 'warning',
-  });
-  const run = spawnSync(process.execPath, ['--test', '--test-reporter=spec', out], { stdio: 'inherit' });
+  const files = readdirSync(here).filter((f) => f.endsWith('.test.ts')).sort();
+  const outs = [];
+  for (const f of files) {
+    const out = join(dir, f.replace(/\.ts$/, '.mjs'));
+    await esbuild.build({
+      entryPoints: [join(here, f)],
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      outfile: out,
+      logLevel: 'warning',
+    });
+    outs.push(out);
+  }
+  const run = spawnSync(process.execPath, ['--test', '--test-reporter=spec', ...outs], { stdio: 'inherit' });
   process.exitCode = run.status ?? 1;
 } finally {
   rmSync(dir, { recursive: true, force: true });

@@ -94,6 +94,7 @@ const REFUSALS: [string, number, K8sStatus | null, ContainerCheck, string][] = [
   ['no container named, several', 400, cluster(400, 'BadRequest', 'a container name must be specified for pod multi-0'), 'unnamed', 'Bad request'],
   ['the pod unreadable', 400, cluster(400, 'BadRequest', 'container nope is not valid for pod multi-0'), 'unknown', 'Bad request'],
   ['something else', 500, cluster(500, 'InternalError', 'boom'), 'unknown', 'Could not open the terminal (HTTP 500)'],
+  ['recording required, unavailable', 503, podgate('recording_failed', 503, 'ServiceUnavailable', 'podgate: cluster "c" records every session (recording: required), and this one\'s recording could not start'), 'unknown', 'Recording unavailable'],
 ];
 
 /// Endings: [what, last Status on stream 3, close code, close reason, title].
@@ -106,6 +107,8 @@ const ENDINGS: [string, K8sStatus | null, number, string, string][] = [
   ['shutdown', podgate('shutdown', 503, 'ServiceUnavailable', 'podgate: the gateway is shutting down'), 1000, '', 'podgate is restarting'],
   ['credential expired', podgate('credential_expired', 401, 'Unauthorized', 'podgate: the login this session was opened with expired'), 1000, '', 'Login expired'],
   ['access revoked', podgate('access_revoked', 403, 'Forbidden', 'podgate: your access to cluster "c" was revoked'), 1000, '', 'Access revoked'],
+  ['ended by an operator', podgate('terminated', 403, 'Forbidden', 'podgate: session closed by admin: incident 412'), 1000, '', 'Ended by an operator'],
+  ['recording failed', podgate('recording_failed', 503, 'ServiceUnavailable', 'podgate: session closed: its recording failed'), 1000, '', 'Recording failed'],
   ['cluster connection lost', podgate('upstream_lost', 503, 'ServiceUnavailable', 'the connection to cluster "c" was lost: reset'), 1011, '', 'Connection to the cluster lost'],
   ['cluster broke the protocol', podgate('upstream_error', 500, 'InternalError', 'the cluster sent a message over the limit'), 1011, '', 'Session ended'],
   ['session limit, inside the socket', podgate('limit_reached', 429, 'TooManyRequests', 'user "a" already has 1 open sessions, the most allowed'), 1008, 'user "a"', 'Session limit reached'],
@@ -335,4 +338,17 @@ test('typed commands split like a shell would, quotes kept together', () => {
   assert.deepEqual(splitCommand(`sh -c 'echo "a b"; ls'`), ['sh', '-c', 'echo "a b"; ls']);
   assert.deepEqual(splitCommand(`echo ''`), ['echo', '']);
   assert.deepEqual(splitCommand('   '), []);
+});
+
+test('cluster picker: pages are asked for with the search, and clusters read with their environment', async () => {
+  const { clustersPath, clusterLabel } = await import('../src/api');
+  assert.equal(clustersPath('', 50), '/podgate/clusters?limit=50');
+  assert.equal(clustersPath('  prod eu ', 50), '/podgate/clusters?limit=50&search=prod+eu');
+  assert.equal(clustersPath('a&b=c', 10, 'tok/+='), '/podgate/clusters?limit=10&search=a%26b%3Dc&continue=tok%2F%2B%3D');
+  assert.equal(clusterLabel({ id: 'dev', up: true, version: 'v1.32.0' }), 'dev — up (v1.32.0)');
+  assert.equal(clusterLabel({ id: 'dev', display_name: 'dev', up: true }), 'dev — up');
+  assert.equal(
+    clusterLabel({ id: 'prod-eu-1', display_name: 'Frankfurt', environment: 'production', up: false, error: 'timeout' }),
+    'Frankfurt (prod-eu-1) [production] — unreachable: timeout',
+  );
 });

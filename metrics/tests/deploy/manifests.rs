@@ -9,7 +9,9 @@ use std::path::Path;
 use k8s_openapi::Resource;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Namespace, PersistentVolumeClaim, Service, ServiceAccount,
+};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use serde::Serialize;
@@ -97,6 +99,8 @@ fn typed(objects: &[Value]) -> BTreeMap<String, Value> {
             strict::<Role>(obj)
         } else if is::<RoleBinding>(obj) {
             strict::<RoleBinding>(obj)
+        } else if is::<PersistentVolumeClaim>(obj) {
+            strict::<PersistentVolumeClaim>(obj)
         } else if obj["apiVersion"] == "cert-manager.io/v1" {
             // A CRD too: the example overlay's Certificate, checked in the overlay's test.
             assert_eq!(obj["kind"], "Certificate", "unexpected {}", describe(obj));
@@ -177,6 +181,23 @@ impl Base {
             .and_then(|p| p["containerPort"].as_i64())
             .unwrap_or_else(|| panic!("no container port {name}"))
     }
+    /// The volume mounted writable at `dir` in the container.
+    fn writable_volume_at(&self, dir: &Path) -> &Value {
+        let mount = arr(&self.container()["volumeMounts"])
+            .iter()
+            .find(|m| m["mountPath"].as_str() == dir.to_str())
+            .unwrap_or_else(|| panic!("nothing is mounted at {}", dir.display()));
+        assert_ne!(
+            mount["readOnly"],
+            true,
+            "{} is mounted read-only",
+            dir.display()
+        );
+        arr(&self.deployment()["spec"]["template"]["spec"]["volumes"])
+            .iter()
+            .find(|v| v["name"] == mount["name"])
+            .unwrap_or_else(|| panic!("no volume {}", mount["name"]))
+    }
     fn config_text(&self) -> String {
         self.get("ConfigMap/podgate-config")["data"]["config.yaml"]
             .as_str()
@@ -243,7 +264,10 @@ fn the_example_overlay_is_a_consistent_installation() {
         .collect();
     assert_eq!(
         added,
-        BTreeSet::from([&"Certificate/podgate-tls".to_string()])
+        BTreeSet::from([
+            &"Certificate/podgate-tls".to_string(),
+            &"PersistentVolumeClaim/podgate-recordings".to_string()
+        ])
     );
     for (key, obj) in &overlay.objects {
         if key != "Namespace/podgate" {
@@ -267,6 +291,23 @@ fn the_example_overlay_is_a_consistent_installation() {
         )))
     })
     .unwrap_or_else(|e| panic!("deploy/overlays/example/podgate.yaml is refused:\n{e}"));
+    // It records onto the volume every replica shares, production without exception.
+    let dir = config.recording.dir.as_deref().expect("recording.dir");
+    let volume = overlay.writable_volume_at(dir);
+    assert_eq!(
+        volume["persistentVolumeClaim"]["claimName"],
+        "podgate-recordings"
+    );
+    let claim = overlay.get("PersistentVolumeClaim/podgate-recordings");
+    assert_eq!(
+        claim["spec"]["accessModes"],
+        serde_json::json!(["ReadWriteMany"])
+    );
+    assert_eq!(
+        config.recording_mode("prod"),
+        podgate_config::RecordingMode::Required
+    );
+    assert!(!config.operators.replay.is_empty() && !config.operators.terminate.is_empty());
     let oidc: podgate_auth::OidcConfig =
         serde_norway::from_value(config.auth.oidc.clone().expect("an OIDC section"))
             .unwrap_or_else(|e| panic!("auth.oidc of the example overlay: {e}"));
@@ -546,6 +587,9 @@ fn configmap_config_is_valid_and_mirrors_the_example() {
         assert!(files.iter().any(|(p, optional)| p == f && !optional));
     }
     assert!(config.clusters.iter().any(|c| c.in_cluster));
+    // Where recordings would go is writable (an emptyDir until an installation records).
+    let dir = config.recording.dir.as_deref().expect("recording.dir");
+    assert!(base.writable_volume_at(dir)["emptyDir"].is_object());
 
     // Mirrors config/podgate.example.yaml: the same sections with the same fields.
     let example: Value = serde_norway::from_str(&support::read(

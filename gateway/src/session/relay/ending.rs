@@ -25,6 +25,10 @@ pub enum Policy {
     Shutdown,
     CredentialExpired,
     AccessRevoked,
+    /// An operator ended it.
+    Terminated,
+    /// Its required recording failed.
+    RecordingFailed,
 }
 
 impl Policy {
@@ -35,6 +39,8 @@ impl Policy {
             Policy::Shutdown => Outcome::Shutdown,
             Policy::CredentialExpired => Outcome::CredentialExpired,
             Policy::AccessRevoked => Outcome::AccessRevoked,
+            Policy::Terminated => Outcome::Terminated,
+            Policy::RecordingFailed => Outcome::RecordingFailed,
         }
     }
 
@@ -44,7 +50,8 @@ impl Policy {
             Policy::IdleTimeout | Policy::MaxDuration => "Timeout",
             Policy::Shutdown => "ServiceUnavailable",
             Policy::CredentialExpired => "Unauthorized",
-            Policy::AccessRevoked => "Forbidden",
+            Policy::AccessRevoked | Policy::Terminated => "Forbidden",
+            Policy::RecordingFailed => "ServiceUnavailable",
         }
     }
 }

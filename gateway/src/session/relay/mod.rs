@@ -19,6 +19,7 @@
 //! Generic over the two streams ([`Io`]), so every ending is tested on in-memory pipes with
 //! paused time (`tests.rs`).
 
+pub mod deadlines;
 pub mod ending;
 mod frames;
 pub mod io;
@@ -29,7 +30,8 @@ pub use io::Io;
 
 use super::SessionSettings;
 use super::registry::{Clock, LiveSession};
-use super::tap::{Stream, Tap};
+use crate::tap::{Stream, Tap};
+use deadlines::{Next, Now, Words, close_reason};
 use fastwebsockets::{Frame, OpCode, Payload, WebSocket, WebSocketError};
 use frames::{Forward, relay_frame};
 use io::{ClientWriteError, Liveness, ReadError, Reader, Writer, next_message, to_client};
@@ -50,6 +52,12 @@ const UPSTREAM_CLOSE: Duration = Duration::from_secs(1);
 /// How long a client's connection is held after a frame refused by its header (the stream
 /// cannot be read on), so the client reads our close before the connection is dropped.
 const OUT_OF_STEP_HOLD: Duration = Duration::from_secs(1);
+/// How an exec or attach session names itself in its endings.
+const EXEC_WORDS: Words = Words {
+    closed: "podgate: session closed",
+    idle: "without input or output",
+    after_shutdown: "reconnect to get a new session",
+};
 
 /// What a relay needs besides the two WebSockets.
 pub struct Params<'a> {
@@ -186,7 +194,7 @@ impl<C: Io, U: Io> Relay<'_, C, U> {
     /// The session is over: the tap's last word.
     fn ended(&self, ending: Ending) -> Ending {
         if let Some(tap) = self.p.tap {
-            tap.ended(&super::tap::Ended {
+            tap.ended(&crate::tap::Ended {
                 outcome: ending.outcome(),
                 exit_code: ending.exit_code(),
                 message: ending.message().map(str::to_string),
@@ -238,6 +246,47 @@ impl<C: Io, U: Io> Relay<'_, C, U> {
         .await;
     }
 
+    /// Writes `text` into the person's terminal (stdout with a terminal, where there is no
+    /// stderr; stderr without, so piped output stays clean), and marks it for the tap (it is
+    /// not output of the session, and counts in no offset).
+    async fn tell(&self, text: &str) {
+        if let Some(tap) = self.p.tap {
+            tap.notice(text);
+        }
+        let stream = if self.p.session.record.tty {
+            frame::STDOUT
+        } else {
+            frame::STDERR
+        };
+        let line = format!("\r\n[{text}]\r\n");
+        let f = encoded(self.p.client_protocol, stream, line.as_bytes());
+        let _ = tokio::time::timeout(CLOSE_GRACE, to_client(&self.client, f, &self.live)).await;
+    }
+
+    /// Waits while the tap cannot take more (a required recording whose disk is behind).
+    async fn room(&self, for_input: bool) {
+        let Some(tap) = self.p.tap else { return };
+        loop {
+            let Some(drained) = tap.backlog(for_input) else {
+                return;
+            };
+            let wake = drained.notified();
+            tokio::pin!(wake);
+            wake.as_mut().enable();
+            if tap.backlog(for_input).is_none() {
+                return;
+            }
+            if for_input {
+                // Not reading the client on purpose: its silence meanwhile is ours.
+                self.live.alive.touch();
+            }
+            tokio::select! {
+                () = wake => {}
+                () = tokio::time::sleep(self.p.settings.keepalive) => {}
+            }
+        }
+    }
+
     /// Sends the cluster a close (once, bounded): its side of the session is over.
     async fn close_upstream(&self, code: u16) {
         let _ =
@@ -261,6 +310,7 @@ impl<C: Io, U: Io> Relay<'_, C, U> {
             })
         };
         loop {
+            self.room(true).await;
             let f = match next_message(reader, &mut assembler, &mut obligated).await {
                 Ok(f) => f,
                 Err(ReadError::Message(e)) => {
@@ -337,6 +387,7 @@ impl<C: Io, U: Io> Relay<'_, C, U> {
             Ok::<(), std::io::Error>(())
         };
         loop {
+            self.room(false).await;
             let f = match next_message(&mut reader, &mut assembler, &mut obligated).await {
                 Ok(f) => f,
                 Err(ReadError::Message(e)) => {
@@ -425,78 +476,36 @@ impl<C: Io, U: Io> Relay<'_, C, U> {
         let control = &self.p.session.control;
         let mut next_ping = self.started + settings.keepalive;
         let (policy, message) = loop {
-            let now = Instant::now();
-            if let Some(d) = settings.max_duration
-                && now >= self.started + d
-            {
-                break (
-                    Policy::MaxDuration,
-                    format!(
-                        "podgate: session closed: it reached the maximum session duration of {}",
-                        human(d)
-                    ),
-                );
-            }
-            let idle_due = settings
-                .idle_timeout
-                .map(|i| self.p.session.activity.get() + i);
-            if let (Some(due), Some(i)) = (idle_due, settings.idle_timeout)
-                && now >= due
-            {
-                break (
-                    Policy::IdleTimeout,
-                    format!(
-                        "podgate: session closed after {} without input or output (idle timeout)",
-                        human(i)
-                    ),
-                );
-            }
-            // Unix seconds (an OIDC `exp`), moved later when a browser login refreshes.
-            let expiry = control
-                .expires_at()
-                .map(|at| (at, at.saturating_add(settings.credential_grace.as_secs())));
-            if let Some((at, deadline)) = expiry
-                && until_unix(deadline).is_zero()
-            {
-                break (
-                    Policy::CredentialExpired,
-                    format!(
-                        "podgate: session closed: the credential it was opened with expired at {}; sign in again and reconnect",
-                        crate::session::audit::timestamp(
-                            std::time::UNIX_EPOCH + Duration::from_secs(at)
-                        )
-                    ),
-                );
-            }
-            if now >= next_ping {
-                if self.live.alive.get().elapsed() > self.live.limit() {
-                    return Ending::ClientUnresponsive;
+            let now = Now {
+                now: Instant::now(),
+                started: self.started,
+                activity: self.p.session.activity.get(),
+                expires_at: control.expires_at(),
+                unix: deadlines::unix_now(),
+                next_ping,
+            };
+            match deadlines::next(settings, &now, &EXEC_WORDS) {
+                Next::End(policy, message) => break (policy, message),
+                Next::Ping => {
+                    if self.live.alive.get().elapsed() > self.live.limit() {
+                        return Ending::ClientUnresponsive;
+                    }
+                    let f = Frame::new(true, OpCode::Ping, None, Payload::Borrowed(b"podgate"));
+                    match to_client(&self.client, f, &self.live).await {
+                        Ok(()) => {}
+                        Err(ClientWriteError::Unresponsive) => return Ending::ClientUnresponsive,
+                        Err(ClientWriteError::Failed) => return Ending::ClientClosed,
+                    }
+                    next_ping = Instant::now().max(next_ping) + settings.keepalive;
                 }
-                let f = Frame::new(true, OpCode::Ping, None, Payload::Borrowed(b"podgate"));
-                match to_client(&self.client, f, &self.live).await {
-                    Ok(()) => {}
-                    Err(ClientWriteError::Unresponsive) => return Ending::ClientUnresponsive,
-                    Err(ClientWriteError::Failed) => return Ending::ClientClosed,
-                }
-                next_ping = Instant::now().max(next_ping) + settings.keepalive;
-                continue;
-            }
-            let mut wake = next_ping;
-            for due in [
-                settings.max_duration.map(|d| self.started + d),
-                idle_due,
-                expiry.map(|(_, deadline)| now + until_unix(deadline)),
-            ]
-            .into_iter()
-            .flatten()
-            {
-                wake = wake.min(due);
-            }
-            tokio::select! {
-                _ = tokio::time::sleep_until(wake) => {}
-                _ = self.p.shutdown.cancelled() => break (Policy::Shutdown,
-                    "podgate: session closed: the gateway is shutting down; reconnect to get a new session".to_string()),
-                (_, why) = control.stopped() => break (Policy::AccessRevoked, why),
+                Next::Sleep(wake) => tokio::select! {
+                    _ = tokio::time::sleep_until(wake) => {}
+                    _ = self.p.shutdown.cancelled() => break deadlines::shutdown(&EXEC_WORDS),
+                    (stop, why) = control.stopped() => break (deadlines::stopped(stop), why),
+                    text = control.next_notice() => {
+                        self.tell(&text).await;
+                    }
+                },
             }
         };
         tracing::info!("{message}");
@@ -530,28 +539,6 @@ fn client_read_error(e: &WebSocketError, limit: usize) -> Ending {
             consumed: false,
         },
     }
-}
-
-/// A close frame's reason is at most 123 bytes; cut on a character boundary.
-fn close_reason(message: &str) -> String {
-    let mut end = message.len().min(123);
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
-    message[..end].to_string()
-}
-
-/// How long until the Unix time `at`, in seconds (zero when it is past).
-fn until_unix(at: u64) -> Duration {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Duration::from_secs(at).saturating_sub(now)
-}
-
-/// Durations as the config file writes them (`30m`, `1h30m`), so messages match settings.
-fn human(d: Duration) -> String {
-    podgate_config::Duration::from(d).to_string()
 }
 
 #[cfg(test)]

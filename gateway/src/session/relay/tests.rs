@@ -4,7 +4,7 @@
 use super::*;
 use crate::session::audit::SessionRecord;
 use crate::session::registry::{Control, Credential, LiveSession, Stop};
-use crate::session::tap::{Ended, Stream as TapStream, Tap};
+use crate::tap::{Ended, Stream as TapStream, Tap};
 use fastwebsockets::{Frame, OpCode, Payload, Role, WebSocket};
 use podgate_protocol::{Protocol, Status};
 use std::sync::Arc;
@@ -37,6 +37,7 @@ fn live_session() -> Arc<LiveSession> {
         tty: true,
         protocol: "v5.channel.k8s.io".into(),
         start: String::new(),
+        recording: None,
     };
     Arc::new(LiveSession {
         metrics: metrics.session_started(podgate_metrics::SessionLabels {
@@ -54,7 +55,9 @@ fn live_session() -> Arc<LiveSession> {
             browser_session: None,
         },
         activity: Clock::new(Instant::now()),
-        control: Control::new(None),
+        control: Arc::new(Control::new(None)),
+        recording: None,
+        client: "kubectl",
     })
 }
 

@@ -9,7 +9,9 @@
 //! counted in the offsets. Without a tap the relay's cost is one branch per frame.
 //!
 //! Calls are made from the session's task while it holds the frame: a tap must not block
-//! (copy into its own bounded buffer, or drop and account for it).
+//! (copy into its own bounded buffer, or drop and account for it). A tap that must not drop
+//! anything says so with [`Tap::backlog`], and the relay reads no further until it has room:
+//! back-pressure reaches the pod, never a wait on a disk in the per-frame path.
 
 use podgate_protocol::TerminalSize;
 
@@ -41,4 +43,12 @@ pub trait Tap: Send + Sync {
     fn notice(&self, _text: &str) {}
     /// The session is over; nothing follows.
     fn ended(&self, _ended: &Ended) {}
+    /// `Some` while the tap cannot take more without losing it (a `required` recording whose
+    /// disk is behind): the relay waits on the notify, checking again after each wake, before
+    /// it reads the next message. Never asked while a frame is held.
+    /// `for_input`: asked before reading the client's next message (stdin), rather than the
+    /// cluster's.
+    fn backlog(&self, _for_input: bool) -> Option<&tokio::sync::Notify> {
+        None
+    }
 }
