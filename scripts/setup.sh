@@ -72,12 +72,16 @@ if ! "$py/bin/python" -c 'import pyte' 2>/dev/null; then
   "$py/bin/pip" install --quiet --disable-pip-version-check pyte==0.8.2
 fi
 
-# Debian's asciinema: the recording tests check that `asciinema cat` takes every recording
-# and reproduces its output byte for byte. Installed only when missing.
-if ! command -v asciinema >/dev/null; then
+# Debian's asciinema (the recording tests check that `asciinema cat` takes every recording
+# and reproduces its output byte for byte) and curl (fetches through `kubectl port-forward`,
+# as people try it). Installed only when missing.
+debs=()
+command -v asciinema >/dev/null || debs+=(asciinema)
+command -v curl >/dev/null || debs+=(curl)
+if [ ${#debs[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  echo "setup: installing asciinema (Debian package) for the recording tests" >&2
+  echo "setup: installing ${debs[*]} (Debian packages) for the recording and port-forward tests" >&2
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends asciinema >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${debs[@]}" >/dev/null
 fi

@@ -62,6 +62,19 @@ async fn kubectl_port_forward_through_podgate_is_byte_exact_and_leaves_nothing_b
         let (status, body) = http_get(pf.local[0], "/").await.expect("GET /");
         assert!(status.contains(" 200 "), "{l}: {status}");
         assert_eq!(body, b"web-0\n", "{l}");
+        // And as people try it: curl through the forwarded port.
+        let curl = tokio::process::Command::new("curl")
+            .args(["-sS", "--max-time", "30"])
+            .arg(format!("http://127.0.0.1:{}/", pf.local[0]))
+            .output()
+            .await
+            .expect("curl runs");
+        assert!(
+            curl.status.success(),
+            "{l}: curl: {}",
+            String::from_utf8_lossy(&curl.stderr)
+        );
+        assert_eq!(curl.stdout, b"web-0\n", "{l}: curl");
         // Several connections at once over the one tunnel, each byte-exact.
         let parallel = join_all((0..6).map(|_| fetch_pattern(pf.local[0], 1 << 20))).await;
         for r in parallel {
