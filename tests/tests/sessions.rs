@@ -116,7 +116,12 @@ async fn until_close(ws: &mut Ws) -> (Vec<String>, Option<String>) {
             Got::Data(3, d) => status.push(String::from_utf8_lossy(&d).into_owned()),
             Got::Data(1, _) => {}
             Got::Data(s, d) => panic!("unexpected data on stream {s}: {d:?}"),
-            Got::Close(reason) => return (status, reason),
+            Got::Close(reason) => {
+                // Our close reply, queued by tungstenite as it read the close, goes out now
+                // (else podgate waits its close grace for it).
+                let _ = futures_util::SinkExt::flush(ws).await;
+                return (status, reason);
+            }
         }
     }
 }
