@@ -15,7 +15,7 @@ use crate::session::SessionSettings;
 use crate::session::registry::{Clock, LiveSession};
 use crate::session::relay::deadlines::{self, Next, Now, Words, close_reason};
 use crate::session::relay::io::{
-    ClientWriteError, Io, Liveness, ReadError, Reader, Writer, next_message, to_client,
+    ClientWriteError, Io, Liveness, ReadError, Reader, Writer, keepalive, next_message, to_client,
 };
 use crate::session::relay::{CLOSE_GRACE, Ending};
 use fastwebsockets::{Frame, OpCode, Payload, WebSocket, WebSocketError};
@@ -355,14 +355,8 @@ impl<C: Io, U: Io> Relay<'_, C, U> {
             match deadlines::next(settings, &now, &TUNNEL_WORDS) {
                 Next::End(policy, message) => break (policy, message),
                 Next::Ping => {
-                    if self.live.alive.get().elapsed() > self.live.limit() {
-                        return Ending::ClientUnresponsive;
-                    }
-                    let f = Frame::new(true, OpCode::Ping, None, Payload::Borrowed(b"podgate"));
-                    match to_client(&self.client, f, &self.live).await {
-                        Ok(()) => {}
-                        Err(ClientWriteError::Unresponsive) => return Ending::ClientUnresponsive,
-                        Err(ClientWriteError::Failed) => return Ending::ClientClosed,
+                    if let Err(e) = keepalive(&self.client, &self.live).await {
+                        return e.ending();
                     }
                     next_ping = Instant::now().max(next_ping) + settings.keepalive;
                 }

@@ -141,6 +141,26 @@ pub enum ClientWriteError {
     Unresponsive,
 }
 
+impl ClientWriteError {
+    /// How the session ends when a write to its client did not go through.
+    pub fn ending(self) -> super::ending::Ending {
+        match self {
+            ClientWriteError::Unresponsive => super::ending::Ending::ClientUnresponsive,
+            ClientWriteError::Failed => super::ending::Ending::ClientClosed,
+        }
+    }
+}
+
+/// The keepalive: a ping to a client that has shown life within its limit; `Unresponsive`
+/// for one that has not (exec and port-forward sessions alike).
+pub async fn keepalive<S: Io>(w: &Writer<S>, live: &Liveness) -> Result<(), ClientWriteError> {
+    if live.alive.get().elapsed() > live.limit() {
+        return Err(ClientWriteError::Unresponsive);
+    }
+    let f = Frame::new(true, OpCode::Ping, None, Payload::Borrowed(b"podgate"));
+    to_client(w, f, live).await
+}
+
 /// Writes a frame to the client. A client that stops reading blocks the write; it is alive
 /// only while it still answers pings, so a write that waits past the liveness limit with no
 /// sign of life fails. The deadline timer is only armed when the write does not complete at

@@ -32,9 +32,11 @@ use super::SessionSettings;
 use super::registry::{Clock, LiveSession};
 use crate::tap::{Stream, Tap};
 use deadlines::{Next, Now, Words, close_reason};
-use fastwebsockets::{Frame, OpCode, Payload, WebSocket, WebSocketError};
+use fastwebsockets::{Frame, OpCode, WebSocket, WebSocketError};
 use frames::{Forward, relay_frame};
-use io::{ClientWriteError, Liveness, ReadError, Reader, Writer, next_message, to_client};
+use io::{
+    ClientWriteError, Liveness, ReadError, Reader, Writer, keepalive, next_message, to_client,
+};
 use podgate_metrics::Direction;
 use podgate_protocol::message::Assembler;
 use podgate_protocol::{Protocol, TerminalSize, frame};
@@ -487,14 +489,8 @@ impl<C: Io, U: Io> Relay<'_, C, U> {
             match deadlines::next(settings, &now, &EXEC_WORDS) {
                 Next::End(policy, message) => break (policy, message),
                 Next::Ping => {
-                    if self.live.alive.get().elapsed() > self.live.limit() {
-                        return Ending::ClientUnresponsive;
-                    }
-                    let f = Frame::new(true, OpCode::Ping, None, Payload::Borrowed(b"podgate"));
-                    match to_client(&self.client, f, &self.live).await {
-                        Ok(()) => {}
-                        Err(ClientWriteError::Unresponsive) => return Ending::ClientUnresponsive,
-                        Err(ClientWriteError::Failed) => return Ending::ClientClosed,
+                    if let Err(e) = keepalive(&self.client, &self.live).await {
+                        return e.ending();
                     }
                     next_ping = Instant::now().max(next_ping) + settings.keepalive;
                 }
