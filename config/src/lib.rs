@@ -28,7 +28,7 @@ pub use recording::{OperatorsConfig, Principals, RecordingConfig, RecordingMode}
 pub use schema::{
     AccessPolicy, AdminConfig, AuditConfig, AuthConfig, BrowserSessionConfig, ClusterConfig,
     ClusterSource, Config, ImportConfig, LimitsConfig, LogConfig, LogFormat, MetricsConfig,
-    SessionsConfig, TlsConfig, UpstreamConfig,
+    ResumeOverflow, SessionsConfig, TlsConfig, UpstreamConfig,
 };
 pub use size::{ByteSize, ParseSizeError};
 

@@ -315,6 +315,35 @@ pub struct SessionsConfig {
     /// token's `exp`); a browser session whose token is refreshed meanwhile carries on.
     /// Default `5m`; `0s` ends it at the expiry itself.
     pub credential_grace: Duration,
+    /// How long a browser session whose connection dropped (without a clean close) waits for
+    /// its page to come back (docs/protocol.md, "Resume"): the process in the pod keeps
+    /// running, its output is kept. Only clients that offer `podgate.resume.v1` get this.
+    /// Default `2m`; `0s` disables resume.
+    pub resume_window: Duration,
+    /// Output of one resumable session kept until its page acknowledges it. Default `256KiB`.
+    pub resume_buffer: ByteSize,
+    /// What a full resume buffer does: `backpressure` (default: the program waits, as on a
+    /// paused terminal; nothing is lost) or `overwrite` (the oldest output is dropped and a
+    /// resume reports the gap).
+    pub resume_overflow: ResumeOverflow,
+    /// How often podgate tells an attached page it is alive (a browser cannot see WebSocket
+    /// pings); a page that hears nothing for twice this plus 2 s resumes. Default `5s`.
+    pub resume_heartbeat: Duration,
+    /// All resume buffers together (each session reserves `resume_buffer` of it while it
+    /// runs). When it is taken, the oldest sessions waiting for their page give way first; a
+    /// new session that still finds no room runs without resume. Default `256MiB`.
+    pub resume_buffer_total: ByteSize,
+}
+
+/// What a resumable session's full output buffer does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResumeOverflow {
+    /// Stop reading the cluster until the page acknowledges output: nothing is lost.
+    #[default]
+    Backpressure,
+    /// Drop the oldest output; a resume reports how many bytes it skipped.
+    Overwrite,
 }
 
 impl Default for SessionsConfig {
@@ -324,6 +353,11 @@ impl Default for SessionsConfig {
             idle_timeout: Duration::from_secs(30 * 60),
             max_duration: Duration::from_secs(12 * 3600),
             credential_grace: Duration::from_secs(5 * 60),
+            resume_window: Duration::from_secs(120),
+            resume_buffer: ByteSize(256 << 10),
+            resume_overflow: ResumeOverflow::Backpressure,
+            resume_heartbeat: Duration::from_secs(5),
+            resume_buffer_total: ByteSize(256 << 20),
         }
     }
 }

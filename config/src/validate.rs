@@ -253,6 +253,30 @@ fn sessions(config: &Config, problems: &mut Problems<'_>) {
             ),
         );
     }
+    if !s.resume_window.is_zero() {
+        positive_duration(s.resume_heartbeat, "sessions.resume_heartbeat", problems);
+        // A buffer smaller than a few output frames would stall every resumable session.
+        const SMALLEST: u64 = 16 << 10;
+        if s.resume_buffer.bytes() < SMALLEST {
+            problems.push(
+                "sessions.resume_buffer",
+                format!(
+                    "{} is too small to hold a few output frames; use at least 16KiB",
+                    s.resume_buffer
+                ),
+            );
+        }
+        if s.resume_buffer_total.bytes() < s.resume_buffer.bytes() {
+            problems.push(
+                "sessions.resume_buffer_total",
+                format!(
+                    "{} is smaller than one session's sessions.resume_buffer ({}): no session \
+                     could be resumed",
+                    s.resume_buffer_total, s.resume_buffer
+                ),
+            );
+        }
+    }
 }
 
 fn limits(config: &Config, problems: &mut Problems<'_>) {

@@ -47,6 +47,9 @@ pub enum Outcome {
     /// The cluster records sessions as `required`, and the recording could not be started
     /// (the session was refused) or failed (I/O error, disk full, size cap).
     RecordingFailed,
+    /// The client's connection dropped and its page did not resume the session within
+    /// `sessions.resume_window`; the cluster connection was closed.
+    ResumeWindowExpired,
     /// Refused by policy or by the cluster's RBAC.
     Denied,
     /// Refused because a session limit (total, per user, per cluster) was reached.
@@ -58,7 +61,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// Every outcome.
-    pub const ALL: [Outcome; 18] = [
+    pub const ALL: [Outcome; 19] = [
         Outcome::Completed,
         Outcome::ExitNonzero,
         Outcome::ClientClosed,
@@ -74,6 +77,7 @@ impl Outcome {
         Outcome::AccessRevoked,
         Outcome::Terminated,
         Outcome::RecordingFailed,
+        Outcome::ResumeWindowExpired,
         Outcome::Denied,
         Outcome::LimitReached,
         Outcome::BadRequest,
@@ -101,6 +105,7 @@ impl Outcome {
             Outcome::AccessRevoked => "access_revoked",
             Outcome::Terminated => "terminated",
             Outcome::RecordingFailed => "recording_failed",
+            Outcome::ResumeWindowExpired => "resume_window_expired",
             Outcome::Denied => "denied",
             Outcome::LimitReached => "limit_reached",
             Outcome::BadRequest => "bad_request",

@@ -60,6 +60,7 @@ mod labels;
 mod metrics;
 mod probes;
 mod recording;
+mod resume;
 mod session;
 
 pub use labels::{
@@ -69,6 +70,7 @@ pub use labels::{
 pub use metrics::{CONTENT_TYPE, Metrics};
 pub use probes::ProbeMetrics;
 pub use recording::{RecordingMetrics, RecordingResult};
+pub use resume::{ResumeFailure, ResumeMetrics};
 pub use session::{SessionLabels, SessionMetrics, SessionSeries};
 
 #[cfg(test)]

@@ -31,6 +31,7 @@
 //!   cluster, a tmpfs of the test's own to fill or make read-only;
 //! - [`fleet`]: many cluster ids over a few devclusters for `podgate serve`, a proxy that
 //!   counts the connections the gateway opens, its open sockets to a cluster from `/proc`;
+//! - [`resume`]: a client of podgate's resume protocol (opt in, offsets, acks, drop, resume);
 //! - [`serve`]: `podgate serve` as a process with its files (config, tokens, TLS, kubeconfigs):
 //!   its log line by line, its admin listener, reloads by rewriting a file, signals.
 //!
@@ -53,6 +54,7 @@ pub mod portforward;
 pub mod process;
 pub mod prometheus;
 pub mod python;
+pub mod resume;
 pub mod serve;
 pub mod tls;
 pub mod tty;

@@ -154,9 +154,17 @@ pub async fn start(opts: StartOptions) -> std::io::Result<Running> {
     if let Err(e) = opts.recording.metrics().register(metrics.registry()) {
         tracing::warn!("recording metrics are not exported: {e}");
     }
+    let resume = podgate_metrics::ResumeMetrics::new();
+    if let Err(e) = resume.register(metrics.registry()) {
+        tracing::warn!("resume metrics are not exported: {e}");
+    }
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
     let sessions = Arc::new(Sessions {
+        resume: Arc::new(crate::session::resume::store::Resumables::new(
+            opts.sessions.resume,
+            resume,
+        )),
         settings: opts.sessions,
         limits: Limits::new(opts.session_limits),
         metrics: metrics.clone(),

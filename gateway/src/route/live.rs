@@ -5,6 +5,8 @@
 //!   session: its recording from the start (so the observer's terminal shows exactly the
 //!   screen, full-screen programs included), then every event as it is written, one
 //!   asciicast line per text message;
+//! - `GET /podgate/sessions/{id}/resume` (WebSocket): a page comes back to its own session
+//!   after its connection dropped ([`super::resume`]);
 //! - `DELETE /podgate/sessions/{id}[?reason=...]`: ends the session, telling its person who
 //!   ended it and why.
 //!
@@ -62,11 +64,12 @@ impl Live<'_> {
             (&Method::GET, []) => self.list(who),
             (&Method::DELETE, [id]) => self.terminate(&req, peer, who, id),
             (&Method::GET, [id, "observe"]) => self.observe(req, peer, who, id).await,
-            (_, [] | [_] | [_, "observe"]) => status(&Status::api_error(
+            (&Method::GET, [id, "resume"]) => super::resume::answer(self.sessions, req, peer, who, id),
+            (_, [] | [_] | [_, "observe" | "resume"]) => status(&Status::api_error(
                 405,
                 "MethodNotAllowed",
                 format!(
-                    "{} is not allowed here: GET /podgate/sessions, DELETE /podgate/sessions/{{id}}, GET /podgate/sessions/{{id}}/observe",
+                    "{} is not allowed here: GET /podgate/sessions, DELETE /podgate/sessions/{{id}}, GET /podgate/sessions/{{id}}/observe, GET /podgate/sessions/{{id}}/resume",
                     req.method()
                 ),
             )),

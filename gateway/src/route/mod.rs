@@ -12,6 +12,7 @@ pub mod identify;
 pub mod live;
 pub mod operators;
 pub mod recordings;
+pub mod resume;
 pub mod reviews;
 
 use crate::browser::Pages;

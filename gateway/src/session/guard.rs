@@ -168,6 +168,7 @@ mod tests {
     fn sessions(audit: Audit) -> Sessions {
         Sessions {
             settings: SessionSettings {
+                resume: crate::session::resume::ResumeSettings::off(),
                 keepalive: Duration::from_secs(20),
                 idle_timeout: None,
                 max_duration: None,
@@ -185,6 +186,10 @@ mod tests {
             shutdown: Default::default(),
             tasks: Default::default(),
             recording: Arc::new(crate::recording::Recording::off()),
+            resume: Arc::new(crate::session::resume::store::Resumables::new(
+                crate::session::resume::ResumeSettings::off(),
+                podgate_metrics::ResumeMetrics::new(),
+            )),
         }
     }
 

@@ -133,6 +133,8 @@ pub struct Established {
     permit: SessionPermit,
     setup_started: Instant,
     recording: Option<crate::recording::Prepared>,
+    /// Its place among resumable sessions, when its client opted in and there is room.
+    resume: Option<super::resume::store::Registration<super::resume::ClientIo>>,
 }
 
 /// Opens the session's recording, when its cluster records; a `required` recording that
@@ -403,6 +405,22 @@ async fn handshake(ctx: &Sessions, mut r: SessionRequest) -> Result<Established,
         );
     }
     attempt.protocol = client_protocol.name().to_string();
+    // Resume is for v5 clients that ask for it (docs/protocol.md, "Resume").
+    let resume = (client_protocol == Protocol::V5
+        && super::resume::control::opted_in(
+            r.req
+                .headers()
+                .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+                .iter()
+                .filter_map(|v| v.to_str().ok()),
+        ))
+    .then(|| {
+        ctx.resume.register(
+            &attempt.session_id,
+            r.caller.credential.identity.user().as_str(),
+        )
+    })
+    .flatten();
     let recording = recording.prepared.take();
     attempt.recording = recording.as_ref().map(|p| p.key().to_string());
     Ok(Established {
@@ -417,6 +435,7 @@ async fn handshake(ctx: &Sessions, mut r: SessionRequest) -> Result<Established,
         permit,
         setup_started,
         recording,
+        resume,
     })
 }
 
@@ -484,6 +503,7 @@ impl Established {
             permit,
             setup_started,
             recording,
+            resume,
         } = self;
         let span = tracing::info_span!("session",
             session_id = %record.session_id,
@@ -522,20 +542,43 @@ impl Established {
                     fastwebsockets::Role::Client,
                 );
                 guard.established(setup_started.elapsed());
-                let ending = relay::run(
-                    client,
-                    upstream,
-                    relay::Params {
-                        client_protocol,
-                        upstream_protocol,
-                        settings: &ctx.settings,
-                        session: guard.session(),
-                        tap,
-                        shutdown: &ctx.shutdown,
-                        cluster: &cluster.id,
-                    },
-                )
-                .await;
+                let ending = match resume {
+                    Some(registration) => {
+                        super::resume::relay::run(
+                            client,
+                            upstream,
+                            super::resume::relay::Params {
+                                upstream_protocol,
+                                settings: &ctx.settings,
+                                resume: &ctx.settings.resume,
+                                metrics: &ctx.resume.metrics,
+                                audit: &ctx.audit,
+                                session: guard.session(),
+                                tap,
+                                shutdown: &ctx.shutdown,
+                                cluster: &cluster.id,
+                                registration,
+                            },
+                        )
+                        .await
+                    }
+                    None => {
+                        relay::run(
+                            client,
+                            upstream,
+                            relay::Params {
+                                client_protocol,
+                                upstream_protocol,
+                                settings: &ctx.settings,
+                                session: guard.session(),
+                                tap,
+                                shutdown: &ctx.shutdown,
+                                cluster: &cluster.id,
+                            },
+                        )
+                        .await
+                    }
+                };
                 guard.finish(ending);
             },
             span,

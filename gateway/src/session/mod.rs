@@ -27,6 +27,7 @@ pub mod portforward;
 pub mod refusal;
 pub mod registry;
 pub mod relay;
+pub mod resume;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,6 +57,8 @@ pub struct SessionSettings {
     pub max_message: usize,
     /// How long a session outlives the expiry of the credential it was opened with.
     pub credential_grace: Duration,
+    /// Resume after a dropped connection, for clients that opt in.
+    pub resume: resume::ResumeSettings,
 }
 
 impl SessionSettings {
@@ -70,6 +73,7 @@ impl SessionSettings {
             max_duration: sessions.max_duration.enabled(),
             max_message: limits.max_message_bytes.as_usize(),
             credential_grace: sessions.credential_grace.get(),
+            resume: resume::ResumeSettings::from_config(sessions),
         }
     }
 }
@@ -88,4 +92,6 @@ pub struct Sessions {
     pub tasks: TaskTracker,
     /// Recordings: the sink and each cluster's mode.
     pub recording: Arc<crate::recording::Recording>,
+    /// Sessions a page can resume after its connection dropped.
+    pub resume: Arc<resume::Store>,
 }

@@ -146,6 +146,7 @@ mod tests {
 
     fn settings() -> SessionSettings {
         SessionSettings {
+            resume: crate::session::resume::ResumeSettings::off(),
             keepalive: Duration::from_secs(20),
             idle_timeout: Some(Duration::from_secs(60)),
             max_duration: Some(Duration::from_secs(3600)),

@@ -86,6 +86,9 @@ pub enum Ending {
         reason: String,
         consumed: bool,
     },
+    /// The client's connection dropped and no page resumed the session in time (or it gave
+    /// way to a new session when the resume buffers were all taken); why, in words.
+    ResumeWindowExpired(String),
     /// The gateway ended the session; `message` is what the person is told.
     Policy {
         policy: Policy,
@@ -105,6 +108,7 @@ impl Ending {
             Ending::ClientClosed => Outcome::ClientClosed,
             Ending::ClientUnresponsive => Outcome::ClientUnresponsive,
             Ending::ClientError { .. } => Outcome::ClientError,
+            Ending::ResumeWindowExpired(_) => Outcome::ResumeWindowExpired,
             Ending::Policy { policy, .. } => policy.outcome(),
         }
     }
@@ -123,6 +127,7 @@ impl Ending {
             | Ending::UpstreamLost(m)
             | Ending::UpstreamError(m)
             | Ending::ClientError { reason: m, .. }
+            | Ending::ResumeWindowExpired(m)
             | Ending::Policy { message: m, .. } => Some(m),
             _ => None,
         }

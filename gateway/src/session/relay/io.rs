@@ -190,3 +190,16 @@ pub async fn to_client<S: Io>(
         _ = stalled => Err(ClientWriteError::Unresponsive),
     }
 }
+
+/// Reads a client's frames, dropping them, until its close or the end of its connection (so
+/// our close is not lost to a TCP reset while the client still sends).
+pub async fn drain<S: Io>(reader: &mut Reader<S>) {
+    let mut nothing = |_: Frame<'static>| async { Ok::<(), std::io::Error>(()) };
+    loop {
+        match reader.read_frame(&mut nothing).await {
+            Ok(f) if f.opcode == OpCode::Close => return,
+            Ok(_) => {}
+            Err(_) => return,
+        }
+    }
+}

@@ -21,7 +21,7 @@
 
 pub mod deadlines;
 pub mod ending;
-mod frames;
+pub(crate) mod frames;
 pub mod io;
 
 pub use ending::{Ending, Policy, Verdict};
@@ -170,7 +170,7 @@ impl<C: Io, U: Io> Relay<'_, C, U> {
             // until its close reply. After a frame refused by its header the stream is out of
             // step and cannot be read: hold the connection a moment instead.
             if *consumed {
-                let _ = tokio::time::timeout(CLOSE_GRACE, self.drain_client(&mut c_read)).await;
+                let _ = tokio::time::timeout(CLOSE_GRACE, io::drain(&mut c_read)).await;
             } else {
                 tokio::time::sleep(OUT_OF_STEP_HOLD).await;
             }
@@ -179,18 +179,6 @@ impl<C: Io, U: Io> Relay<'_, C, U> {
         }
         let ending = Ending::decide(first, self.verdict());
         self.ended(ending)
-    }
-
-    /// Reads the client's frames, dropping them, until its close or the end of its connection.
-    async fn drain_client(&self, reader: &mut Reader<C>) {
-        let mut nothing = |_: Frame<'static>| async { Ok::<(), std::io::Error>(()) };
-        loop {
-            match reader.read_frame(&mut nothing).await {
-                Ok(f) if f.opcode == OpCode::Close => return,
-                Ok(_) => {}
-                Err(_) => return,
-            }
-        }
     }
 
     /// The session is over: the tap's last word.
@@ -212,39 +200,15 @@ impl<C: Io, U: Io> Relay<'_, C, U> {
             .clone()
     }
 
-    /// Tells the client what the cluster did not (a lost connection, the gateway's policy),
-    /// then closes its side.
+    /// Tells the client what the cluster did not, then closes its side.
     async fn finish_client(&self, ending: &Ending) {
-        let (notice, code) = match ending.notice() {
-            Some((status, code)) => (Some(status), code),
-            None => (None, 1000),
-        };
-        let _ = tokio::time::timeout(CLOSE_GRACE, async {
-            if let Some(status) = &notice {
-                let message = status.message.clone().unwrap_or_default();
-                if let Some(tap) = self.p.tap {
-                    tap.notice(&message);
-                }
-                let body = if self.p.client_protocol.has_status_json() {
-                    status.to_json()
-                } else {
-                    message.clone().into_bytes()
-                };
-                let f = encoded(self.p.client_protocol, frame::STATUS, &body);
-                to_client(&self.client, f, &self.live).await?;
-            }
-            let reason = notice
-                .as_ref()
-                .and_then(|s| s.message.as_deref())
-                .map(close_reason)
-                .unwrap_or_default();
-            to_client(
-                &self.client,
-                Frame::close(code, reason.as_bytes()),
-                &self.live,
-            )
-            .await
-        })
+        finish_client(
+            &self.client,
+            &self.live,
+            self.p.client_protocol,
+            self.p.tap,
+            ending,
+        )
         .await;
     }
 
@@ -263,30 +227,6 @@ impl<C: Io, U: Io> Relay<'_, C, U> {
         let line = format!("\r\n[{text}]\r\n");
         let f = encoded(self.p.client_protocol, stream, line.as_bytes());
         let _ = tokio::time::timeout(CLOSE_GRACE, to_client(&self.client, f, &self.live)).await;
-    }
-
-    /// Waits while the tap cannot take more (a required recording whose disk is behind).
-    async fn room(&self, for_input: bool) {
-        let Some(tap) = self.p.tap else { return };
-        loop {
-            let Some(drained) = tap.backlog(for_input) else {
-                return;
-            };
-            let wake = drained.notified();
-            tokio::pin!(wake);
-            wake.as_mut().enable();
-            if tap.backlog(for_input).is_none() {
-                return;
-            }
-            if for_input {
-                // Not reading the client on purpose: its silence meanwhile is ours.
-                self.live.alive.touch();
-            }
-            tokio::select! {
-                () = wake => {}
-                () = tokio::time::sleep(self.p.settings.keepalive) => {}
-            }
-        }
     }
 
     /// Sends the cluster a close (once, bounded): its side of the session is over.
@@ -312,7 +252,13 @@ impl<C: Io, U: Io> Relay<'_, C, U> {
             })
         };
         loop {
-            self.room(true).await;
+            wait_for_tap(
+                self.p.tap,
+                true,
+                &self.live.alive,
+                self.p.settings.keepalive,
+            )
+            .await;
             let f = match next_message(reader, &mut assembler, &mut obligated).await {
                 Ok(f) => f,
                 Err(ReadError::Message(e)) => {
@@ -338,40 +284,15 @@ impl<C: Io, U: Io> Relay<'_, C, U> {
                 OpCode::Close => return Ending::ClientClosed,
                 OpCode::Pong => self.live.alive.touch(),
                 OpCode::Text | OpCode::Binary => {
-                    self.p.session.activity.touch();
-                    let mut seen = |stream: u8, data: &[u8]| match stream {
-                        frame::STDIN => {
-                            self.p
-                                .session
-                                .metrics
-                                .add(Direction::Stdin, data.len() as u64);
-                            if let Some(tap) = self.p.tap {
-                                tap.input(data);
-                            }
-                        }
-                        frame::RESIZE => {
-                            if let (Some(tap), Ok(size)) = (self.p.tap, TerminalSize::parse(data)) {
-                                tap.resize(size);
-                            }
-                        }
-                        _ => {}
-                    };
-                    let out = relay_frame(
+                    forward_input(
                         f,
                         self.p.client_protocol,
                         self.p.upstream_protocol,
-                        &mut seen,
-                    );
-                    let sent = match out {
-                        Forward::Frame(out) => self.upstream.send(out).await,
-                        Forward::CloseUpstream => self.upstream.send(Frame::close(1000, b"")).await,
-                        Forward::Drop => Ok(true),
-                    };
-                    if let Err(e) = sent {
-                        // Rule 3: not an ending. The cluster's reader will tell how it ends.
-                        tracing::debug!("stdin to the cluster not delivered: {e}");
-                        self.upstream.mark_closed().await;
-                    }
+                        &self.upstream,
+                        self.p.session,
+                        self.p.tap,
+                    )
+                    .await;
                 }
                 _ => {}
             }
@@ -389,7 +310,13 @@ impl<C: Io, U: Io> Relay<'_, C, U> {
             Ok::<(), std::io::Error>(())
         };
         loop {
-            self.room(false).await;
+            wait_for_tap(
+                self.p.tap,
+                false,
+                &self.live.alive,
+                self.p.settings.keepalive,
+            )
+            .await;
             let f = match next_message(&mut reader, &mut assembler, &mut obligated).await {
                 Ok(f) => f,
                 Err(ReadError::Message(e)) => {
@@ -399,7 +326,7 @@ impl<C: Io, U: Io> Relay<'_, C, U> {
                         self.p.cluster
                     ));
                 }
-                Err(ReadError::Ws(e)) => return self.upstream_read_error(&e),
+                Err(ReadError::Ws(e)) => return upstream_read_error(self.p.cluster, &e),
             };
             match f.opcode {
                 OpCode::Close => return Ending::UpstreamClosed,
@@ -448,27 +375,6 @@ impl<C: Io, U: Io> Relay<'_, C, U> {
         }
     }
 
-    fn upstream_read_error(&self, e: &WebSocketError) -> Ending {
-        let cause = match e {
-            WebSocketError::UnexpectedEOF => {
-                "it closed the connection without ending the stream".to_string()
-            }
-            WebSocketError::IoError(io) => format!("{io}"),
-            other => format!("{other}"),
-        };
-        let message = format!(
-            "podgate: lost the connection to cluster \"{}\" before the command's exit status arrived ({cause})",
-            self.p.cluster
-        );
-        tracing::info!("{message}");
-        match e {
-            WebSocketError::UnexpectedEOF
-            | WebSocketError::IoError(_)
-            | WebSocketError::ConnectionClosed => Ending::UpstreamLost(message),
-            _ => Ending::UpstreamError(message),
-        }
-    }
-
     /// The session's clock: pings the client every `keepalive` (ending the session when it
     /// has shown no sign of life for too long), and the gateway's own reasons to end it
     /// (timeouts, shutdown, an expired or revoked credential). One timer for all deadlines,
@@ -509,7 +415,132 @@ impl<C: Io, U: Io> Relay<'_, C, U> {
     }
 }
 
-fn client_read_error(e: &WebSocketError, limit: usize) -> Ending {
+/// One message from the client toward the cluster: counted, shown to the tap, translated and
+/// sent. A write that fails is not an ending (rule 3): the rest of the client's messages are
+/// dropped and the cluster's side tells how the session ends.
+pub(crate) async fn forward_input<U: Io>(
+    f: Frame<'static>,
+    from: Protocol,
+    to: Protocol,
+    upstream: &Writer<U>,
+    session: &LiveSession,
+    tap: Option<&dyn Tap>,
+) {
+    session.activity.touch();
+    let mut seen = |stream: u8, data: &[u8]| match stream {
+        frame::STDIN => {
+            session.metrics.add(Direction::Stdin, data.len() as u64);
+            if let Some(tap) = tap {
+                tap.input(data);
+            }
+        }
+        frame::RESIZE => {
+            if let (Some(tap), Ok(size)) = (tap, TerminalSize::parse(data)) {
+                tap.resize(size);
+            }
+        }
+        _ => {}
+    };
+    let sent = match relay_frame(f, from, to, &mut seen) {
+        Forward::Frame(out) => upstream.send(out).await,
+        Forward::CloseUpstream => upstream.send(Frame::close(1000, b"")).await,
+        Forward::Drop => Ok(true),
+    };
+    if let Err(e) = sent {
+        tracing::debug!("stdin to the cluster not delivered: {e}");
+        upstream.mark_closed().await;
+    }
+}
+
+/// Waits while the tap cannot take more (a required recording whose disk is behind). Not
+/// reading the client on purpose (`for_input`) counts as the client's sign of life.
+pub(crate) async fn wait_for_tap(
+    tap: Option<&dyn Tap>,
+    for_input: bool,
+    alive: &Clock,
+    keepalive: Duration,
+) {
+    let Some(tap) = tap else { return };
+    loop {
+        let Some(drained) = tap.backlog(for_input) else {
+            return;
+        };
+        let wake = drained.notified();
+        tokio::pin!(wake);
+        wake.as_mut().enable();
+        if tap.backlog(for_input).is_none() {
+            return;
+        }
+        if for_input {
+            alive.touch();
+        }
+        tokio::select! {
+            () = wake => {}
+            () = tokio::time::sleep(keepalive) => {}
+        }
+    }
+}
+
+/// How a failed read of the cluster ends the session: lost (a reset, an EOF without a close)
+/// or broken.
+pub(crate) fn upstream_read_error(cluster: &str, e: &WebSocketError) -> Ending {
+    let cause = match e {
+        WebSocketError::UnexpectedEOF => {
+            "it closed the connection without ending the stream".to_string()
+        }
+        WebSocketError::IoError(io) => format!("{io}"),
+        other => format!("{other}"),
+    };
+    let message = format!(
+        "podgate: lost the connection to cluster \"{cluster}\" before the command's exit status arrived ({cause})"
+    );
+    tracing::info!("{message}");
+    match e {
+        WebSocketError::UnexpectedEOF
+        | WebSocketError::IoError(_)
+        | WebSocketError::ConnectionClosed => Ending::UpstreamLost(message),
+        _ => Ending::UpstreamError(message),
+    }
+}
+
+/// Tells the client what the cluster did not (a lost connection, the gateway's policy), then
+/// closes its side; bounded by [`CLOSE_GRACE`]. Exec sessions, resumable or not, end this way.
+pub(crate) async fn finish_client<C: Io>(
+    client: &Writer<C>,
+    live: &Liveness,
+    protocol: Protocol,
+    tap: Option<&dyn Tap>,
+    ending: &Ending,
+) {
+    let (notice, code) = match ending.notice() {
+        Some((status, code)) => (Some(status), code),
+        None => (None, 1000),
+    };
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        if let Some(status) = &notice {
+            let message = status.message.clone().unwrap_or_default();
+            if let Some(tap) = tap {
+                tap.notice(&message);
+            }
+            let body = if protocol.has_status_json() {
+                status.to_json()
+            } else {
+                message.clone().into_bytes()
+            };
+            let f = encoded(protocol, frame::STATUS, &body);
+            to_client(client, f, live).await?;
+        }
+        let reason = notice
+            .as_ref()
+            .and_then(|s| s.message.as_deref())
+            .map(close_reason)
+            .unwrap_or_default();
+        to_client(client, Frame::close(code, reason.as_bytes()), live).await
+    })
+    .await;
+}
+
+pub(crate) fn client_read_error(e: &WebSocketError, limit: usize) -> Ending {
     match e {
         WebSocketError::UnexpectedEOF
         | WebSocketError::ConnectionClosed

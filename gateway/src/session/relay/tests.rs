@@ -14,6 +14,7 @@ const LIMIT: usize = 64 << 10;
 
 fn settings() -> SessionSettings {
     SessionSettings {
+        resume: crate::session::resume::ResumeSettings::off(),
         keepalive: Duration::from_secs(20),
         idle_timeout: Some(Duration::from_secs(30 * 60)),
         max_duration: Some(Duration::from_secs(12 * 3600)),
