@@ -17,7 +17,11 @@
 //! - [`wait`]: waiting on a condition with a timeout, reading until something shows;
 //! - [`process`]: fds, threads, children and memory of a process;
 //! - [`metrics`]: samples out of the Prometheus text exposition;
-//! - [`link`]: a TCP proxy between the gateway and a cluster that a test can delay or cut;
+//! - [`link`]: the loopback TCP proxy that puts a network's faults between two parties (the
+//!   gateway and a cluster, a browser and the gateway): new connections delayed or refused,
+//!   current ones reset, ended, fed garbage or gone silent, and restored; what it counts;
+//! - [`link_control`]: a link's controls over plain HTTP, for a driver in another process
+//!   (node's `resume.mjs`), with whatever else the test serves there (the gateway's metrics);
 //! - [`oidc`]: signing keys, a real OpenID provider (panva's oidc-provider) and a scripted one;
 //! - [`prometheus`]: deploy/'s manifests, alerts and dashboard as tests read them, and a real
 //!   Prometheus server;
@@ -48,6 +52,7 @@ pub mod http;
 pub mod kubeconfig;
 pub mod kubectl;
 pub mod link;
+pub mod link_control;
 pub mod metrics;
 pub mod oidc;
 pub mod portforward;

@@ -1,18 +1,28 @@
-//! A TCP proxy on `127.0.0.1:0` in front of one target, for putting faults between the gateway
-//! and a cluster (through [`crate::gateway::Builder::dial`]): each new connection can be held
-//! back a while before it is connected through, and the live ones can be cut on command, the
-//! way networks and crashing servers cut them: a reset, a bare end of stream without TLS's
-//! close_notify, or garbage in the stream.
+//! A TCP proxy on `127.0.0.1:0` in front of one target, for putting the faults of a network
+//! between two parties of a test: between the gateway and a cluster (through
+//! [`crate::gateway::Builder::dial`] and [`Link::dialer`]), or between a browser and the
+//! gateway (its controls served over HTTP by [`crate::link_control`] for a driver in another
+//! process).
+//!
+//! Each new connection can be held back a while before it is connected through
+//! ([`Link::with_delay`]). The current ones can be cut on command, the way networks and
+//! crashing servers cut them: a reset ([`Link::cut_reset`]), a bare end of stream without
+//! TLS's close_notify ([`Link::cut_eof`]), or garbage in the stream ([`Link::inject_garbage`]);
+//! or made silent, kept open with nothing forwarded either way, as a dead Wi-Fi or a VPN that
+//! dropped its route looks ([`Link::go_silent`]). While the link is broken
+//! ([`Link::break_new`]) new connections are refused with a reset, until [`Link::restore`].
+//! It counts what it connects through and what it refuses ([`Link::stats`]), so a test can
+//! tell that a client really came back on a new connection.
 
 use crate::gateway::Dial;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 /// How many random bytes [`Link::inject_garbage`] writes.
 const GARBAGE: usize = 512;
@@ -24,28 +34,53 @@ pub struct Link {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// Counts of a [`Link`], and its state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stats {
+    /// Connections connected through since the start ([`Link::accepted`]).
+    pub accepted: u64,
+    /// Connections refused (reset at once) since the start, because the link was broken.
+    pub refused: u64,
+    /// Connections forwarding now ([`Link::live`]).
+    pub live: usize,
+    /// Connections kept open but silent now.
+    pub silent: usize,
+    /// Whether new connections are refused now.
+    pub broken: bool,
+}
+
+/// What a current connection is told to do.
 #[derive(Clone, Copy, Debug)]
 enum Cut {
     Reset,
     Eof,
     Garbage,
+    /// Stop forwarding, stay open, and wait for the next order.
+    Silence,
 }
 
-/// A cut for one connection, and where it says it is done.
+/// An order for one connection, and where it says it is done.
 type Order = (Cut, oneshot::Sender<()>);
+
+/// A current connection: where its orders go, and whether it has gone silent.
+struct Conn {
+    orders: mpsc::UnboundedSender<Order>,
+    silent: bool,
+}
 
 #[derive(Default)]
 struct Shared {
     target: OnceLock<SocketAddr>,
     delay: Duration,
-    live: AtomicUsize,
+    broken: AtomicBool,
     accepted: AtomicU64,
-    /// The live connections, by number: where to send a cut.
-    conns: Mutex<HashMap<u64, oneshot::Sender<Order>>>,
+    refused: AtomicU64,
+    /// The current connections (connected through, not yet cut or ended), by number.
+    conns: Mutex<HashMap<u64, Conn>>,
 }
 
 impl Shared {
-    fn conns(&self) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<Order>>> {
+    fn conns(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Conn>> {
         self.conns.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -103,9 +138,9 @@ impl Link {
         })
     }
 
-    /// Connections open through the link now.
+    /// Connections open through the link and forwarding now (silent ones not included).
     pub fn live(&self) -> usize {
-        self.shared.live.load(Ordering::SeqCst)
+        self.shared.conns().values().filter(|c| !c.silent).count()
     }
 
     /// Connections connected through since the start.
@@ -113,43 +148,99 @@ impl Link {
         self.shared.accepted.load(Ordering::SeqCst)
     }
 
-    /// Resets every live connection on both sides (`SO_LINGER` 0, then close: a TCP RST), as
-    /// a crashed host or a middlebox does. Returns once each is cut.
+    /// The link's counts and state.
+    pub fn stats(&self) -> Stats {
+        let (live, silent) = {
+            let conns = self.shared.conns();
+            let silent = conns.values().filter(|c| c.silent).count();
+            (conns.len() - silent, silent)
+        };
+        Stats {
+            accepted: self.accepted(),
+            refused: self.shared.refused.load(Ordering::SeqCst),
+            live,
+            silent,
+            broken: self.shared.broken.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Resets every current connection on both sides (`SO_LINGER` 0, then close: a TCP RST),
+    /// silent ones included, as a crashed host or a middlebox does. Returns once each is cut.
+    /// New connections go through as before; one still held back or connecting when this is
+    /// called is not current yet and goes through too, unless the link is broken
+    /// ([`Link::break_new`]): then it is refused.
     pub async fn cut_reset(&self) {
         self.cut(Cut::Reset).await;
     }
 
-    /// Ends every live connection on both sides with a plain end of stream: the TCP FIN of a
-    /// process that exits, without the TLS close_notify a clean close sends.
+    /// Ends every current connection (silent ones included) on both sides with a plain end
+    /// of stream: the TCP FIN of a process that exits, without the TLS close_notify a clean
+    /// close sends.
     pub async fn cut_eof(&self) {
         self.cut(Cut::Eof).await;
     }
 
-    /// Writes random bytes into the gateway-facing side of every live connection (so its TLS
-    /// fails: a bad record), and relays nothing more on it.
+    /// Writes random bytes into the gateway-facing (client) side of every current connection
+    /// (so its TLS fails: a bad record), and relays nothing more on it.
     pub async fn inject_garbage(&self) {
         self.cut(Cut::Garbage).await;
     }
 
+    /// New connections are accepted and reset at once (a link that is down), until
+    /// [`Link::restore`]; so is one accepted before that has not been connected through yet.
+    /// Current connections are not affected.
+    pub fn break_new(&self) {
+        self.shared.broken.store(true, Ordering::SeqCst);
+    }
+
+    /// Every current connection stops forwarding in both directions and stays open (nothing
+    /// reaches either side, nothing is closed); new connections are refused as by
+    /// [`Link::break_new`]. Returns once each has stopped. A silent connection stays so until
+    /// a cut or the end of the link.
+    pub async fn go_silent(&self) {
+        self.break_new();
+        let conns: Vec<_> = self
+            .shared
+            .conns()
+            .values_mut()
+            .map(|c| {
+                c.silent = true;
+                c.orders.clone()
+            })
+            .collect();
+        order(conns, Cut::Silence).await;
+    }
+
+    /// New connections are connected through again; connections that went silent stay silent.
+    pub fn restore(&self) {
+        self.shared.broken.store(false, Ordering::SeqCst);
+    }
+
+    /// Gives every current connection `cut`, which ends it; returns once each has done so.
     async fn cut(&self, cut: Cut) {
-        let conns: Vec<_> = self.shared.conns().drain().map(|(_, tx)| tx).collect();
-        let mut done = Vec::new();
-        for conn in conns {
-            let (tx, rx) = oneshot::channel();
-            // A connection that ended meanwhile needs no cut.
-            if conn.send((cut, tx)).is_ok() {
-                done.push(rx);
-            }
-        }
-        for rx in done {
-            let _ = rx.await;
-        }
+        let conns: Vec<_> = self.shared.conns().drain().map(|(_, c)| c.orders).collect();
+        order(conns, cut).await;
     }
 }
 
 impl Drop for Link {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// Sends `cut` to each of `conns` and waits until each has carried it out.
+async fn order(conns: Vec<mpsc::UnboundedSender<Order>>, cut: Cut) {
+    let mut done = Vec::new();
+    for conn in conns {
+        let (tx, rx) = oneshot::channel();
+        // A connection that ended meanwhile needs no order.
+        if conn.send((cut, tx)).is_ok() {
+            done.push(rx);
+        }
+    }
+    for rx in done {
+        let _ = rx.await;
     }
 }
 
@@ -164,18 +255,28 @@ async fn accept(listener: TcpListener, shared: Arc<Shared>) {
     let mut next = 0u64;
     while let Ok((client, _)) = listener.accept().await {
         while conns.try_join_next().is_some() {}
+        if shared.broken.load(Ordering::SeqCst) {
+            shared.refused.fetch_add(1, Ordering::SeqCst);
+            reset(client);
+            continue;
+        }
         conns.spawn(connection(shared.clone(), next, client));
         next += 1;
     }
 }
 
-/// Counts a connection as live until dropped.
-struct Live<'a>(&'a Shared, u64);
+/// Closes `stream` with a TCP RST.
+fn reset(stream: TcpStream) {
+    let _ = stream.set_zero_linger();
+    drop(stream);
+}
 
-impl Drop for Live<'_> {
+/// Forgets a current connection when dropped (a cut forgets it first, when it is given).
+struct Registered<'a>(&'a Shared, u64);
+
+impl Drop for Registered<'_> {
     fn drop(&mut self) {
         self.0.conns().remove(&self.1);
-        self.0.live.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -189,19 +290,37 @@ async fn connection(shared: Arc<Shared>, id: u64, client: TcpStream) {
     let Ok(server) = TcpStream::connect(target).await else {
         return;
     };
-    let (tx, rx) = oneshot::channel();
-    shared.conns().insert(id, tx);
-    shared.live.fetch_add(1, Ordering::SeqCst);
+    let (tx, orders) = mpsc::unbounded_channel();
+    shared.conns().insert(
+        id,
+        Conn {
+            orders: tx,
+            silent: false,
+        },
+    );
+    let registered = Registered(&shared, id);
+    // A break that came while this one was held back or connecting refuses it like a new
+    // one. Looked at only once it is registered: a cut or a silence given after the break
+    // then either found it registered or came after this look, which sees the break.
+    if shared.broken.load(Ordering::SeqCst) {
+        drop(registered);
+        shared.refused.fetch_add(1, Ordering::SeqCst);
+        reset(client);
+        reset(server);
+        return;
+    }
     shared.accepted.fetch_add(1, Ordering::SeqCst);
-    relay(client, server, rx, Live(&shared, id)).await;
+    relay(client, server, orders, registered).await;
 }
 
-/// Copies both ways (a half-close passes through) until both sides are done, or a cut comes.
+/// Copies both ways (a half-close passes through) until both sides are done, or an order
+/// comes; then carries out the orders. The copies are cancelled by the order: bytes they held
+/// are lost, as on a dead link.
 async fn relay(
     client: TcpStream,
     server: TcpStream,
-    cut: oneshot::Receiver<Order>,
-    live: Live<'_>,
+    mut orders: mpsc::UnboundedReceiver<Order>,
+    registered: Registered<'_>,
 ) {
     let (mut cr, mut cw) = client.into_split();
     let (mut sr, mut sw) = server.into_split();
@@ -216,39 +335,54 @@ async fn relay(
         };
         tokio::select! {
             _ = async { tokio::join!(up, down) } => None,
-            order = cut => order.ok(),
+            Some(order) = orders.recv() => Some(order),
         }
     };
-    let Some((cut, done)) = order else {
+    let Some(mut order) = order else {
         return;
     };
     let (Ok(mut client), Ok(mut server)) = (cr.reunite(cw), sr.reunite(sw)) else {
         unreachable!("the halves of one stream reunite");
     };
-    match cut {
-        Cut::Reset => {
-            let _ = client.set_zero_linger();
-            let _ = server.set_zero_linger();
-            drop((client, server));
-            drop(live);
-            let _ = done.send(());
-        }
-        Cut::Eof => {
-            let _ = client.shutdown().await;
-            let _ = server.shutdown().await;
-            drop(live);
-            let _ = done.send(());
-            // Read on until each peer closes too: closing with unread data would be a reset.
-            tokio::join!(drain(&mut client), drain(&mut server));
-        }
-        Cut::Garbage => {
-            let _ = client.write_all(&garbage()).await;
-            drop(live);
-            let _ = done.send(());
-            // The gateway gives up on the broken stream and closes; then so does the cluster's
-            // side.
-            drain(&mut client).await;
-            drop(server);
+    loop {
+        let (cut, done) = order;
+        match cut {
+            Cut::Silence => {
+                let _ = done.send(());
+                // Nothing is read or written from now on; the sockets stay open until a cut
+                // or the end of the link.
+                let Some(next) = orders.recv().await else {
+                    return;
+                };
+                order = next;
+            }
+            Cut::Reset => {
+                reset(client);
+                reset(server);
+                drop(registered);
+                let _ = done.send(());
+                return;
+            }
+            Cut::Eof => {
+                let _ = client.shutdown().await;
+                let _ = server.shutdown().await;
+                drop(registered);
+                let _ = done.send(());
+                // Read on until each peer closes too: closing with unread data would be a
+                // reset.
+                tokio::join!(drain(&mut client), drain(&mut server));
+                return;
+            }
+            Cut::Garbage => {
+                let _ = client.write_all(&garbage()).await;
+                drop(registered);
+                let _ = done.send(());
+                // The gateway gives up on the broken stream and closes; then so does the
+                // cluster's side.
+                drain(&mut client).await;
+                drop(server);
+                return;
+            }
         }
     }
 }
@@ -275,6 +409,9 @@ mod tests {
     use std::time::Instant;
 
     const LIMIT: Duration = Duration::from_secs(10);
+    /// How long a silent connection is watched for bytes or an end that must not come: a
+    /// negative has no event to wait on, so it is looked at for a bounded while.
+    const QUIET: Duration = Duration::from_millis(300);
 
     /// A listener for the link to forward to.
     async fn target() -> (TcpListener, SocketAddr) {
@@ -312,6 +449,22 @@ mod tests {
         Ok(buf)
     }
 
+    /// The next read on `stream` fails with a reset.
+    async fn is_reset(stream: &mut TcpStream) {
+        let got = next(stream).await;
+        assert!(
+            matches!(&got, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset),
+            "a reset, not {got:?}"
+        );
+    }
+
+    /// Nothing arrives on `stream` (no bytes, no end) for [`QUIET`].
+    async fn is_quiet(stream: &mut TcpStream) {
+        let mut buf = [0u8; 8];
+        let pending = tokio::time::timeout(QUIET, stream.read(&mut buf)).await;
+        assert!(pending.is_err(), "a silent link delivered {pending:?}");
+    }
+
     async fn live_is(link: &Link, n: usize) {
         assert!(
             crate::wait::wait_for(LIMIT, || link.live() == n).await,
@@ -331,6 +484,16 @@ mod tests {
         assert_eq!(read(&mut client, 14).await, b"to the gateway");
         live_is(&link, 1).await;
         assert_eq!(link.accepted(), 1);
+        assert_eq!(
+            link.stats(),
+            Stats {
+                accepted: 1,
+                refused: 0,
+                live: 1,
+                silent: 0,
+                broken: false
+            }
+        );
         client.shutdown().await.expect("half-close");
         assert_eq!(next(&mut server).await.expect("EOF"), b"");
         server
@@ -434,5 +597,71 @@ mod tests {
         let (mut client, mut server) = through(&link, &target).await;
         client.write_all(b"w").await.expect("write");
         assert_eq!(read(&mut server, 1).await, b"w");
+    }
+
+    #[tokio::test]
+    async fn broken_refuses_new_connections_until_restored() {
+        let (target, addr) = target().await;
+        let link = Link::to(addr).await;
+        link.break_new();
+        let mut client = TcpStream::connect(link.addr()).await.expect("connect");
+        is_reset(&mut client).await;
+        assert_eq!(link.accepted(), 0);
+        assert!(link.stats().broken);
+        link.restore();
+        let (mut client, mut server) = through(&link, &target).await;
+        client.write_all(b"x").await.expect("write");
+        assert_eq!(read(&mut server, 1).await, b"x");
+        let s = link.stats();
+        assert_eq!((s.accepted, s.refused, s.broken), (1, 1, false));
+    }
+
+    #[tokio::test]
+    async fn a_connection_held_back_when_the_link_breaks_is_refused_too() {
+        let (_target, addr) = target().await;
+        let link = Link::with_delay(Duration::from_millis(300)).await;
+        link.set_target(addr);
+        let mut client = TcpStream::connect(link.addr()).await.expect("connect");
+        // Accepted and held back, or not yet accepted: refused either way.
+        link.break_new();
+        link.cut_reset().await;
+        is_reset(&mut client).await;
+        let s = link.stats();
+        assert_eq!((s.accepted, s.refused, s.live), (0, 1, 0));
+    }
+
+    #[tokio::test]
+    async fn silent_connections_stay_open_and_forward_nothing() {
+        let (target, addr) = target().await;
+        let link = Link::to(addr).await;
+        let (mut client, mut server) = through(&link, &target).await;
+        // A byte relayed: the connection is current (it is once connected through).
+        client.write_all(b"x").await.expect("write");
+        assert_eq!(read(&mut server, 1).await, b"x");
+        link.go_silent().await;
+        let s = link.stats();
+        assert_eq!((s.live, s.silent, s.broken), (0, 1, true));
+        client.write_all(b"lost").await.expect("write");
+        server.write_all(b"lost").await.expect("write");
+        // Neither side hears anything, nor an end.
+        for side in [&mut client, &mut server] {
+            is_quiet(side).await;
+        }
+        // Broken: a new connection is refused.
+        let mut refused = TcpStream::connect(link.addr()).await.expect("connect");
+        is_reset(&mut refused).await;
+        // Restored: new connections go through, the silent one stays silent.
+        link.restore();
+        let (mut c2, mut s2) = through(&link, &target).await;
+        c2.write_all(b"new").await.expect("write");
+        assert_eq!(read(&mut s2, 3).await, b"new");
+        is_quiet(&mut server).await;
+        let s = link.stats();
+        assert_eq!((s.accepted, s.refused, s.live, s.silent), (2, 1, 1, 1));
+        // A reset ends silent ones too.
+        link.cut_reset().await;
+        is_reset(&mut client).await;
+        is_reset(&mut server).await;
+        assert_eq!((link.stats().live, link.stats().silent), (0, 0));
     }
 }

@@ -90,7 +90,7 @@ async fn web_ui_in_chromium() {
             "a deep link opens the right pod",
             "a command as its first act sees the window size, then exits 0",
             "narrow window at 200% zoom stays usable",
-            "a dropped connection offers reconnect, and Enter reconnects",
+            "a dropped connection resumes the same session by itself",
             "bob on a pod he may not exec reads Forbidden",
             "a missing pod reads Not found",
             "a missing container reads Container not found",

@@ -388,24 +388,25 @@ async function mainGroup() {
     await narrow.close();
   });
 
-  await scenario('a dropped connection offers reconnect, and Enter reconnects', async () => {
+  await scenario('a dropped connection resumes the same session by itself', async () => {
     const fwd = await forwarder(BASE);
     const p = await admin.newPage();
     try {
       await p.goto(fwd.url + '/#/clusters/dev-east/namespaces/default/pods/shell-0?container=main');
       await waitOpen(p, 0);
-      await type(p, 'echo before-drop\r');
-      await waitText(p, 0, 'before-drop', hasLine('before-drop'));
+      await type(p, 'echo before-drop-$$\r');
+      const before = await waitText(p, 0, 'before-drop', (text) => /^before-drop-\d+$/m.test(text));
+      const pid = /^before-drop-(\d+)$/m.exec(before.text)[1];
+      if (!before.stats.resumable) throw new Error('podgate sent no hello: the session cannot be resumed');
       fwd.cut();
-      await waitText(p, 0, 'the lost connection', (text) => text.includes('Connection lost') && text.includes('Press Enter to reconnect'));
-      await shot(p, 'connection-lost');
-      await type(p, '\r');
-      await until('reconnected', async () => {
+      // The page reconnects by itself (docs/protocol.md, resume): the same session, no new one.
+      await until('resumed', async () => {
         const t = await tab(p, 0);
-        return t.state === 'open' && t.stats.sessions === 2;
+        return t.state === 'open' && t.stats.resumes === 1 && t.stats.sessions === 1;
       });
-      await type(p, 'echo after-drop\r');
-      await waitText(p, 0, 'after-drop', hasLine('after-drop'));
+      await type(p, 'echo after-drop-$$\r');
+      await waitText(p, 0, 'after-drop, the same shell', hasLine(`after-drop-${pid}`));
+      if ((await tab(p, 0)).text.includes('Connection lost')) throw new Error('the drop was shown as an ending');
     } finally {
       await p.close();
       await fwd.close();
