@@ -512,6 +512,7 @@ fn outcomes_are_a_closed_set() {
             "access_revoked",
             "terminated",
             "recording_failed",
+            "resume_window_expired",
             "denied",
             "limit_reached",
             "bad_request"
@@ -523,7 +524,7 @@ fn outcomes_are_a_closed_set() {
         assert_eq!(Outcome::ALL[o.index()], o);
     }
     for other in [
-        "resume_window_expired",
+        "resume_expired",
         "",
         "Completed",
         "completed ",
