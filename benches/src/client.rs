@@ -51,15 +51,40 @@ impl Exec {
 /// An open session and how long it took to get there.
 pub struct Opened {
     pub ws: Ws,
-    /// From the start of the TCP connect to the server's ready frame: everything a person
-    /// waits for before the shell answers.
+    /// From the start of the TCP connect to the server's ready frame (to the upgrade's answer
+    /// with [`Ready::Skip`]): everything a person waits for before the shell answers.
     pub setup: Duration,
 }
 
 /// Opens an exec session and waits for its ready frame, within `timeout`.
 pub async fn open(target: &Target, exec: &Exec, timeout: Duration) -> anyhow::Result<Opened> {
+    let path = format!("{}{}", target.prefix, exec.path());
+    open_upgrade(target, &path, &[PROTOCOL], Ready::Expect, timeout).await
+}
+
+/// Whether the first frame after the upgrade must be the empty stdout ("ready") frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ready {
+    /// A plain exec: the server's `[1]` frame says the shell is there; it is read and checked.
+    Expect,
+    /// Resume (`podgate.resume.v1`): the ready frame is not relayed, a control frame on
+    /// channel 128 comes first, so the caller reads the first frame itself.
+    Skip,
+}
+
+/// A WebSocket upgrade of `path` (everything after the authority, the target's prefix
+/// included when wanted) offering `protocols`, within `timeout`. The server must choose
+/// [`PROTOCOL`] (it does for resume too). Exec and resume share this so both pay the same
+/// connect, TLS and upgrade costs and their latencies compare.
+pub async fn open_upgrade(
+    target: &Target,
+    path: &str,
+    protocols: &[&str],
+    ready: Ready,
+    timeout: Duration,
+) -> anyhow::Result<Opened> {
     let started = Instant::now();
-    match tokio::time::timeout(timeout, open_inner(target, exec)).await {
+    match tokio::time::timeout(timeout, open_inner(target, path, protocols, ready)).await {
         Ok(Ok(ws)) => Ok(Opened {
             ws,
             setup: started.elapsed(),
@@ -69,7 +94,12 @@ pub async fn open(target: &Target, exec: &Exec, timeout: Duration) -> anyhow::Re
     }
 }
 
-async fn open_inner(target: &Target, exec: &Exec) -> anyhow::Result<Ws> {
+async fn open_inner(
+    target: &Target,
+    path: &str,
+    protocols: &[&str],
+    ready: Ready,
+) -> anyhow::Result<Ws> {
     let socket = tokio::net::TcpSocket::new_v4().context("socket")?;
     let source = SocketAddr::new(target.sources.next(), 0);
     socket
@@ -85,7 +115,7 @@ async fn open_inner(target: &Target, exec: &Exec) -> anyhow::Result<Ws> {
         .connect(target.server_name.clone(), tcp)
         .await
         .context("TLS handshake")?;
-    let req = Request::get(format!("{}{}", target.prefix, exec.path()))
+    let req = Request::get(path)
         .header(header::HOST, &target.authority)
         .header(header::UPGRADE, "websocket")
         .header(header::CONNECTION, "Upgrade")
@@ -94,7 +124,7 @@ async fn open_inner(target: &Target, exec: &Exec) -> anyhow::Result<Ws> {
             fastwebsockets::handshake::generate_key(),
         )
         .header(header::SEC_WEBSOCKET_VERSION, "13")
-        .header(header::SEC_WEBSOCKET_PROTOCOL, PROTOCOL)
+        .header(header::SEC_WEBSOCKET_PROTOCOL, protocols.join(", "))
         .header(header::AUTHORIZATION, format!("Bearer {}", target.token))
         .body(Empty::<Bytes>::new())?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
@@ -130,6 +160,9 @@ async fn open_inner(target: &Target, exec: &Exec) -> anyhow::Result<Ws> {
     let mut ws = WebSocket::after_handshake(TokioIo::new(upgraded), Role::Client);
     // Client frames are masked in place: owned payloads avoid a copy per frame.
     ws.set_auto_apply_mask(true);
+    if ready == Ready::Skip {
+        return Ok(ws);
+    }
     let ready = ws.read_frame().await.context("reading the ready frame")?;
     if ready.opcode != OpCode::Binary || ready.payload.first() != Some(&frame::STDOUT) {
         bail!(

@@ -95,6 +95,66 @@ pub async fn start(bin_dir: &Path, work_dir: &Path, recording: &str) -> anyhow::
     })
 }
 
+impl Spawned {
+    /// The gateway's admin listener (`/metrics`), from the `admin listener:` line podgate logs
+    /// at start (its config asks for port 0, so the log is the only place that says which).
+    /// The line is written before `listening on`, so it is there once [`start`] returned;
+    /// the short retry covers a log not yet flushed.
+    pub async fn admin_addr(&self) -> anyhow::Result<std::net::SocketAddr> {
+        let log = self.work_dir.join("podgate.log");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Some(addr) = text
+                .lines()
+                .filter(|l| l.contains("admin listener:"))
+                .find_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("admin=")))
+            {
+                return addr
+                    .parse()
+                    .with_context(|| format!("admin address {addr:?} in {}", log.display()));
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("no admin listener address in {}", log.display());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// The body of `GET path` on podgate's plain-HTTP admin listener, within 10 s and 16 MiB
+/// (a `/metrics` page is a few tens of KiB; the bounds keep a stuck gateway from hanging or
+/// flooding the bench).
+pub async fn admin_get(admin: std::net::SocketAddr, path: &str) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let fetch = async {
+        let mut s = tokio::net::TcpStream::connect(admin)
+            .await
+            .with_context(|| format!("connect to the admin listener {admin}"))?;
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await?;
+        let mut buf = Vec::new();
+        s.take(16 << 20).read_to_end(&mut buf).await?;
+        anyhow::Ok(buf)
+    };
+    let buf = tokio::time::timeout(Duration::from_secs(10), fetch)
+        .await
+        .with_context(|| format!("GET {path} on {admin} timed out"))??;
+    let text = String::from_utf8_lossy(&buf);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .with_context(|| format!("GET {path} on {admin}: no HTTP answer"))?;
+    if !head.starts_with("HTTP/1.1 200") {
+        bail!(
+            "GET {path} on {admin}: {}",
+            head.lines().next().unwrap_or_default()
+        );
+    }
+    Ok(body.to_string())
+}
+
 /// The bench's podgate config: the devcluster through its impersonating `podgate` context,
 /// limits high enough for the full profile, timeouts longer than any scenario.
 fn config_yaml(cert: &Path, key: &Path, kubeconfig: &Path, tokens: &Path) -> String {
