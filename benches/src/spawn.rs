@@ -178,6 +178,11 @@ sessions:
   keepalive: 20s
   idle_timeout: 30m
   max_duration: 12h
+# A cluster people used keeps its pooled connection (a health probe then keeps it too) until
+# the upstream idle timeout: short here, so the leak checks' baseline, taken before anyone
+# used the cluster, is reached again within their wait.
+upstream:
+  idle_timeout: 5s
 limits:
   max_sessions: 200000
   max_sessions_per_user: 200000
