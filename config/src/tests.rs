@@ -696,7 +696,7 @@ clusters:
 fn upstream_fleet_settings() {
     let u = UpstreamConfig::default();
     assert_eq!(u.idle_timeout, Duration::from_secs(90));
-    assert_eq!(u.health_max_rate, 100);
+    assert_eq!(u.health_max_rate, 30);
     assert_eq!(u.health_concurrency, 64);
     assert_eq!(u.health_concurrency_per_server, 8);
     assert_eq!(u.health_backoff_max, Duration::from_secs(300));

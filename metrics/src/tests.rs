@@ -260,8 +260,41 @@ fn process_metrics_are_exported() {
 }
 
 #[test]
-fn per_cluster_series_start_at_zero() {
-    let e = Exposition::parse(&metrics().render());
+fn per_cluster_series_appear_at_first_use_all_at_zero() {
+    let m = metrics();
+    let e = Exposition::parse(&m.render());
+    // A configured cluster nobody used has none (a fleet's idle clusters cost no series).
+    for name in [
+        "podgate_sessions_active",
+        "podgate_sessions_total",
+        "podgate_session_bytes_total",
+        "podgate_session_setup_seconds_count",
+        "podgate_session_duration_seconds_count",
+        "podgate_upstream_request_duration_seconds_count",
+    ] {
+        assert!(e.find(name, &[]).is_empty(), "{name} before any use");
+    }
+    // The first use creates every series of the cluster at once: an outcome that has not
+    // happened yet reads 0, not absent. A session's own outcome is counted when it ends,
+    // after its start created the series.
+    drop(m.session_started(labels("s-0", "alice", "prod")));
+    m.upstream_request("staging", Some(200), Duration::from_millis(1));
+    let e = Exposition::parse(&m.render());
+    assert_eq!(
+        e.value(
+            "podgate_upstream_request_duration_seconds_count",
+            &[("cluster", "staging")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        e.value(
+            "podgate_sessions_total",
+            &[("cluster", "prod"), ("outcome", Outcome::CLAMPED.as_str())]
+        ),
+        1.0,
+        "the dropped session"
+    );
     for cluster in ["prod", "staging"] {
         assert_eq!(
             e.value("podgate_sessions_active", &[("cluster", cluster)]),
@@ -269,20 +302,32 @@ fn per_cluster_series_start_at_zero() {
         );
         for o in Outcome::ALL {
             let l = [("cluster", cluster), ("outcome", o.as_str())];
-            assert_eq!(e.value("podgate_sessions_total", &l), 0.0);
+            let want = if cluster == "prod" && o == Outcome::CLAMPED {
+                1.0
+            } else {
+                0.0
+            };
+            assert_eq!(e.value("podgate_sessions_total", &l), want);
         }
         for d in Direction::ALL {
             let l = [("cluster", cluster), ("direction", d.as_str())];
             assert_eq!(e.value("podgate_session_bytes_total", &l), 0.0);
         }
-        for h in [
-            "podgate_session_setup_seconds_count",
-            "podgate_session_duration_seconds_count",
-            "podgate_upstream_request_duration_seconds_count",
-        ] {
-            assert_eq!(e.value(h, &[("cluster", cluster)]), 0.0);
-        }
+        assert_eq!(
+            e.value(
+                "podgate_session_setup_seconds_count",
+                &[("cluster", cluster)]
+            ),
+            0.0
+        );
     }
+    assert_eq!(
+        e.value(
+            "podgate_session_duration_seconds_count",
+            &[("cluster", "prod")]
+        ),
+        1.0
+    );
     for r in ["success", "failure"] {
         assert_eq!(
             e.value("podgate_config_reloads_total", &[("result", r)]),
@@ -601,9 +646,10 @@ fn set_clusters_follows_the_config() {
             .is_empty()
     );
     assert_eq!(e.value("podgate_cluster_up", &[("cluster", "prod")]), 1.0);
-    assert_eq!(
-        e.value("podgate_sessions_active", &[("cluster", "dev")]),
-        0.0
+    assert!(
+        e.find("podgate_sessions_active", &[("cluster", "dev")])
+            .is_empty(),
+        "no series before the first use"
     );
     let s = m.session_started(labels("s-1", "u", "dev"));
     let e = Exposition::parse(&m.render());

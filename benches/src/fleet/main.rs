@@ -32,9 +32,10 @@ struct Args {
     /// How long to watch the gateway at rest once every cluster is up.
     #[arg(long, value_parser = duration, default_value = "30s")]
     rest: Duration,
-    /// How long to wait once every cluster is up before the rest window: a fleet larger than
-    /// `health_max_rate` x `health_interval` probes its second round only after the stretched
-    /// interval (100 s for 10,000 at the defaults), so steady state starts then.
+    /// How long at least to wait once every cluster is up before the rest window. It also
+    /// waits until one probe interval (`podgate_cluster_probe_interval_seconds`: 333 s for
+    /// 10,000 clusters at the defaults) has passed since start: the second round of probes
+    /// spreads over the interval after that, so steady state starts then.
     #[arg(long, value_parser = duration, default_value = "0s")]
     settle: Duration,
     /// Clusters built in this process for the heap breakdown (dhat is slow).

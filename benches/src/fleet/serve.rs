@@ -283,8 +283,24 @@ impl Fleet<'_> {
         }
         let all_up = started.elapsed();
         eprintln!("podgate-fleet: {n} clusters up in {all_up:.1?}; resting {rest:?}");
+        // The second round of probes spreads over the interval that follows the first one
+        // (one interval after start): steady state begins then, not at "all up". A podgate
+        // without the interval gauge waits `settle` only, and so does the 1-cluster baseline
+        // (its RSS is what counts).
+        let interval = if n > 1 {
+            probe_interval(&admin_get(&admin, "/metrics").await?)
+        } else {
+            None
+        };
+        let steady = interval.map_or(Duration::ZERO, |i| {
+            (started + i + Duration::from_secs(1)).saturating_duration_since(Instant::now())
+        });
+        let settle = settle.max(steady);
         if !settle.is_zero() {
-            eprintln!("podgate-fleet: settling {settle:?} before the rest window");
+            eprintln!(
+                "podgate-fleet: settling {settle:.0?} before the rest window (probe interval {:?})",
+                interval.unwrap_or_default()
+            );
             tokio::time::sleep(settle).await;
         }
         // Rest: connections from the first probes close, the heap settles.
@@ -390,6 +406,15 @@ fn probes_total(text: &str) -> Option<f64> {
         .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
         .collect();
     (!v.is_empty()).then(|| v.iter().sum())
+}
+
+/// `podgate_cluster_probe_interval_seconds` (`None` from a podgate without it).
+fn probe_interval(text: &str) -> Option<Duration> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("podgate_cluster_probe_interval_seconds "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .map(Duration::from_secs_f64)
 }
 
 fn median(v: &[f64]) -> f64 {

@@ -50,8 +50,12 @@ pub struct Upstream {
     /// Health probes do not set it: what keeps a connection open is people's use.
     last_used: Arc<AtomicU64>,
     idle_timeout: Duration,
+    /// How this cluster's TLS connections were made (full or resumed handshakes).
+    handshakes: Arc<Handshakes>,
     /// Keeps the TLS parts this cluster shares with others alive (see `tls.rs`).
     _tls: Option<Arc<super::tls::SharedTls>>,
+    /// Keeps its apiserver's resumption store alive (shared with the ids naming it).
+    _store: super::tls::Store,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -90,7 +94,11 @@ impl Upstream {
             builder =
                 builder.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name));
         }
-        let https = builder.enable_http1().wrap_connector(http);
+        let handshakes = Arc::new(Handshakes::default());
+        let https = Counted {
+            inner: builder.enable_http1().wrap_connector(http),
+            handshakes: handshakes.clone(),
+        };
         // The bound covers TCP and the TLS handshake, so a cluster that accepts and then
         // stalls is "unreachable" in bounded time. No read or write timeouts: relayed
         // sessions and watches are long and quiet, and their liveness is the relay's job.
@@ -112,7 +120,9 @@ impl Upstream {
             svc: Svc::new(svc),
             last_used: Arc::new(AtomicU64::new(0)),
             idle_timeout: options.idle_timeout,
+            handshakes,
             _tls: tls.keep,
+            _store: tls.store,
         })
     }
 
@@ -147,6 +157,16 @@ impl Upstream {
         }
     }
 
+    /// TLS connections made to this cluster so far: `(full, resumed)` handshakes. A probe of
+    /// a cluster nobody uses is a new connection each time, and what it costs depends on
+    /// whether it resumes (no certificate sent or verified): the tests check it does.
+    pub fn tls_handshakes(&self) -> (u64, u64) {
+        (
+            self.handshakes.full.load(Ordering::Relaxed),
+            self.handshakes.resumed.load(Ordering::Relaxed),
+        )
+    }
+
     /// Whether this and `other` share one TLS configuration (same CA and identity): what the
     /// fleet tests and benchmark check.
     pub fn shares_tls_with(&self, other: &Upstream) -> bool {
@@ -162,6 +182,53 @@ impl Upstream {
         let mut svc = self.svc.clone();
         std::future::poll_fn(|cx| tower::Service::poll_ready(&mut svc, cx)).await?;
         tower::Service::call(&mut svc, req).await
+    }
+}
+
+/// Counts of one cluster's TLS handshakes by kind.
+#[derive(Default)]
+struct Handshakes {
+    full: AtomicU64,
+    resumed: AtomicU64,
+}
+
+type Https = hyper_rustls::HttpsConnector<HttpConnector>;
+type HttpsStream = hyper_rustls::MaybeHttpsStream<hyper_util::rt::TokioIo<tokio::net::TcpStream>>;
+
+/// The TLS connector, counting how each connection's handshake went.
+#[derive(Clone)]
+struct Counted {
+    inner: Https,
+    handshakes: Arc<Handshakes>,
+}
+
+impl tower::Service<http::Uri> for Counted {
+    type Response = HttpsStream;
+    type Error = BoxError;
+    type Future =
+        std::pin::Pin<Box<dyn Future<Output = Result<HttpsStream, BoxError>> + Send + 'static>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Self::Future {
+        let connect = self.inner.call(uri);
+        let handshakes = self.handshakes.clone();
+        Box::pin(async move {
+            let stream = connect.await?;
+            if let hyper_rustls::MaybeHttpsStream::Https(tls) = &stream {
+                let counter = match tls.inner().get_ref().1.handshake_kind() {
+                    Some(rustls::HandshakeKind::Resumed) => &handshakes.resumed,
+                    _ => &handshakes.full,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(stream)
+        })
     }
 }
 
@@ -189,3 +256,7 @@ pub fn empty_body() -> RequestBody {
         .map_err(|never| match never {})
         .boxed_unsync()
 }
+
+#[cfg(test)]
+#[path = "client_tests.rs"]
+mod tests;

@@ -432,8 +432,8 @@ async fn clusters_share_tls_per_ca_and_resume_sessions_each() {
     assert!(s.is_empty(), "{s:?}");
     assert!(Arc::ptr_eq(&before, &registry.snapshot()));
 
-    // Resumption: each cluster's TLS remembers its own sessions, though two clusters of one
-    // CA share everything else.
+    // Resumption: two cluster ids of one apiserver (same CA, same address) are one TLS peer
+    // and share its tickets; an id of another apiserver keeps its own.
     let kc = kube::config::Kubeconfig::read_from(&one_path).expect("read");
     let options = kube::config::KubeConfigOptions {
         context: Some("podgate".into()),
@@ -456,10 +456,28 @@ async fn clusters_share_tls_per_ca_and_resume_sessions_each() {
         let addr = one.addr();
         async move { handshake_kind(config, addr).await }
     };
+    let mut elsewhere = kube_config.clone();
+    elsewhere.cluster_url = format!("https://localhost:{}", one.addr().port())
+        .parse()
+        .expect("url");
+    let z = Arc::new(
+        super::super::tls::for_cluster(&elsewhere)
+            .expect("tls")
+            .config,
+    );
     use rustls::HandshakeKind::{Full, Resumed};
-    assert_eq!(kinds(x.clone()).await, Full);
-    assert_eq!(kinds(x.clone()).await, Resumed, "x resumes its own session");
-    assert_eq!(kinds(y.clone()).await, Full, "y has a store of its own");
+    assert_eq!(
+        kinds(z.clone()).await,
+        Full,
+        "another server address: a store of its own"
+    );
+    assert_eq!(kinds(z).await, Resumed, "z resumes its own session");
+    assert_eq!(
+        kinds(x.clone()).await,
+        Resumed,
+        "x: the ticket c0's probe of the same apiserver got"
+    );
+    assert_eq!(kinds(y.clone()).await, Resumed, "y too");
     assert_eq!(kinds(y).await, Resumed);
     assert_eq!(kinds(x).await, Resumed);
     one.shutdown().await;

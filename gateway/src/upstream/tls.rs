@@ -6,11 +6,19 @@
 //! and client key again for each, and keep a copy each. Here the parts that cost memory (the
 //! verifier with its root store, the client certificate resolver with its key, the crypto
 //! provider) are built once per distinct [`TlsKey`] and shared by `Arc`; each cluster gets its
-//! own small `ClientConfig` around them with its own resumption store, so TLS session
-//! resumption keeps working per cluster instead of thousands of clusters thrashing one shared
-//! 256-entry cache.
+//! own small `ClientConfig` around them with a resumption store for its apiserver, so TLS
+//! session resumption keeps working per cluster instead of thousands of clusters thrashing one
+//! shared 256-entry cache.
 //!
-//! The cache holds weak references: a shared configuration lives as long as a cluster uses it.
+//! Cluster ids that name the same apiserver address (and server name) with the same key are
+//! one TLS peer, and share one resumption store: a ticket that apiserver issued to one of
+//! them resumes for the others (what the server verified and what the client presented are
+//! the same), so only the first connection to each apiserver is a full handshake, and the
+//! tickets are kept once per apiserver rather than once per id. Clusters of different
+//! apiservers never share a store.
+//!
+//! The caches hold weak references: a shared configuration or store lives as long as a
+//! cluster uses it.
 
 use rustls::ClientConfig;
 use rustls::client::{ClientSessionMemoryCache, Resumption};
@@ -83,10 +91,16 @@ impl TlsKey {
     }
 }
 
-/// A shared configuration: the template clusters copy, kept alive by those that use it.
+/// A shared configuration: the template clusters copy, kept alive by those that use it, and
+/// the resumption stores of the apiservers its clusters name.
 pub(crate) struct SharedTls {
     template: ClientConfig,
+    stores: Mutex<HashMap<String, Weak<ClientSessionMemoryCache>>>,
 }
+
+/// A resumption store shared by the clusters that name one apiserver. Held by each of them
+/// (the `ClientConfig` holds it as a trait object, which cannot be downgraded).
+pub(crate) type Store = Arc<ClientSessionMemoryCache>;
 
 /// Shared configurations by key, across every registry of the process (a demo's prebuilt
 /// clusters share as `serve`'s do).
@@ -105,22 +119,57 @@ pub fn shared_configs() -> usize {
 pub(crate) struct ClusterTls {
     pub config: ClientConfig,
     pub keep: Option<Arc<SharedTls>>,
+    pub store: Store,
 }
 
 /// The TLS configuration for a cluster built from `config`.
 pub(crate) fn for_cluster(config: &kube::Config) -> Result<ClusterTls, kube::Error> {
     use kube::client::ConfigExt as _;
-    let (mut config, keep) = match TlsKey::of(config) {
-        None => (config.rustls_client_config()?, None),
+    let new_store = || Arc::new(ClientSessionMemoryCache::new(SERVER_NAMES_PER_CLUSTER));
+    let (mut tls, keep, store) = match TlsKey::of(config) {
+        None => (config.rustls_client_config()?, None, new_store()),
         Some(key) => {
             let shared = shared(key, || config.rustls_client_config())?;
-            (shared.template.clone(), Some(shared))
+            let store = shared.store_for(&peer(config), new_store);
+            (shared.template.clone(), Some(shared), store)
         }
     };
-    config.resumption = Resumption::store(Arc::new(ClientSessionMemoryCache::new(
-        SERVER_NAMES_PER_CLUSTER,
-    )));
-    Ok(ClusterTls { config, keep })
+    tls.resumption = Resumption::store(store.clone());
+    Ok(ClusterTls {
+        config: tls,
+        keep,
+        store,
+    })
+}
+
+/// What identifies the TLS peer of `config` besides its key: the apiserver's address and the
+/// server name it is verified as.
+fn peer(config: &kube::Config) -> String {
+    let url = &config.cluster_url;
+    format!(
+        "{}://{}|{}",
+        url.scheme_str().unwrap_or(""),
+        url.authority().map_or("", |a| a.as_str()),
+        config.tls_server_name.as_deref().unwrap_or("")
+    )
+}
+
+impl SharedTls {
+    /// The resumption store of the apiserver `peer`, made with `new` when no cluster holds one.
+    fn store_for(&self, peer: &str, new: impl FnOnce() -> Store) -> Store {
+        let mut stores = self.stores.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(live) = stores.get(peer).and_then(Weak::upgrade) {
+            return live;
+        }
+        let store = new();
+        // Sweeping the dead only as the map doubles keeps building 10,000 clusters of
+        // distinct apiservers linear.
+        if stores.len().is_power_of_two() {
+            stores.retain(|_, w| w.strong_count() > 0);
+        }
+        stores.insert(peer.to_string(), Arc::downgrade(&store));
+        store
+    }
 }
 
 /// The shared configuration of `key`, built with `build` when no live one exists.
@@ -135,7 +184,10 @@ fn shared(
     }
     // Built under the lock: two clusters of one key arriving together build it once. It is
     // parsing a few certificates, done once per key.
-    let shared = Arc::new(SharedTls { template: build()? });
+    let shared = Arc::new(SharedTls {
+        template: build()?,
+        stores: Mutex::new(HashMap::new()),
+    });
     map.retain(|_, w| w.strong_count() > 0);
     map.insert(key, Arc::downgrade(&shared));
     Ok(shared)
