@@ -64,7 +64,9 @@ impl Live<'_> {
             (&Method::GET, []) => self.list(who),
             (&Method::DELETE, [id]) => self.terminate(&req, peer, who, id),
             (&Method::GET, [id, "observe"]) => self.observe(req, peer, who, id).await,
-            (&Method::GET, [id, "resume"]) => super::resume::answer(self.sessions, req, peer, who, id),
+            (&Method::GET, [id, "resume"]) => {
+                super::resume::answer(self.sessions, req, peer, who, id)
+            }
             (_, [] | [_] | [_, "observe" | "resume"]) => status(&Status::api_error(
                 405,
                 "MethodNotAllowed",
