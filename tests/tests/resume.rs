@@ -28,25 +28,21 @@ fn query(script: &str) -> String {
     q.finish()
 }
 
-fn resumable(
-    window: Duration,
-    buffer: usize,
-    overwrite: bool,
-) -> impl FnOnce(&mut SessionSettings) {
-    move |s| {
-        s.resume = ResumeSettings {
-            window: Some(window),
-            buffer,
-            overwrite,
-            heartbeat: Duration::from_secs(5),
-            total: 64 << 20,
-        }
+/// Resume on, with `window` and `buffer`; the rest as the tests need it by default.
+fn resume(window: Duration, buffer: usize) -> ResumeSettings {
+    ResumeSettings {
+        window: Some(window),
+        buffer,
+        overwrite: false,
+        heartbeat: Duration::from_secs(5),
+        total: 64 << 20,
     }
 }
 
-async fn gateway(window: Duration, buffer: usize, overwrite: bool, audit: &Path) -> Env {
+/// The demo's gateway with `resume`, auditing into `audit`.
+async fn gateway(resume: ResumeSettings, audit: &Path) -> Env {
     Builder::demo()
-        .sessions(resumable(window, buffer, overwrite))
+        .sessions(|s: &mut SessionSettings| s.resume = resume)
         .audit_file(audit)
         .start()
         .await
@@ -86,7 +82,7 @@ fn exit_code(status: &[u8]) -> Option<String> {
 async fn a_dropped_connection_resumes_exactly_after_the_last_byte_read_then_tells_the_exit() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let audit = dir.path().join("audit.log");
-    let env = gateway(Duration::from_secs(60), 64 << 10, false, &audit).await;
+    let env = gateway(resume(Duration::from_secs(60), 64 << 10), &audit).await;
     let script = "echo pid=$$; i=0; while [ $i -lt 300 ]; do i=$((i+1)); echo n=$i; sleep 0.01; done; echo pid=$$; exit 3";
     let mut page = Page::open(&env, ADMIN, "default", "shell-0", &query(script)).await;
     page.read_until(LONG, |o| String::from_utf8_lossy(o).contains("n=40\n"))
@@ -176,9 +172,7 @@ async fn a_dropped_connection_resumes_exactly_after_the_last_byte_read_then_tell
 async fn output_waits_for_acknowledgements_and_nothing_is_lost() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let env = gateway(
-        Duration::from_secs(60),
-        16 << 10,
-        false,
+        resume(Duration::from_secs(60), 16 << 10),
         &dir.path().join("a"),
     )
     .await;
@@ -238,9 +232,10 @@ async fn output_waits_for_acknowledgements_and_nothing_is_lost() {
 async fn overwrite_drops_the_oldest_output_and_the_resume_is_told_the_gap() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let env = gateway(
-        Duration::from_secs(60),
-        16 << 10,
-        true,
+        ResumeSettings {
+            overwrite: true,
+            ..resume(Duration::from_secs(60), 16 << 10)
+        },
         &dir.path().join("a"),
     )
     .await;
@@ -282,9 +277,7 @@ async fn overwrite_drops_the_oldest_output_and_the_resume_is_told_the_gap() {
 async fn a_credential_resumes_only_its_own_session_for_its_own_person() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let env = gateway(
-        Duration::from_secs(60),
-        64 << 10,
-        false,
+        resume(Duration::from_secs(60), 64 << 10),
         &dir.path().join("a"),
     )
     .await;
@@ -374,7 +367,7 @@ async fn a_credential_resumes_only_its_own_session_for_its_own_person() {
 async fn a_session_nobody_comes_back_to_ends_when_the_window_does() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let audit = dir.path().join("audit.log");
-    let env = gateway(Duration::from_secs(1), 64 << 10, false, &audit).await;
+    let env = gateway(resume(Duration::from_secs(1), 64 << 10), &audit).await;
     let mut page = Page::open(&env, ADMIN, "default", "shell-0", &query("cat")).await;
     page.drop_connection();
     assert!(
@@ -403,9 +396,7 @@ async fn a_session_nobody_comes_back_to_ends_when_the_window_does() {
 async fn clients_that_do_not_opt_in_see_nothing_of_it() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let env = gateway(
-        Duration::from_secs(60),
-        64 << 10,
-        false,
+        resume(Duration::from_secs(60), 64 << 10),
         &dir.path().join("a"),
     )
     .await;
@@ -438,11 +429,8 @@ async fn when_the_buffers_are_all_taken_the_longest_waiting_session_gives_way() 
     let env = Builder::demo()
         .sessions(|s| {
             s.resume = ResumeSettings {
-                window: Some(Duration::from_secs(60)),
-                buffer: 16 << 10,
-                overwrite: false,
-                heartbeat: Duration::from_secs(5),
                 total: 16 << 10,
+                ..resume(Duration::from_secs(60), 16 << 10)
             }
         })
         .audit_file(&audit)
@@ -492,11 +480,8 @@ async fn a_quiet_attached_page_hears_a_heartbeat_with_the_output_offset() {
     let env = Builder::demo()
         .sessions(|s| {
             s.resume = ResumeSettings {
-                window: Some(Duration::from_secs(60)),
-                buffer: 64 << 10,
-                overwrite: false,
                 heartbeat: Duration::from_millis(300),
-                total: 64 << 20,
+                ..resume(Duration::from_secs(60), 64 << 10)
             }
         })
         .start()
