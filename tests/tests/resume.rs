@@ -105,6 +105,16 @@ async fn a_dropped_connection_resumes_exactly_after_the_last_byte_read_then_tell
         1,
         "a waiting session counts toward the limits"
     );
+    // The sessions list says it waits, and since when.
+    let list = podgate_testkit::http::get(&env, "/podgate/sessions", ADMIN)
+        .await
+        .json();
+    let item = &list["items"][0];
+    assert_eq!(item["id"], page.session.as_str());
+    assert!(
+        item["resume"]["waiting_seconds"].as_f64().is_some(),
+        "{item}"
+    );
     // Output produced while nobody is attached is what the resume replays.
     let produced = || {
         env.sessions()
@@ -120,6 +130,13 @@ async fn a_dropped_connection_resumes_exactly_after_the_last_byte_read_then_tell
     let resumed = page.resume(&env, ADMIN).await;
     assert_eq!(resumed["type"], "resumed", "{resumed}");
     assert_eq!(resumed["offset"], before);
+    let list = podgate_testkit::http::get(&env, "/podgate/sessions", ADMIN)
+        .await
+        .json();
+    assert!(
+        list["items"][0]["resume"]["waiting_seconds"].is_null(),
+        "{list}"
+    );
     assert_eq!(resumed["gap"], 0);
     page.read_to_close(LONG).await;
 

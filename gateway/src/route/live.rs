@@ -96,6 +96,13 @@ impl Live<'_> {
             .map(|s| {
                 let mut v = s.to_json();
                 v["replica"] = self.replica.into();
+                // A browser session that can be resumed, and whether it waits for its page
+                // (its connection dropped) and for how long.
+                if let Some(slot) = self.sessions.resume.get(&s.record.session_id) {
+                    v["resume"] = serde_json::json!({
+                        "waiting_seconds": slot.waiting_for().map(|d| d.as_secs_f64()),
+                    });
+                }
                 // What the caller may do to it, so the web UI offers only what will work.
                 let owner = &s.record.user;
                 v["may"] = serde_json::json!({

@@ -27,6 +27,16 @@ export interface LiveSession {
   replica: string;
   /// What the person asking may do to it (missing from an older gateway: nothing).
   may?: { observe?: boolean; terminate?: boolean };
+  /// A browser session that can be resumed; `waiting_seconds` while its page is away.
+  resume?: { waiting_seconds: number | null };
+}
+
+/// What the client column says: who is connected, and a dropped browser waiting to resume.
+export function clientText(s: LiveSession): string {
+  const base = `${s.client}${s.tty ? '' : ' (no tty)'}`;
+  const waiting = s.resume?.waiting_seconds;
+  if (typeof waiting !== 'number') return base;
+  return `${base}, disconnected ${Math.floor(waiting)}s ago (waiting to resume)`;
 }
 
 export interface SessionList {
@@ -138,7 +148,7 @@ export class SessionsPage implements views.View {
       h('td', {}, s.cluster),
       h('td', {}, `${s.namespace} / ${s.pod}${s.container ? ' (' + s.container + ')' : ''}`),
       h('td', { class: 'command', title: s.command.join(' ') }, s.command.join(' ')),
-      h('td', {}, `${s.client}${s.tty ? '' : ' (no tty)'}`),
+      h('td', { class: s.resume?.waiting_seconds != null ? 'client waiting' : 'client' }, clientText(s)),
       h('td', { title: s.started }, Number.isNaN(started.getTime()) ? s.started : started.toLocaleTimeString()),
       h('td', {}, bytes(out)),
       h('td', { class: 'observers' }, String(s.observers)),

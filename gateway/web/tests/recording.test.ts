@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { endOf, isStreamMarker, parseCast, parseEvent, parseHeader, parseSize } from '../src/asciicast';
 import { Clock, clock, countAt, seekPlan, termOps } from '../src/timeline';
 import * as views from '../src/views';
-import { bytes, terminatePath } from '../src/sessions';
+import { bytes, clientText, terminatePath, type LiveSession } from '../src/sessions';
 import { localToRfc3339, outcomeText, rfc3339ToLocal, type RecordingEntry } from '../src/recordings';
 
 const HEADER = JSON.stringify({
@@ -150,4 +150,12 @@ test('terminate carries the reason; sizes and times read well', () => {
   const e = { outcome: 'exit_nonzero', exit_code: 3, truncated: true } as RecordingEntry;
   assert.equal(outcomeText(e), 'exit nonzero (3), truncated');
   assert.equal(outcomeText({ ...e, outcome: null }), 'live or cut short');
+});
+
+test('a browser session waiting for its page says so in the sessions list', () => {
+  const s = { client: 'browser', tty: true } as LiveSession;
+  assert.equal(clientText(s), 'browser');
+  assert.equal(clientText({ ...s, resume: { waiting_seconds: null } }), 'browser');
+  assert.equal(clientText({ ...s, resume: { waiting_seconds: 12.7 } }), 'browser, disconnected 12s ago (waiting to resume)');
+  assert.equal(clientText({ ...s, client: 'kubectl', tty: false }), 'kubectl (no tty)');
 });

@@ -43,6 +43,11 @@ impl<C> Slot<C> {
             .unwrap_or_else(PoisonError::into_inner) = since;
     }
 
+    /// How long nobody has been attached (`None` while a page is).
+    pub fn waiting_for(&self) -> Option<std::time::Duration> {
+        self.waiting_since().map(|t| t.elapsed())
+    }
+
     fn waiting_since(&self) -> Option<Instant> {
         *self
             .waiting_since
