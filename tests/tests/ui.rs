@@ -73,11 +73,27 @@ async fn web_ui_in_chromium() {
         js.head
     );
 
+    // A production cluster (on dev-east's devcluster): marked in the picker, the tab and the frame.
+    let registry = env.gateway.clusters().clone();
+    let mut specs: Vec<podgate::upstream::ClusterSpec> =
+        registry.list().into_iter().map(Into::into).collect();
+    let config = podgate::app::demo::kube_config_for(env.cluster("dev-east"))
+        .await
+        .expect("the devcluster's kube config");
+    let mut prod =
+        podgate::upstream::Cluster::from_kube_config("prod-eu", config, true).expect("a cluster");
+    prod.meta.display_name = Some("Production EU".into());
+    prod.meta.environment = Some("production".into());
+    specs.push(std::sync::Arc::new(prod).into());
+    let applied = registry.apply(specs, &Default::default()).await;
+    assert_eq!(applied.added.len(), 1, "{applied:?}");
+
     let url = env.url();
     let out = driver::run(&url, "main", &[]).await;
     driver::assert_passed(
         &out,
         &[
+            "nothing is preselected: Open waits for a pod the person chose",
             "demo login, open shell-0, echo hello",
             "the first size reaches the pod before the shell draws, and resizes follow",
             "multi-byte UTF-8 split across frames renders",
@@ -86,7 +102,12 @@ async fn web_ui_in_chromium() {
             "Ctrl+Shift+C copies the selection and Ctrl+Shift+V pastes",
             "links in the output are clickable",
             "two tabs work at once",
+            "tab titles start with the cluster, then pod and container; the full path heads the terminal",
             "search, theme toggle remembered",
+            "recently used pods are offered first after a reload",
+            "font size control changes the terminal's font and survives a reload",
+            "copy and paste keys are documented in the page, and Shift+Insert / Ctrl+Insert work",
+            "a production cluster is marked in the picker, the tab and the frame at 360 px",
             "a deep link opens the right pod",
             "a command as its first act sees the window size, then exits 0",
             "narrow window at 200% zoom stays usable",
@@ -126,6 +147,7 @@ async fn web_ui_in_chromium() {
     driver::assert_passed(
         &out,
         &[
+            "the session's limits are shown, counting down when near",
             "a second session past the per-user limit is refused with a reason",
             "maximum session duration is shown",
             "idle timeout is shown, and Enter reconnects",

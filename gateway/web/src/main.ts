@@ -11,12 +11,26 @@ import * as route from './route';
 import { TerminalTab } from './terminal';
 import * as theme from './theme';
 import * as views from './views';
+import * as clusterinfo from './clusterinfo';
+import { FONT_SIZES, isMac, loadFont, rememberRecent, saveFont, shortcuts, stepFont, type Store } from './where';
+
+/// The browser's storage, or none where it is disabled.
+function storage(): Store | null {
+  try {
+    return window.localStorage;
+  } catch {
+    return null;
+  }
+}
 
 class App {
   private readonly root: HTMLElement;
   private tabs: TerminalTab[] = [];
   private active: TerminalTab | null = null;
   private theme = theme.initial();
+  private readonly store = storage();
+  private fontSize = loadFont(this.store);
+  private readonly fontLabel = h('span', { class: 'font-size', id: 'font-size', 'aria-live': 'polite' });
   private readonly tabBar = h('nav', { class: 'tabs', role: 'tablist', 'aria-label': 'Terminals' });
   private readonly panes = h('div', { class: 'panes' });
   private picker: Picker | null = null;
@@ -52,7 +66,7 @@ class App {
       return;
     }
     this.render(me);
-    this.picker = new Picker((t) => this.open(t));
+    this.picker = new Picker((t) => this.open(t), this.store);
     this.pickerPane.appendChild(this.picker.element);
     void this.picker.loadClusters();
     if (!this.followHash()) this.showPicker();
@@ -73,6 +87,42 @@ class App {
       this.pages.setTheme(this.theme);
       label();
     });
+    const smaller = h('button', { type: 'button', class: 'ghost', id: 'font-smaller', title: 'Smaller terminal font', 'aria-label': 'Smaller terminal font' }, 'A−');
+    const larger = h('button', { type: 'button', class: 'ghost', id: 'font-larger', title: 'Larger terminal font', 'aria-label': 'Larger terminal font' }, 'A+');
+    const showFont = () => {
+      this.fontLabel.textContent = `${this.fontSize}px`;
+      smaller.disabled = this.fontSize <= FONT_SIZES[0];
+      larger.disabled = this.fontSize >= FONT_SIZES[FONT_SIZES.length - 1];
+    };
+    const font = (dir: 1 | -1) => {
+      this.fontSize = stepFont(this.fontSize, dir);
+      saveFont(this.store, this.fontSize);
+      for (const t of this.tabs) t.setFontSize(this.fontSize);
+      showFont();
+    };
+    smaller.addEventListener('click', () => font(-1));
+    larger.addEventListener('click', () => font(1));
+    showFont();
+    const keysHelp = h('div', { class: 'keys-help', id: 'keys-help', role: 'dialog', 'aria-label': 'Keyboard shortcuts', tabindex: '-1', hidden: true },
+      h('h3', {}, 'Copy, paste and other keys'),
+      h('dl', {}, ...shortcuts(isMac(navigator.platform)).flatMap(([k, what]) => [h('dt', {}, k), h('dd', {}, what)])));
+    const keysButton = h('button', { type: 'button', class: 'ghost', id: 'keys-toggle', 'aria-expanded': 'false', 'aria-controls': 'keys-help', title: 'Copy, paste and other keys' }, '⌨ Keys');
+    const showKeys = (on: boolean) => {
+      keysHelp.hidden = !on;
+      keysButton.setAttribute('aria-expanded', String(on));
+      if (on) keysHelp.focus();
+    };
+    keysButton.addEventListener('click', () => showKeys(keysHelp.hidden));
+    // Escape closes it (wherever the focus is), and so does a click elsewhere.
+    document.addEventListener('keydown', (ev) => {
+      if (ev.key !== 'Escape' || keysHelp.hidden) return;
+      showKeys(false);
+      keysButton.focus();
+    });
+    document.addEventListener('pointerdown', (ev) => {
+      const at = ev.target as Node | null;
+      if (!keysHelp.hidden && at && !keysHelp.contains(at) && !keysButton.contains(at)) showKeys(false);
+    });
     this.who.textContent = me.user;
     this.who.classList.remove('expired');
     this.who.title = me.groups.join(', ');
@@ -83,13 +133,15 @@ class App {
         h('a', { href: '#/sessions', id: 'nav-sessions' }, 'Sessions'),
         h('a', { href: '#/recordings', id: 'nav-recordings' }, 'Recordings')),
       h('span', { class: 'spacer' }),
+      h('span', { class: 'font-control', role: 'group', 'aria-label': 'Terminal font size' }, smaller, this.fontLabel, larger),
+      keysButton,
       themeButton,
       h('form', { method: 'post', action: '/auth/logout', class: 'logout' },
         h('button', { type: 'submit', class: 'ghost' }, 'Log out')),
     );
     this.panes.appendChild(this.pickerPane);
     this.panes.appendChild(this.pages.element);
-    this.root.append(header, this.tabBar, this.panes);
+    this.root.append(header, keysHelp, this.tabBar, this.panes);
     this.renderTabs();
   }
 
@@ -106,13 +158,17 @@ class App {
     this.keepalive.setOpenTerminals(this.tabs.filter((t) => t.state !== 'ended').length);
     clear(this.tabBar);
     for (const t of this.tabs) {
+      const mark = t.mark;
       const select = h('button', {
-        type: 'button', class: 'tab-select', role: 'tab', 'aria-selected': String(t === this.active), title: t.title(),
+        type: 'button', class: 'tab-select', role: 'tab', 'aria-selected': String(t === this.active),
+        title: `${mark.text ? mark.text + ': ' : ''}${t.path()}`,
         onclick: () => this.activate(t),
-      }, h('span', { class: `dot ${t.state}`, 'aria-label': t.state }), t.title());
+      }, h('span', { class: `dot ${t.state}`, 'aria-label': t.state }),
+      mark.short ? h('span', { class: `env-badge${mark.production ? ' prod' : ''}` }, mark.short) : null,
+      t.title());
       const close = h('button', { type: 'button', class: 'tab-close', title: 'Close this terminal', 'aria-label': `Close ${t.title()}`,
         onclick: () => this.close(t) }, '×');
-      this.tabBar.appendChild(h('div', { class: `tab${t === this.active ? ' active' : ''}` }, select, close));
+      this.tabBar.appendChild(h('div', { class: `tab${t === this.active ? ' active' : ''}${mark.production ? ' prod' : ''}` }, select, close));
     }
     this.tabBar.appendChild(h('button', {
       type: 'button', class: `tab-new${this.active ? '' : ' active'}`, id: 'tab-new', title: 'Open another terminal',
@@ -121,8 +177,12 @@ class App {
   }
 
   private open(target: route.Target): void {
-    const tab = new TerminalTab(target, this.theme);
+    const tab = new TerminalTab(target, this.theme, this.fontSize);
     tab.onStateChange = () => this.renderTabs();
+    rememberRecent(this.store, target);
+    const known = clusterinfo.cached(target.cluster);
+    if (known) tab.setCluster(known);
+    else void clusterinfo.lookup(target.cluster).then((c) => { if (c) tab.setCluster(c); });
     tab.onUnauthorized = () => this.loggedOut();
     this.tabs.push(tab);
     this.hideAll();
@@ -148,6 +208,7 @@ class App {
     this.hideAll();
     this.active = null;
     this.pickerPane.hidden = false;
+    this.picker?.showRecent();
     history.replaceState(null, '', '#/');
     this.renderTabs();
   }
@@ -194,8 +255,13 @@ class App {
       active: this.active ? this.tabs.indexOf(this.active) : -1,
       page: this.pages.testView(),
       keepalive: { running: this.keepalive.running, requests: this.keepalive.requests, intervalMs: this.keepalive.intervalMs },
+      fontSize: this.fontSize,
       tabs: this.tabs.map((t) => ({
         title: t.title(),
+        path: t.path(),
+        environment: t.mark.text,
+        production: t.mark.production,
+        fontSize: t.term.options.fontSize,
         target: t.target,
         state: t.state,
         text: t.text(),

@@ -2,8 +2,10 @@
 // ephemeral containers and their state), and the command. Lists come from the gateway's
 // proxied Kubernetes API as the person, so each shows what their RBAC allows.
 
-import { ApiError, clusterLabel, clusterPath, clustersPath, getJSON, type ClusterPage, type ContainerStatus, type Pod } from './api';
-import { h, setOptions } from './dom';
+import { ApiError, clusterLabel, clusterPath, clustersPath, getJSON, type ClusterInfo, type ClusterPage, type ContainerStatus, type Pod } from './api';
+import * as clusterinfo from './clusterinfo';
+import { clear, h, setOptions } from './dom';
+import { environmentMark, loadRecent, recentFirst, tabTitle, type Recent, type Store } from './where';
 import type { Target } from './route';
 import { splitCommand } from './command';
 import { preflight } from './preflight';
@@ -99,10 +101,24 @@ export class Picker {
   private generation = 0;
   /// Ignores pre-flight answers for a click that another one superseded.
   private submits = 0;
+  /// The clusters of the page shown, by id (for their environment).
+  private clusters = new Map<string, ClusterInfo>();
+  /// The chosen cluster's environment, in words and colour, beside the cluster list.
+  private readonly clusterEnv = h('p', { class: 'env-badge', id: 'pick-cluster-env', hidden: true });
+  private readonly openButton = h('button', { type: 'submit', class: 'primary', id: 'pick-open', disabled: true }, 'Open terminal');
+  /// The pods used recently, newest first: one click opens one.
+  private readonly recentList = h('ul', { class: 'recent-list', id: 'pick-recent' });
+  private readonly recentBox = h('section', { class: 'recent', 'aria-label': 'Recently used pods', hidden: true },
+    h('h3', {}, 'Recently used'), this.recentList);
+  private recent: Recent[] = [];
 
-  constructor(private readonly open: (t: Target) => void) {
-    this.cluster = new Choice('Cluster', 'pick-cluster', () => void this.loadNamespaces());
+  constructor(private readonly open: (t: Target) => void, private readonly store: Store | null = null) {
+    this.cluster = new Choice('Cluster', 'pick-cluster', () => {
+      this.showEnvironment();
+      void this.loadNamespaces();
+    });
     this.cluster.element.insertBefore(this.clusterSearch, this.cluster.select);
+    this.cluster.element.appendChild(this.clusterEnv);
     this.clusterSearch.addEventListener('input', () => {
       clearTimeout(this.searchTimer);
       this.searchTimer = setTimeout(() => void this.loadClusters(), SEARCH_DELAY_MS);
@@ -123,6 +139,7 @@ export class Picker {
       this.error.textContent = '';
       this.showContainers();
     });
+    this.pod.input.addEventListener('input', () => this.updateOpen());
     this.container = new Choice('Container', 'pick-container', () => {});
     setOptions(this.shell, [
       ['auto', 'Automatic shell (bash, else sh)'],
@@ -138,13 +155,46 @@ export class Picker {
     };
     this.element = h('form', { class: 'picker', onsubmit: submit, 'aria-label': 'Open a terminal' },
       h('h2', {}, 'Open a terminal'),
+      this.recentBox,
       h('div', { class: 'fields' },
         this.cluster.element, this.namespace.element, this.pod.element, this.container.element,
         h('div', { class: 'field' }, h('label', { for: 'pick-shell' }, 'Shell'), this.shell, this.command),
       ),
       this.error,
-      h('button', { type: 'submit', class: 'primary', id: 'pick-open' }, 'Open terminal'),
+      this.openButton,
     );
+    this.showRecent();
+  }
+
+  /// Lists the pods used recently (newest first), each a button that opens it.
+  showRecent(): void {
+    this.recent = loadRecent(this.store);
+    clear(this.recentList);
+    for (const r of this.recent) {
+      const mark = environmentMark(clusterinfo.cached(r.cluster)?.environment);
+      const t: Target = { ...r };
+      this.recentList.appendChild(h('li', {},
+        h('button', {
+          type: 'button', class: `recent-open${mark.production ? ' prod' : ''}`, title: `Open ${r.cluster} / ${r.namespace} / ${r.pod}`,
+          onclick: () => void this.submitTarget(t),
+        },
+        mark.short ? h('span', { class: `env-badge${mark.production ? ' prod' : ''}` }, mark.short) : null,
+        tabTitle(t), h('span', { class: 'recent-ns' }, ` · ${r.namespace}`))));
+    }
+    this.recentBox.hidden = this.recent.length === 0;
+  }
+
+  /// Open is offered only once a pod is chosen (nothing is preselected).
+  private updateOpen(): void {
+    this.openButton.disabled = !this.cluster.value() || !this.namespace.value() || !this.pod.value();
+  }
+
+  private showEnvironment(): void {
+    const mark = environmentMark(this.clusters.get(this.cluster.value())?.environment);
+    this.clusterEnv.hidden = !mark.text;
+    this.clusterEnv.textContent = mark.production ? `⚠ ${mark.text}: a production cluster` : mark.text;
+    this.clusterEnv.classList.toggle('prod', mark.production);
+    this.cluster.select.classList.toggle('prod', mark.production);
   }
 
   /// One page of the clusters matching the search box (the first page when it is empty);
@@ -167,10 +217,15 @@ export class Picker {
         }
         return;
       }
+      clusterinfo.remember(clusters);
+      this.clusters = new Map(clusters.map((c) => [c.id, c]));
       const options: [string, string][] = clusters.map((c) => [c.id, clusterLabel(c)]);
       const keep = clusters.find((c) => c.id === before);
-      const first = keep ?? clusters.find((c) => c.up) ?? clusters[0];
+      const used = this.recent.map((r) => clusters.find((c) => c.id === r.cluster)).find((c) => c);
+      const first = keep ?? used ?? clusters.find((c) => c.up) ?? clusters[0];
       this.cluster.fill(options, first.id);
+      this.showEnvironment();
+      this.showRecent();
       if (page.continue) {
         const more = page.remaining ?? 0;
         this.cluster.note.textContent = `Showing ${clusters.length} of ${clusters.length + more}; type to narrow the search.`;
@@ -209,12 +264,13 @@ export class Picker {
       this.showContainers();
       return;
     }
+    this.openButton.disabled = true;
     this.pod.loading();
     try {
       const list = await getJSON<List<Pod>>(clusterPath(this.cluster.value(), `/api/v1/namespaces/${encodeURIComponent(ns)}/pods`));
       if (gen !== this.generation) return;
       this.pods = (list.items ?? []).sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
-      this.pod.fill(this.pods.map((p) => [p.metadata.name, `${p.metadata.name}${p.status?.phase ? ' (' + p.status.phase + ')' : ''}`]));
+      this.fillPods(ns);
     } catch (e) {
       if (gen !== this.generation) return;
       this.pod.freeText(`Pods could not be listed (${describe(e)}); type a name.`);
@@ -222,11 +278,44 @@ export class Picker {
     this.showContainers();
   }
 
+  /// The pods, the recently used ones first; none chosen: a shell opens only on a pod the
+  /// person picks.
+  private fillPods(ns: string): void {
+    const label = (name: string) => {
+      const p = this.pods.find((x) => x.metadata.name === name);
+      return `${name}${p?.status?.phase ? ' (' + p.status.phase + ')' : ''}`;
+    };
+    const { recent, rest } = recentFirst(this.pods.map((p) => p.metadata.name), this.recent, this.cluster.value(), ns);
+    const sel = this.pod.select;
+    this.pod.fill([]);
+    clear(sel);
+    sel.disabled = this.pods.length === 0;
+    sel.appendChild(h('option', { value: '', selected: true }, this.pods.length ? 'Choose a pod…' : '(no pods)'));
+    const group = (name: string, names: string[]) => {
+      if (!names.length) return;
+      const g = h('optgroup', { label: name });
+      for (const n of names) g.appendChild(h('option', { value: n }, label(n)));
+      sel.appendChild(g);
+    };
+    if (recent.length) {
+      group('Recently used', recent);
+      group('All pods', rest);
+    } else {
+      for (const n of rest) sel.appendChild(h('option', { value: n }, label(n)));
+    }
+  }
+
   private showContainers(): void {
+    this.updateOpen();
     const pod = this.pods.find((p) => p.metadata.name === this.pod.value());
-    if (!pod) {
+    if (!pod && !this.pod.input.hidden) {
       this.container.freeText('Leave empty for the pod\'s default container.');
       this.container.input.value = '';
+      return;
+    }
+    if (!pod) {
+      this.container.fill([['', 'choose a pod first']]);
+      this.container.select.disabled = true;
       return;
     }
     const options: [string, string][] = [];
@@ -258,6 +347,10 @@ export class Picker {
       }
       t.command = argv;
     }
+    await this.submitTarget(t);
+  }
+
+  private async submitTarget(t: Target): Promise<void> {
     if (!t.cluster || !t.namespace || !t.pod) {
       this.error.textContent = 'Choose a cluster, a namespace and a pod.';
       return;

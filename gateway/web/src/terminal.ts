@@ -6,7 +6,7 @@ import { FitAddon } from '@xterm/addon-fit';
 import { SearchAddon } from '@xterm/addon-search';
 import { Unicode11Addon } from '@xterm/addon-unicode11';
 import { WebLinksAddon } from '@xterm/addon-web-links';
-import { clusterPath, getJSON, probe, type Pod } from './api';
+import { clusterPath, getJSON, probe, type ClusterInfo, type Pod } from './api';
 import { h } from './dom';
 import { checkContainer, ending, outcomeOf, refusal, type ContainerCheck, type Notice } from './messages';
 import {
@@ -20,6 +20,7 @@ import {
 import type { Target } from './route';
 import { bufferText } from './termtext';
 import { TERMINAL_THEMES, type ThemeName } from './theme';
+import { DEFAULT_FONT, environmentMark, fullPath, limitsText, parseLimits, tabTitle, type EnvMark, type Limits } from './where';
 
 /// One exec that starts bash where the image has it, sh otherwise.
 export const AUTO_SHELL = ['sh', '-c', 'command -v bash >/dev/null && exec bash || exec sh'];
@@ -61,6 +62,9 @@ export interface Stats {
   lastControlNotice: string;
   /// Why the last resume was given up: a `refused` reason, `window`, `closed` or `client`.
   resumeFailure: string;
+  /// What the terminal's header says about the session's limits (podgate's `hello`).
+  limits: string;
+  limitsNear: boolean;
 }
 
 /// Stdin bytes per WebSocket message, far below the gateway's message limit.
@@ -81,7 +85,7 @@ function freshStats(): Stats {
     sessions: 0, outputFrames: 0, splitFrames: 0, resizes: [], lastNotice: '',
     resumable: false, drops: 0, deadLinks: 0, resumeAttempts: 0, resumes: 0, lastGap: 0, gapBytes: 0,
     reconnecting: false, banner: '', offset: 0, rendered: 0, acked: 0, heartbeats: 0,
-    queuedInput: 0, refusedInput: 0, lastControlNotice: '', resumeFailure: '',
+    queuedInput: 0, refusedInput: 0, lastControlNotice: '', resumeFailure: '', limits: '', limitsNear: false,
   };
 }
 
@@ -134,13 +138,26 @@ export class TerminalTab {
   /// Whether the person was told, in this outage, that input past the queue is refused.
   private toldRefused = false;
 
-  constructor(readonly target: Target, theme: ThemeName) {
+  // Knowing where you are: the header above the terminal.
+  /// The cluster as `/podgate/clusters` describes it, once known.
+  cluster: ClusterInfo | null = null;
+  mark: EnvMark = environmentMark(null);
+  private readonly headEnv: HTMLElement;
+  private readonly headPath: HTMLElement;
+  private readonly headLimits: HTMLElement;
+  /// The session's limits (podgate's `hello`), when it starts, and its last input or output.
+  private limits: Limits | null = null;
+  private sessionStart = 0;
+  private activity = 0;
+  private limitsTimer: number | undefined;
+
+  constructor(readonly target: Target, theme: ThemeName, fontSize = DEFAULT_FONT) {
     this.term = new Terminal({
       allowProposedApi: true, // unicode11's width tables
       cursorBlink: true,
       scrollback: 10000,
       fontFamily: 'ui-monospace, "DejaVu Sans Mono", "Cascadia Mono", Menlo, Consolas, monospace',
-      fontSize: 14,
+      fontSize,
       theme: TERMINAL_THEMES[theme],
     });
     this.searchInput = h('input', {
@@ -161,13 +178,53 @@ export class TerminalTab {
       this.bannerText, this.bannerNote,
       h('button', { type: 'button', class: 'reconnect-now', title: 'Try to reconnect now', onclick: () => this.retryNow() }, 'Retry now'),
     );
-    this.element = h('section', { class: 'pane', 'aria-label': `terminal ${this.title()}` }, this.searchBar, this.banner, this.host);
+    this.headEnv = h('span', { class: 'env-badge', hidden: true });
+    this.headPath = h('span', { class: 'term-path' }, fullPath(target));
+    this.headLimits = h('span', { class: 'term-limits', 'aria-live': 'polite' });
+    this.element = h('section', { class: 'pane', 'aria-label': `terminal ${this.title()}` },
+      h('div', { class: 'term-head' }, this.headEnv, this.headPath, this.headLimits),
+      h('div', { class: 'term-body' }, this.searchBar, this.banner, this.host));
     this.observer = new ResizeObserver(() => this.scheduleFit());
   }
 
   title(): string {
-    const t = this.target;
-    return `${t.pod}${t.container ? '/' + t.container : ''} · ${t.namespace} · ${t.cluster}`;
+    return tabTitle(this.target);
+  }
+
+  /// The full path, as the terminal's header shows it.
+  path(): string {
+    return fullPath(this.target, this.cluster?.display_name);
+  }
+
+  /// What the cluster is (its display name, its environment): shown in the header and frame.
+  setCluster(c: ClusterInfo | null): void {
+    this.cluster = c;
+    this.mark = environmentMark(c?.environment);
+    this.headPath.textContent = this.path();
+    this.headEnv.textContent = this.mark.text;
+    this.headEnv.hidden = !this.mark.text;
+    this.headEnv.classList.toggle('prod', this.mark.production);
+    this.element.classList.toggle('prod', this.mark.production);
+    this.element.setAttribute('aria-label', `terminal ${this.title()}${this.mark.text ? ' (' + this.mark.text + ')' : ''}`);
+    this.onStateChange();
+  }
+
+  setFontSize(size: number): void {
+    if (this.disposed || this.term.options.fontSize === size) return;
+    this.term.options.fontSize = size;
+    this.fit();
+  }
+
+  /// Updates the limits line; ticks every second while a countdown may be near.
+  private showLimits(): void {
+    window.clearTimeout(this.limitsTimer);
+    const live = this.state === 'open' || this.state === 'reconnecting';
+    const { text, near } = live ? limitsText(this.limits, Date.now(), this.sessionStart, this.activity) : { text: '', near: false };
+    this.stats.limits = text;
+    this.stats.limitsNear = near;
+    this.headLimits.textContent = text;
+    this.headLimits.classList.toggle('near', near);
+    if (live && this.limits && !this.disposed) this.limitsTimer = window.setTimeout(() => this.showLimits(), 1000);
   }
 
   /// Puts the terminal on the page and starts the first session. `parent` must be visible,
@@ -222,6 +279,7 @@ export class TerminalTab {
     this.closeStale();
     window.clearTimeout(this.fitTimer);
     this.observer.disconnect();
+    window.clearTimeout(this.limitsTimer);
     this.term.dispose();
     this.element.remove();
   }
@@ -240,6 +298,7 @@ export class TerminalTab {
 
   private setState(s: State): void {
     this.state = s;
+    this.showLimits();
     this.onStateChange();
   }
 
@@ -248,6 +307,7 @@ export class TerminalTab {
     this.stopReconnecting();
     this.closeStale();
     this.resumable = null;
+    this.limits = null;
     this.offsets = new Offsets();
     this.queue = new InputQueue();
     Object.assign(this.stats, { resumable: false, offset: 0, rendered: 0, acked: 0, queuedInput: 0, refusedInput: 0 });
@@ -281,6 +341,7 @@ export class TerminalTab {
       if (kind === 'resume') return; // nothing goes out before `resumed`
       this.stats.sessions++;
       this.attached = true;
+      this.sessionStart = this.activity = Date.now();
       // The size goes first: a tty in the pod waits for it before the shell starts, so the
       // shell's first prompt is drawn for this window, not for 80x24.
       this.fit();
@@ -299,6 +360,7 @@ export class TerminalTab {
         case STDOUT:
         case STDERR: {
           this.stats.outputFrames++;
+          this.activity = Date.now();
           if (endsMidCharacter(payload)) this.stats.splitFrames++;
           // Bytes, not text: xterm keeps a character split across frames until it is whole.
           const at = this.offsets.receive(payload.length);
@@ -312,6 +374,11 @@ export class TerminalTab {
           break;
         case CONTROL: {
           const m = decodeControl(payload);
+          if (m?.type === 'hello' && kind === 'new' && !this.resumable) {
+            this.limits = parseLimits(new TextDecoder().decode(payload));
+            this.sessionStart = this.activity = Date.now();
+            this.showLimits();
+          }
           if (m) this.control(ws, kind, m);
           break;
         }
@@ -601,6 +668,7 @@ export class TerminalTab {
       }
       return;
     }
+    this.activity = Date.now();
     // A big paste goes in pieces: the gateway refuses single messages past its limit.
     const frames: Uint8Array[] = [];
     for (let at = 1; at < frame.length; at += MAX_STDIN_CHUNK) {

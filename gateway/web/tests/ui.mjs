@@ -201,9 +201,27 @@ async function mainGroup() {
     await until('the refusal', async () => /not valid/.test(await page.locator('main.login .error').innerText()));
   });
 
+  await scenario('nothing is preselected: Open waits for a pod the person chose', async () => {
+    await devLogin(page, BASE, 'podgate-demo-admin');
+    const open = page.locator('#pick-open');
+    await until('the pods of the first namespace', async () => (await page.locator('#pick-pod option[value="shell-0"]').count()) > 0);
+    if ((await page.locator('#pick-pod').inputValue()) !== '') throw new Error(`a pod is preselected: ${await page.locator('#pick-pod').inputValue()}`);
+    if (!(await open.isDisabled())) throw new Error('Open is offered before a pod is chosen');
+    if (await page.locator('#pick-recent li').count()) throw new Error('a fresh browser lists recent pods');
+    await page.locator('#pick-pod').selectOption('shell-0');
+    await until('Open offered', async () => open.isEnabled());
+    await page.locator('#pick-pod').selectOption('');
+    await until('Open withdrawn', async () => open.isDisabled());
+    // Another namespace: its pods load, and again none is chosen.
+    await page.locator('#pick-namespace').selectOption('shop');
+    await until('the pods of shop', async () => (await page.locator('#pick-pod option[value="web-0"]').count()) > 0);
+    if ((await page.locator('#pick-pod').inputValue()) !== '' || !(await open.isDisabled())) throw new Error('a pod is preselected in shop');
+    if ((await view(page)).tabs.length !== 0) throw new Error('a terminal opened');
+  });
+
   let shellTab = -1;
   await scenario('demo login, open shell-0, echo hello', async () => {
-    await devLogin(page, BASE, 'podgate-demo-admin');
+    if (!(await page.locator('.who').count())) await devLogin(page, BASE, 'podgate-demo-admin');
     await shot(page, 'pickers');
     shellTab = await pick(page, { cluster: 'dev-east', namespace: 'default', pod: 'shell-0' });
     await waitOpen(page, shellTab);
@@ -330,6 +348,21 @@ async function mainGroup() {
     await shot(page, 'two-tabs');
   });
 
+  await scenario('tab titles start with the cluster, then pod and container; the full path heads the terminal', async () => {
+    const titles = await page.locator('.tab-select').allInnerTexts();
+    const want = ['dev-east › shell-0/main', 'dev-east › multi-0/sidecar'];
+    if (JSON.stringify(titles.map((t) => t.trim())) !== JSON.stringify(want)) throw new Error(`tab titles: ${JSON.stringify(titles)}`);
+    const v = await view(page);
+    if (v.tabs.map((t) => t.title).join('|') !== want.join('|')) throw new Error(`titles: ${v.tabs.map((t) => t.title)}`);
+    await page.locator('.tab-select').nth(1).click();
+    await until('the full path over the active terminal', async () =>
+      (await page.locator('.pane:not([hidden]) .term-path').innerText()) === 'dev-east / default / multi-0 / sidecar');
+    if (await page.locator('.pane.prod, .tab.prod').count()) throw new Error('dev-east is marked as production');
+    await page.locator('.tab-select').nth(shellTab).click();
+    await until('the first path', async () =>
+      (await page.locator('.pane:not([hidden]) .term-path').innerText()) === 'dev-east / default / shell-0 / main');
+  });
+
   await scenario('search, theme toggle remembered', async () => {
     await page.locator('.pane:not([hidden]) .xterm-helper-textarea').focus();
     await page.keyboard.press('Control+Shift+F');
@@ -346,6 +379,134 @@ async function mainGroup() {
     // The reload reopened the tab in the URL: let its shell start before the page is left
     // (a shell killed while starting can leave its rc files' locks behind).
     await ready(page, 0);
+  });
+
+  await scenario('recently used pods are offered first after a reload', async () => {
+    await page.goto('about:blank');
+    await page.goto(BASE + '/#/');
+    await until('the recent pods', async () => (await page.locator('#pick-recent li').count()) >= 2);
+    const recent = (await page.locator('#pick-recent li').allInnerTexts()).map((t) => t.trim());
+    // shell-0 was opened last (the reload before reopened it), multi-0 before.
+    if (!recent[0].startsWith('dev-east › shell-0/main') || !recent[1].startsWith('dev-east › multi-0/sidecar')) {
+      throw new Error(`recent: ${JSON.stringify(recent)}`);
+    }
+    if ((await view(page)).tabs.length !== 0) throw new Error('a terminal opened by itself');
+    // In the pod list of dev-east/default too, first, and still none chosen.
+    await page.locator('#pick-cluster').selectOption('dev-east');
+    await page.locator('#pick-namespace').selectOption('default');
+    await until('the recently used group', async () => (await page.locator('#pick-pod optgroup[label="Recently used"] option').count()) === 2);
+    const first = await page.locator('#pick-pod option').evaluateAll((os) => os.map((o) => o.value));
+    if (first[0] !== '' || first[1] !== 'shell-0' || first[2] !== 'multi-0') throw new Error(`pod options: ${first.slice(0, 4)}`);
+    if ((await page.locator('#pick-pod').inputValue()) !== '') throw new Error('a pod is preselected');
+    // One click on a recent pod opens it, container included.
+    await page.locator('#pick-recent button', { hasText: 'multi-0/sidecar' }).click();
+    await until('the tab', async () => (await view(page)).tabs.length === 1);
+    const t = await activeTab(page);
+    if (t.target.pod !== 'multi-0' || t.target.container !== 'sidecar') throw new Error(JSON.stringify(t.target));
+    await ready(page, 0);
+  });
+
+  await scenario('font size control changes the terminal\'s font and survives a reload', async () => {
+    const before = await activeTab(page);
+    if (before.fontSize !== 14) throw new Error(`font ${before.fontSize}`);
+    const rowsFont = () => page.locator('.pane:not([hidden]) .xterm-rows').evaluate((e) => getComputedStyle(e).fontSize);
+    if ((await rowsFont()) !== '14px') throw new Error(`rows drawn at ${await rowsFont()}`);
+    await page.locator('#font-larger').click();
+    await page.locator('#font-larger').click();
+    await until('18px', async () => (await activeTab(page)).fontSize === 18 && (await rowsFont()) === '18px');
+    // Bigger cells: fewer of them, and the pod is told.
+    await until('a smaller grid sent to the pod', async () => {
+      const t = await activeTab(page);
+      const last = t.stats.resizes[t.stats.resizes.length - 1];
+      return t.cols < before.cols && t.rows < before.rows && last && last.cols === t.cols && last.rows === t.rows;
+    });
+    if ((await page.locator('#font-size').innerText()) !== '18px') throw new Error(await page.locator('#font-size').innerText());
+    await shot(page, 'font-18');
+    await page.reload();
+    await until('the tab again', async () => (await view(page)).tabs.length === 1);
+    await until('18px kept', async () => (await activeTab(page)).fontSize === 18 && (await rowsFont()) === '18px');
+    await ready(page, 0);
+    await page.locator('#font-smaller').click();
+    await until('16px', async () => (await activeTab(page)).fontSize === 16);
+    await page.locator('#font-smaller').click();
+    await until('back to 14px', async () => (await activeTab(page)).fontSize === 14 && (await rowsFont()) === '14px');
+  });
+
+  await scenario('copy and paste keys are documented in the page, and Shift+Insert / Ctrl+Insert work', async () => {
+    const help = page.locator('#keys-help');
+    if (await help.isVisible()) throw new Error('the keys are shown before they are asked for');
+    await page.locator('#keys-toggle').click();
+    await until('the keys', async () => help.isVisible());
+    const text = await help.innerText();
+    for (const k of ['Ctrl+Shift+C', 'Ctrl+Shift+V', 'Ctrl+Insert', 'Shift+Insert', 'Ctrl+Shift+F', 'copy on select']) {
+      if (!text.includes(k)) throw new Error(`${k} is not listed:\n${text}`);
+    }
+    await shot(page, 'keys');
+    await page.keyboard.press('Escape');
+    await until('closed', async () => !(await help.isVisible()));
+    // What is listed works: Shift+Insert pastes, Ctrl+Insert copies the selection.
+    const i = (await view(page)).active;
+    const clip = () => page.evaluate(() => navigator.clipboard.readText());
+    await page.evaluate(() => navigator.clipboard.writeText('echo ins-$((5*5))'));
+    await page.locator('.pane:not([hidden]) .xterm-helper-textarea').focus();
+    await page.keyboard.press('Shift+Insert');
+    await page.keyboard.press('Enter');
+    await waitText(page, i, 'ins-25', hasLine('ins-25'));
+    const row = page.locator('.pane:not([hidden]) .xterm-rows > div').filter({ hasText: /^ins-25\s*$/ });
+    const box = await row.last().boundingBox();
+    await page.mouse.dblclick(box.x + 12, box.y + box.height / 2);
+    await until('copy on select', async () => (await clip()) === 'ins-25');
+    await page.evaluate(() => navigator.clipboard.writeText('nothing'));
+    await until('the clipboard cleared', async () => (await clip()) === 'nothing');
+    await page.locator('.pane:not([hidden]) .xterm-helper-textarea').focus();
+    await page.keyboard.press('Control+Insert');
+    await until('Ctrl+Insert copied', async () => (await clip()) === 'ins-25');
+  });
+
+  await scenario('a production cluster is marked in the picker, the tab and the frame at 360 px', async () => {
+    const p = await admin.newPage();
+    try {
+      await p.setViewportSize({ width: 360, height: 640 });
+      await p.goto(BASE + '/#/');
+      await until('prod-eu listed', async () => (await p.locator('#pick-cluster option[value="prod-eu"]').count()) > 0);
+      await p.locator('#pick-cluster').selectOption('dev-east');
+      if (await p.locator('#pick-cluster-env').isVisible()) throw new Error('dev-east is marked');
+      await p.locator('#pick-cluster').selectOption('prod-eu');
+      const env = p.locator('#pick-cluster-env');
+      await until('the picker\'s mark', async () => (await env.isVisible()) && /PRODUCTION/.test(await env.innerText()));
+      const red = await env.evaluate((e) => getComputedStyle(e).backgroundColor);
+      if (!/^rgb\((19[0-9]|2[0-9][0-9]), \d{1,2}, \d{1,2}\)$/.test(red)) throw new Error(`the mark is not red: ${red}`);
+      await shot(p, 'production-picker-360');
+      const i = await pick(p, { cluster: 'prod-eu', namespace: 'default', pod: 'shell-0' });
+      await waitOpen(p, i);
+      await until('the tab marked', async () => (await tab(p, i)).production);
+      const t = await tab(p, i);
+      if (!t.title.startsWith('prod-eu › shell-0')) throw new Error(`title ${t.title}`);
+      const badge = p.locator('.tab.prod .env-badge');
+      await until('the tab badge', async () => (await badge.count()) === 1 && (await badge.innerText()) === 'PROD');
+      const bb = await badge.boundingBox();
+      if (!bb || bb.x < 0 || bb.x + bb.width > 360) throw new Error(`the tab's mark is off screen: ${JSON.stringify(bb)}`);
+      const pane = p.locator('.pane.prod:not([hidden])');
+      if ((await pane.count()) !== 1) throw new Error('the terminal has no production frame');
+      const border = await pane.evaluate((e) => { const s = getComputedStyle(e); return [s.borderTopWidth, s.borderTopColor]; });
+      if (border[0] !== '3px' || !/^rgb\((19[0-9]|2[0-9][0-9]), \d{1,2}, \d{1,2}\)$/.test(border[1])) throw new Error(`frame: ${border}`);
+      const head = await pane.locator('.term-head').innerText();
+      if (!head.includes('PRODUCTION') || !head.includes('Production EU (prod-eu) / default / shell-0 / main')) throw new Error(`header: ${head}`);
+      const hb = await pane.locator('.term-head .env-badge').boundingBox();
+      if (!hb || hb.x + hb.width > 360) throw new Error(`the header's mark is off screen: ${JSON.stringify(hb)}`);
+      const overflow = await p.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+      if (overflow > 0) throw new Error(`the page scrolls sideways by ${overflow}px`);
+      await ready(p, i);
+      await type(p, 'echo "on-$HOSTNAME"\r');
+      await waitText(p, i, 'on-shell-0', hasLine('on-shell-0'));
+      await shot(p, 'production-360');
+      // Offered among the recent pods, marked there too.
+      await p.locator('#tab-new').click();
+      const recent = p.locator('#pick-recent button.prod');
+      await until('the recent production pod', async () => (await recent.count()) === 1 && /PROD/.test(await recent.innerText()));
+    } finally {
+      await p.close();
+    }
   });
 
   await scenario('a deep link opens the right pod', async () => {
@@ -502,13 +663,32 @@ async function unreachableGroup() {
 /// A gateway with a 4 s idle timeout, a 12 s maximum session duration and one session per
 /// user: each ending is written in the terminal, and Enter starts a new session.
 async function limitsGroup() {
-  await scenario('a second session past the per-user limit is refused with a reason', async () => {
+  const startTicking = async () => {
     await devLogin(page, BASE + '/#/clusters/dev-east/namespaces/default/pods/shell-0', 'podgate-demo-admin');
     await until('the tab', async () => (await view(page)).tabs.length === 1);
     await waitOpen(page, 0);
     // Output every half second keeps this session from idling until its maximum duration.
     await type(page, 'while :; do echo tick; sleep 0.5; done\r');
     await waitText(page, 0, 'ticks', hasLine('tick'));
+  };
+  await scenario('the session\'s limits are shown, counting down when near', async () => {
+    await startTicking();
+    const limits = page.locator('.pane:not([hidden]) .term-limits');
+    const left = async () => {
+      const m = /maximum duration: ends in (\d+)s/.exec(await limits.innerText());
+      return m ? Number(m[1]) : null;
+    };
+    // 12 s and 4 s are both near (within a minute): both count down.
+    const first = await until('the countdown', left, 10_000);
+    const text = await limits.innerText();
+    if (!/idle: ends in \d+s without input or output/.test(text)) throw new Error(`limits: ${text}`);
+    if (!(await limits.evaluate((e) => e.classList.contains('near')))) throw new Error('not marked near');
+    if (first > 12) throw new Error(`${first}s left of 12 s`);
+    await until('the countdown moving', async () => { const n = await left(); return n !== null && n < first; }, 10_000);
+    await shot(page, 'limits-countdown');
+  });
+  await scenario('a second session past the per-user limit is refused with a reason', async () => {
+    if ((await view(page)).tabs.length !== 1) await startTicking();
     const second = await pick(page, { cluster: 'dev-east', namespace: 'default', pod: 'multi-0', container: 'app' });
     // The gateway's own words, sent inside the socket (a refused handshake hides them).
     await waitText(page, second, 'the refusal', (text) =>

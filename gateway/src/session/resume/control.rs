@@ -22,6 +22,8 @@ pub enum ToPage<'a> {
         window_seconds: u64,
         heartbeat_seconds: u64,
         buffer_bytes: u64,
+        /// The session's own limits, so a page can show them (null: none).
+        limits: Limits,
     },
     Resumed {
         session: &'a str,
@@ -52,6 +54,13 @@ impl ToPage<'_> {
         }
         out
     }
+}
+
+/// The limits a session runs under, in whole seconds (`null` when the config sets none).
+#[derive(Debug, Serialize, Clone, Copy, Default)]
+pub struct Limits {
+    pub idle_timeout_seconds: Option<u64>,
+    pub max_duration_seconds: Option<u64>,
 }
 
 /// page → podgate. Anything else is ignored, so pages and gateways can grow apart.
@@ -147,12 +156,18 @@ mod tests {
             window_seconds: 120,
             heartbeat_seconds: 5,
             buffer_bytes: 262_144,
+            limits: Limits {
+                idle_timeout_seconds: Some(900),
+                max_duration_seconds: None,
+            },
         }
         .encode();
         assert_eq!(hello[0], CHANNEL);
         let v: serde_json::Value = serde_json::from_slice(&hello[1..]).expect("json");
         assert_eq!(v["type"], "hello");
         assert_eq!(v["window_seconds"], 120);
+        assert_eq!(v["limits"]["idle_timeout_seconds"], 900);
+        assert!(v["limits"]["max_duration_seconds"].is_null());
         let notice = ToPage::Notice {
             text: "a \"quote\"",
         }

@@ -383,6 +383,10 @@ impl<U: Io> Relay<'_, U> {
                 window_seconds: self.resume.window.unwrap_or_default().as_secs(),
                 heartbeat_seconds: self.resume.heartbeat.as_secs().max(1),
                 buffer_bytes: self.resume.buffer as u64,
+                limits: control::Limits {
+                    idle_timeout_seconds: self.settings.idle_timeout.map(|d| d.as_secs()),
+                    max_duration_seconds: self.settings.max_duration.map(|d| d.as_secs()),
+                },
             },
             Greeting::Resumed(r) => ToPage::Resumed {
                 session: &self.session.record.session_id,
