@@ -49,6 +49,15 @@ pub trait Authenticator: Send + Sync + 'static {
 
     /// A short, fixed name for logs and metric labels (`"static_tokens"`, `"oidc"`).
     fn name(&self) -> &'static str;
+
+    /// The static token whose digest is `digest`, if this authenticator holds it now: how a
+    /// browser session from the token login (whose cookie carries the digest, never the
+    /// token) is authenticated on each request, so it ends when the token is removed. Only
+    /// [`StaticTokens`] (and a [`Chain`] holding one) answers anything but `Unknown`.
+    fn authenticate_digest<'a>(&'a self, digest: &'a TokenDigest) -> AuthFuture<'a> {
+        let _ = digest;
+        Box::pin(future::ready(Err(AuthError::Unknown)))
+    }
 }
 
 /// Why a token did not authenticate.
@@ -154,6 +163,19 @@ impl StaticTokens {
         })
     }
 
+    fn lookup_digest(&self, digest: &TokenDigest) -> Result<Authenticated, AuthError> {
+        let identity = self
+            .current()
+            .lookup_digest(digest)
+            .cloned()
+            .ok_or(AuthError::Unknown)?;
+        Ok(Authenticated {
+            identity,
+            expires_at: None,
+            static_token: Some(*digest),
+        })
+    }
+
     /// Whether the token with `digest` is still in the table and still grants `identity`:
     /// asked for each live session after the tokens file is reloaded.
     pub fn still_grants(&self, digest: &TokenDigest, identity: &Identity) -> bool {
@@ -183,6 +205,10 @@ impl Authenticator for StaticTokens {
 
     fn name(&self) -> &'static str {
         "static_tokens"
+    }
+
+    fn authenticate_digest<'a>(&'a self, digest: &'a TokenDigest) -> AuthFuture<'a> {
+        Box::pin(future::ready(self.lookup_digest(digest)))
     }
 }
 
@@ -240,6 +266,18 @@ impl Authenticator for Chain {
 
     fn name(&self) -> &'static str {
         "chain"
+    }
+
+    fn authenticate_digest<'a>(&'a self, digest: &'a TokenDigest) -> AuthFuture<'a> {
+        Box::pin(async move {
+            for authenticator in &self.0 {
+                match authenticator.authenticate_digest(digest).await {
+                    Err(AuthError::Unknown) => continue,
+                    answer => return answer,
+                }
+            }
+            Err(AuthError::Unknown)
+        })
     }
 }
 
@@ -439,6 +477,32 @@ mod tests {
         assert_eq!(who(&chain, "t").await, Err(AuthError::Unknown));
         assert_eq!(called(&calls), ["a", "b"]);
         assert_eq!(who(&Chain::default(), "t").await, Err(AuthError::Unknown));
+    }
+
+    #[tokio::test]
+    async fn digests_authenticate_while_the_token_is_in_the_table() {
+        let chain = Chain::new(vec![
+            Arc::new(StaticTokens::new(bob_table())),
+            Arc::new(StaticTokens::new(alice_table())),
+        ]);
+        let digest = TokenDigest::of(ALICE_TOKEN);
+        let found = chain.authenticate_digest(&digest).await;
+        assert_eq!(
+            found.as_ref().map(|a| a.identity.clone()),
+            Ok(identity("alice", &["dev"]))
+        );
+        assert_eq!(found.map(|a| a.static_token), Ok(Some(digest)));
+        let unknown = TokenDigest::of("not-a-token-here");
+        assert_eq!(
+            chain.authenticate_digest(&unknown).await,
+            Err(AuthError::Unknown)
+        );
+        let tokens = StaticTokens::new(alice_table());
+        tokens.reload(bob_table());
+        assert_eq!(
+            tokens.authenticate_digest(&digest).await,
+            Err(AuthError::Unknown)
+        );
     }
 
     #[tokio::test]

@@ -2,7 +2,10 @@
 //! authenticated so the browser can hold it but neither read nor change it.
 //!
 //! The cookie holds the bearer token itself (an OIDC ID token, or in the demo a static token)
-//! rather than a reference to server-side state: any replica with the same key can serve the
+//! or, for the token login, only the SHA-256 digest of the static token (the token itself is
+//! never in that cookie, sealed or not; the digest is looked up in the tokens file in force on
+//! each request, so the session ends when the token is removed), rather than a reference to
+//! server-side state: any replica with the same key can serve the
 //! next request, a restart with a configured key keeps everyone logged in, and the token is
 //! verified on every request by the same authenticators as a bearer header, so a session can
 //! never be worth more than the token inside it.
@@ -164,6 +167,10 @@ pub struct BrowserSession {
     /// it existed.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub id: String,
+    /// For the token login: the hex SHA-256 of the static token it was made with, and `token`
+    /// is empty. Requests are authenticated by looking the digest up in the tokens in force.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub static_token: Option<String>,
 }
 
 impl fmt::Debug for BrowserSession {
@@ -176,6 +183,10 @@ impl fmt::Debug for BrowserSession {
             )
             .field("expires_at", &self.expires_at)
             .field("id", &self.id)
+            .field(
+                "static_token",
+                &self.static_token.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -196,7 +207,25 @@ impl BrowserSession {
             refresh_token,
             expires_at,
             id: id.iter().map(|b| format!("{b:02x}")).collect(),
+            static_token: None,
         })
+    }
+
+    /// A token login's session: the digest of the static token, no token, a fresh id.
+    pub fn for_static_token(
+        digest: &crate::TokenDigest,
+        expires_at: u64,
+    ) -> Result<Self, SealError> {
+        let mut session = Self::new(String::new(), None, expires_at)?;
+        session.static_token = Some(digest.to_hex());
+        Ok(session)
+    }
+
+    /// The static token digest of a token login's session.
+    pub fn static_digest(&self) -> Option<crate::TokenDigest> {
+        self.static_token
+            .as_deref()
+            .and_then(crate::TokenDigest::from_hex)
     }
 
     /// The id of the login this session belongs to, if it has one.
@@ -317,5 +346,24 @@ mod tests {
         )
         .expect("session");
         assert!(!format!("{secret:?}").contains("secret-"));
+    }
+
+    #[test]
+    fn token_login_sessions_carry_the_digest_only() {
+        let k = key();
+        let digest = crate::TokenDigest::of("s3cr3t-static-token");
+        let s = BrowserSession::for_static_token(&digest, 100).expect("session");
+        let sealed = s.seal(&k).expect("sealed");
+        let opened = BrowserSession::open(&k, &sealed).expect("opened");
+        assert_eq!(opened.static_digest(), Some(digest));
+        assert!(opened.token.is_empty() && opened.refresh_token.is_none());
+        let plain = k.open(SESSION_PURPOSE, &sealed).expect("plain");
+        let plain = String::from_utf8(plain).expect("json");
+        assert!(!plain.contains("s3cr3t"), "{plain}");
+        assert!(!format!("{opened:?}").contains(&digest.to_hex()));
+        // A cookie sealed before the field existed opens without it.
+        let old = BrowserSession::new("t".into(), None, 0).expect("session");
+        let reopened = BrowserSession::open(&k, &old.seal(&k).expect("sealed")).expect("opened");
+        assert_eq!(reopened.static_digest(), None);
     }
 }

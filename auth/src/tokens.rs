@@ -40,6 +40,23 @@ impl TokenDigest {
         d.copy_from_slice(digest::digest(&digest::SHA256, token.as_bytes()).as_ref());
         TokenDigest(d)
     }
+
+    /// Lowercase hex, for sealing into a browser session cookie (never shown or logged).
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The digest [`to_hex`](Self::to_hex) wrote; `None` for anything else.
+    pub fn from_hex(text: &str) -> Option<TokenDigest> {
+        if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let mut d = [0u8; 32];
+        for (i, byte) in d.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        Some(TokenDigest(d))
+    }
 }
 
 impl fmt::Debug for TokenDigest {
@@ -300,6 +317,12 @@ mod tests {
             table.lookup("s3cr3t-alice")
         );
         assert_eq!(table.lookup_digest(&TokenDigest::of("s3cr3t-alic")), None);
+        let digest = TokenDigest::of("s3cr3t-alice");
+        assert_eq!(TokenDigest::from_hex(&digest.to_hex()), Some(digest));
+        assert_eq!(digest.to_hex().len(), 64);
+        for bad in ["", "zz", &"g".repeat(64), &"a".repeat(63), &"é".repeat(32)] {
+            assert_eq!(TokenDigest::from_hex(bad), None, "{bad:?}");
+        }
         assert_eq!(table.lookup("s3cr3t-alic"), None);
         assert_eq!(table.lookup("s3cr3t-alice2"), None);
         assert_eq!(table.lookup(""), None);

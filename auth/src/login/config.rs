@@ -62,6 +62,13 @@ pub struct LoginConfig {
     /// `10m`.
     #[serde(default = "default_login_timeout")]
     pub login_timeout: Duration,
+    /// The public client (no secret; `http://localhost:8000` and `:18000` redirects, as
+    /// kubelogin uses) that kubectl logs in with through kubelogin, named in the kubeconfigs
+    /// `/podgate/kubeconfig` hands out. Must be among the issuer's `audiences`. Unset: those
+    /// kubeconfigs use `client_id` (which then must be a public client too for kubelogin to
+    /// work); the browser login's secret never goes into a kubeconfig.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubectl_client_id: Option<String>,
 }
 
 impl std::fmt::Debug for LoginConfig {
@@ -77,6 +84,7 @@ impl std::fmt::Debug for LoginConfig {
             .field("scopes", &self.scopes)
             .field("redirect_url", &self.redirect_url)
             .field("login_timeout", &self.login_timeout)
+            .field("kubectl_client_id", &self.kubectl_client_id)
             .finish()
     }
 }
@@ -116,7 +124,13 @@ impl LoginConfig {
             scopes: None,
             redirect_url: None,
             login_timeout: default_login_timeout(),
+            kubectl_client_id: None,
         }
+    }
+
+    /// The client id kubectl's kubeconfigs name: `kubectl_client_id`, else `client_id`.
+    pub fn kubectl_client(&self) -> &str {
+        self.kubectl_client_id.as_deref().unwrap_or(&self.client_id)
     }
 
     /// Every problem, `field` relative to this section; `issuers` are the configured ones.
@@ -151,6 +165,25 @@ impl LoginConfig {
                 ),
             ),
             Some(_) => {}
+        }
+        if let Some(kubectl) = &self.kubectl_client_id {
+            let audiences = issuers
+                .iter()
+                .find(|i| i.issuer == self.issuer)
+                .map(|i| i.audiences.as_slice())
+                .unwrap_or_default();
+            if kubectl.is_empty() {
+                push("kubectl_client_id", "must not be empty".to_owned());
+            } else if !audiences.is_empty() && !audiences.contains(kubectl) {
+                push(
+                    "kubectl_client_id",
+                    format!(
+                        "{kubectl:?} is not among the audiences of issuer {:?}: kubectl sends \
+                         the ID token kubelogin gets for this client, so add it there",
+                        self.issuer
+                    ),
+                );
+            }
         }
         if self.client_id.is_empty() {
             push("client_id", "must not be empty".to_owned());
@@ -304,6 +337,23 @@ mod tests {
         let wrong_client = LoginConfig::new("https://idp.example", "web");
         assert!(
             problems(&wrong_client)[0].starts_with("client_id: \"web\" is not among the audiences")
+        );
+        let mut kubectl = LoginConfig::new("https://idp.example", "podgate");
+        assert_eq!(kubectl.kubectl_client(), "podgate");
+        kubectl.kubectl_client_id = Some("kubectl-cli".into());
+        assert_eq!(kubectl.kubectl_client(), "kubectl-cli");
+        assert!(
+            problems(&kubectl)
+                .iter()
+                .any(|p| p.starts_with("kubectl_client_id: \"kubectl-cli\" is not among")),
+            "{:?}",
+            problems(&kubectl)
+        );
+        kubectl.kubectl_client_id = Some(String::new());
+        assert!(
+            problems(&kubectl)
+                .iter()
+                .any(|p| p == "kubectl_client_id: must not be empty")
         );
         let mut http = LoginConfig::new("https://idp.example", "podgate");
         http.redirect_url = Some("http://gw.example/auth/callback".into());

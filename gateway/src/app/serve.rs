@@ -51,6 +51,11 @@ pub async fn run(path: &Path, loaded: super::config::Loaded) -> anyhow::Result<(
     if authn.login.is_some() {
         tracing::info!("browser login with OIDC at /auth/login");
     }
+    // Static tokens and no OIDC login: the web UI offers a token login instead.
+    browser.token_login = authn.static_tokens.is_some() && authn.login.is_none();
+    if browser.token_login {
+        tracing::info!("browser login with a static token at /auth/token");
+    }
     browser.oidc = authn.login;
     let (session_limits, sessions, connections) =
         StartOptions::settings_from(&config.limits, &config.sessions);

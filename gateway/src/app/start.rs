@@ -186,6 +186,7 @@ pub async fn start(opts: StartOptions) -> std::io::Result<Running> {
             browser,
             authenticator: opts.authenticator,
             metrics: metrics.clone(),
+            tls: Some(opts.tls.clone()),
         },
         sessions: sessions.clone(),
         metrics: metrics.clone(),

@@ -90,7 +90,7 @@ pub async fn handle(
 }
 
 /// The token of a `token=...` form or a `{"token": "..."}` body.
-fn token_of(body: &[u8], json: bool) -> Option<String> {
+pub(crate) fn token_of(body: &[u8], json: bool) -> Option<String> {
     let token = if json {
         serde_json::from_slice::<serde_json::Value>(body)
             .ok()?

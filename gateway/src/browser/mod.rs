@@ -3,8 +3,10 @@
 //!
 //! The cookie carries a sealed [`BrowserSession`] (the bearer token itself), so a cookie
 //! request is authenticated by exactly the authenticators a header request is, and any replica
-//! with the same key can serve it. Logins: [`dev_login`] (the demo's tokens, loopback only) and
-//! [`oidc`] (Authorization Code with PKCE against the configured issuer).
+//! with the same key can serve it. Logins: [`dev_login`] (the demo's tokens, loopback only),
+//! [`oidc`] (Authorization Code with PKCE against the configured issuer) and [`token_login`]
+//! (a static token typed into the page, where there is no OIDC login; its cookie carries the
+//! token's digest, not the token).
 
 pub mod assets;
 pub mod cookies;
@@ -12,6 +14,7 @@ pub mod dev_login;
 pub mod oidc;
 pub mod origin;
 pub mod session;
+pub mod token_login;
 
 use crate::http::{Body, json, status};
 use http::header::{HeaderValue, LOCATION, SET_COOKIE};
@@ -28,6 +31,8 @@ pub struct Pages {
     /// Checks the demo's tokens at `/auth/dev-login`.
     pub authenticator: Arc<dyn podgate_auth::Authenticator>,
     pub metrics: podgate_metrics::Metrics,
+    /// The public listener's certificate, for the CA in `/podgate/kubeconfig`.
+    pub tls: Option<Arc<crate::edge::tls::ReloadingCert>>,
 }
 
 /// How browser sessions are sealed and what logins are offered.
@@ -39,6 +44,9 @@ pub struct Browser {
     /// `podgate demo`'s login with a demo token, from loopback only.
     pub dev_login: bool,
     pub oidc: Option<oidc::OidcLogin>,
+    /// `POST /auth/token`: log in with a static token (`podgate serve` turns it on when
+    /// `auth.tokens_file` is set and `auth.oidc.login` is not).
+    pub token_login: bool,
 }
 
 impl Browser {
@@ -53,6 +61,7 @@ impl Browser {
                 .get(),
             dev_login: false,
             oidc: None,
+            token_login: false,
         })
     }
 
@@ -77,6 +86,7 @@ impl Browser {
             max_lifetime: config.max_lifetime.get(),
             dev_login: false,
             oidc: None,
+            token_login: false,
         })
     }
 
@@ -120,11 +130,17 @@ pub async fn handle(
         return status(&Status::api_error(403, "Forbidden", refused.to_string()));
     }
     match (req.method().clone(), path.as_str()) {
-        (Method::GET, "/auth/methods") => json(
-            StatusCode::OK,
-            &serde_json::json!({"dev": browser.dev_login, "oidc": browser.oidc.is_some()}),
-        ),
+        (Method::GET, "/auth/methods") => {
+            let mut methods =
+                serde_json::json!({"dev": browser.dev_login, "oidc": browser.oidc.is_some()});
+            // Named only where offered: clients that know two methods read the same answer.
+            if browser.token_login {
+                methods["token"] = serde_json::Value::Bool(true);
+            }
+            json(StatusCode::OK, &methods)
+        }
         (Method::POST, "/auth/dev-login") => dev_login::handle(pages, req, peer).await,
+        (Method::POST, "/auth/token") => token_login::handle(pages, req).await,
         (Method::GET | Method::POST, "/auth/logout") => logout(),
         (Method::GET, "/auth/login") => match &browser.oidc {
             Some(login) => login.login(pages, &req).await,
@@ -139,7 +155,8 @@ pub async fn handle(
             "NotFound",
             format!(
                 "{} {path} is not a podgate login endpoint (there are GET /auth/methods, \
-                 GET /auth/login, GET /auth/callback, POST /auth/dev-login, POST /auth/logout)",
+                 GET /auth/login, GET /auth/callback, POST /auth/dev-login, POST /auth/token, \
+                 POST /auth/logout)",
                 req.method()
             ),
         )),

@@ -206,6 +206,7 @@ impl OidcLogin {
                     expires_at: tokens.expires_at,
                     // The same login, refreshed: its shells carry on.
                     id: session.id.clone(),
+                    static_token: None,
                 })
             })
             .await

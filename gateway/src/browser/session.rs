@@ -20,6 +20,12 @@ pub enum FromCookie {
         login: Option<String>,
         set_cookie: Option<HeaderValue>,
     },
+    /// A token login's session: the digest of the static token to look up (the cookie never
+    /// holds the token itself), and the login it belongs to.
+    StaticToken {
+        digest: podgate_auth::TokenDigest,
+        login: Option<String>,
+    },
     /// The cookie cannot be used; the browser should drop it. `reason` is a bounded label.
     Refused { reason: &'static str },
 }
@@ -39,6 +45,18 @@ pub async fn read(browser: &Browser, headers: &HeaderMap) -> FromCookie {
     };
     let now = unix_now();
     let login = session.login_id().map(str::to_string);
+    if session.static_token.is_some() {
+        return match session.static_digest() {
+            // Sealed with `max_lifetime` as its end: no refresh, it ends then.
+            Some(_) if session.expires_within(now, 0) => FromCookie::Refused {
+                reason: "session_expired",
+            },
+            Some(digest) => FromCookie::StaticToken { digest, login },
+            None => FromCookie::Refused {
+                reason: "bad_cookie",
+            },
+        };
+    }
     if !session.expires_within(now, REFRESH_MARGIN_SECS) {
         return FromCookie::Token {
             token: session.token,

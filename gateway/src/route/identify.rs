@@ -35,6 +35,7 @@ impl Identify {
         let unauthorized = || status(&Status::unauthorized());
         let mut set_cookie = None;
         let mut login = None;
+        let mut digest = None;
         let credential = match podgate_auth::extract(req.headers(), req.uri()) {
             Ok(Some(c)) => c,
             // No bearer token: the browser session cookie, the lowest-precedence source.
@@ -48,6 +49,18 @@ impl Identify {
                     login = l;
                     Credential {
                         token,
+                        source: CredentialSource::Cookie,
+                    }
+                }
+                FromCookie::StaticToken {
+                    digest: d,
+                    login: l,
+                } => {
+                    // The token login: the cookie names a static token by its digest.
+                    digest = Some(d);
+                    login = l;
+                    Credential {
+                        token: String::new(),
                         source: CredentialSource::Cookie,
                     }
                 }
@@ -92,7 +105,11 @@ impl Identify {
                 refused.to_string(),
             )));
         }
-        match self.authenticator.authenticate(&credential.token).await {
+        let authenticated = match &digest {
+            Some(d) => self.authenticator.authenticate_digest(d).await,
+            None => self.authenticator.authenticate(&credential.token).await,
+        };
+        match authenticated {
             Ok(authenticated) => {
                 if let (Some(login), Some(expires_at)) = (&login, authenticated.expires_at) {
                     self.live.extend_browser_session(login, expires_at);

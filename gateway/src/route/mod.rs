@@ -9,6 +9,7 @@
 pub mod clusters;
 pub mod discovery;
 pub mod identify;
+pub mod kubeconfig;
 pub mod live;
 pub mod operators;
 pub mod recordings;
@@ -108,6 +109,9 @@ impl Router {
         let identity = &who.authenticated.identity;
         match path.segments().as_slice() {
             ["podgate", "whoami"] => json(StatusCode::OK, identity),
+            ["podgate", "kubeconfig"] => {
+                kubeconfig::answer(&self.pages, &self.clusters, req, &who.authenticated).await
+            }
             ["podgate", "clusters"] => clusters::answer(
                 self.clusters.snapshot().sorted(),
                 identity,

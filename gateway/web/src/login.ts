@@ -1,15 +1,65 @@
 // The login screen: the methods the gateway offers (GET /auth/methods): OIDC (a redirect to
-// the provider and back) and, in `podgate demo` on loopback, the demo token.
+// the provider and back), a static token where there is no OIDC login (POST /auth/token: the
+// token goes in the body, never the URL, and the cookie set holds only its digest) and, in
+// `podgate demo` on loopback, the demo token.
 
 import { getJSON, type Methods } from './api';
 import { h } from './dom';
 import { parseStatus } from './protocol';
 
+/// `token`: the gateway offers the token login (static tokens, no OIDC login).
+export type LoginMethods = Methods & { token?: boolean };
+
+/// A password field and a button that POST the token to `endpoint`; `onLoggedIn` on success,
+/// else the gateway's message in `error`.
+function tokenForm(opts: {
+  endpoint: string; formClass: string; inputId: string; buttonId: string; title: string; note: string;
+  placeholder: string; error: HTMLElement; onLoggedIn: () => void;
+  /// The gateway's own 401 message is meant for people (the token login's is; the dev login
+  /// answers a bare Unauthorized).
+  readable401: boolean;
+}): HTMLElement {
+  const token = h('input', {
+    type: 'password', id: opts.inputId, name: 'token', autocomplete: 'off', required: true,
+    placeholder: opts.placeholder, spellcheck: 'false',
+  });
+  const submit = async (ev: Event) => {
+    ev.preventDefault();
+    opts.error.textContent = '';
+    try {
+      const resp = await fetch(opts.endpoint, {
+        method: 'POST',
+        credentials: 'same-origin',
+        headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+        body: JSON.stringify({ token: token.value }),
+      });
+      if (resp.ok) {
+        token.value = '';
+        opts.onLoggedIn();
+        return;
+      }
+      const st = parseStatus(await resp.text());
+      opts.error.textContent = resp.status === 401
+        ? (opts.readable401 && st?.message ? st.message : 'That token is not valid.')
+        : (st?.message ?? `Login failed (HTTP ${resp.status}).`);
+    } catch (e) {
+      opts.error.textContent = `podgate cannot be reached: ${String(e)}`;
+    }
+  };
+  return h('form', { class: opts.formClass, onsubmit: (ev: Event) => void submit(ev) },
+    h('h2', {}, opts.title),
+    h('p', { class: 'note' }, opts.note),
+    h('label', { for: opts.inputId }, 'Token'),
+    token,
+    h('button', { type: 'submit', class: 'primary', id: opts.buttonId }, 'Log in'),
+  );
+}
+
 export async function loginScreen(onLoggedIn: () => void): Promise<HTMLElement> {
-  let methods: Methods = { dev: false, oidc: false };
+  let methods: LoginMethods = { dev: false, oidc: false };
   let problem = '';
   try {
-    methods = await getJSON<Methods>('/auth/methods');
+    methods = await getJSON<LoginMethods>('/auth/methods');
   } catch (e) {
     problem = `podgate did not say how to log in: ${e instanceof Error ? e.message : String(e)}`;
   }
@@ -23,43 +73,22 @@ export async function loginScreen(onLoggedIn: () => void): Promise<HTMLElement> 
         'Log in with OIDC'),
     );
   }
-  if (methods.dev) {
-    const token = h('input', {
-      type: 'password', id: 'login-token', name: 'token', autocomplete: 'off', required: true,
-      placeholder: 'podgate-demo-admin',
-    });
-    const submit = async (ev: Event) => {
-      ev.preventDefault();
-      error.textContent = '';
-      try {
-        const resp = await fetch('/auth/dev-login', {
-          method: 'POST',
-          credentials: 'same-origin',
-          headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
-          body: JSON.stringify({ token: token.value }),
-        });
-        if (resp.ok) {
-          onLoggedIn();
-          return;
-        }
-        const st = parseStatus(await resp.text());
-        error.textContent = resp.status === 401 ? 'That token is not valid.' : (st?.message ?? `Login failed (HTTP ${resp.status}).`);
-      } catch (e) {
-        error.textContent = `podgate cannot be reached: ${String(e)}`;
-      }
-    };
-    box.appendChild(
-      h('form', { class: 'dev-login', onsubmit: (ev: Event) => void submit(ev) },
-        h('h2', {}, 'Demo login'),
-        h('p', { class: 'note' }, 'podgate demo: log in with a demo token (podgate-demo-admin, -alice or -bob).'),
-        h('label', { for: 'login-token' }, 'Token'),
-        token,
-        h('button', { type: 'submit', class: 'primary', id: 'login-dev' }, 'Log in'),
-      ),
-    );
+  if (methods.token) {
+    box.appendChild(tokenForm({
+      endpoint: '/auth/token', formClass: 'dev-login token-login', inputId: 'login-static-token', buttonId: 'login-token-submit',
+      title: 'Log in with your token', note: 'Paste the podgate token your operator gave you. It is sent once and never stored in this browser.',
+      placeholder: 'your podgate token', error, onLoggedIn, readable401: true,
+    }));
   }
-  if (!methods.oidc && !methods.dev && !problem) {
-    error.textContent = 'This podgate offers no browser login: ask its operator to configure OIDC login.';
+  if (methods.dev) {
+    box.appendChild(tokenForm({
+      endpoint: '/auth/dev-login', formClass: 'dev-login', inputId: 'login-token', buttonId: 'login-dev',
+      title: 'Demo login', note: 'podgate demo: log in with a demo token (podgate-demo-admin, -alice or -bob).',
+      placeholder: 'podgate-demo-admin', error, onLoggedIn, readable401: false,
+    }));
+  }
+  if (!methods.oidc && !methods.dev && !methods.token && !problem) {
+    error.textContent = 'This podgate offers no browser login: ask its operator to configure OIDC login or a tokens file.';
   }
   box.appendChild(error);
   return box;

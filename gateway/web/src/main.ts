@@ -5,6 +5,7 @@ import { ApiError, checkLogin, getJSON, type Whoami } from './api';
 import { clear, h } from './dom';
 import { LoginKeepalive } from './keepalive';
 import { loginScreen } from './login';
+import { kubeconfigMenu } from './kubeconfig';
 import { Pages } from './pages';
 import { Picker } from './pickers';
 import * as route from './route';
@@ -135,6 +136,7 @@ class App {
       h('span', { class: 'spacer' }),
       h('span', { class: 'font-control', role: 'group', 'aria-label': 'Terminal font size' }, smaller, this.fontLabel, larger),
       keysButton,
+      kubeconfigMenu(),
       themeButton,
       h('form', { method: 'post', action: '/auth/logout', class: 'logout' },
         h('button', { type: 'submit', class: 'ghost' }, 'Log out')),
