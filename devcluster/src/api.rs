@@ -1,5 +1,7 @@
 //! The read side of the API: version, discovery, namespaces and pods (JSON or `Table`), watch.
 
+use crate::list::{self, ListQuery};
+use crate::selector::pod_field;
 use crate::store::{PodEntry, Store};
 use bytes::Bytes;
 use hyper::{Response, StatusCode};
@@ -141,14 +143,88 @@ fn table(columns: Vec<Value>, rows: Vec<Value>, rv: &str) -> Value {
            "columnDefinitions": columns, "rows": rows})
 }
 
+/// A list's `metadata`: its resourceVersion, and `continue` / `remainingItemCount` for a page.
+fn list_meta<T>(rv: u64, page: &list::Page<T>) -> Value {
+    let mut meta = json!({"resourceVersion": rv.to_string()});
+    if let Some(c) = &page.continue_token {
+        meta["continue"] = json!(c);
+    }
+    if let Some(n) = page.remaining {
+        meta["remainingItemCount"] = json!(n);
+    }
+    meta
+}
+
+/// The fields kube-apiserver selects namespaces on.
+pub const NAMESPACE_FIELDS: &[&str] = &["metadata.name", "status.phase"];
+
+fn pod_matches(e: &PodEntry, q: &ListQuery) -> bool {
+    q.labels.matches(e.pod.metadata.labels.as_ref()) && q.fields.matches(|f| pod_field(&e.pod, f))
+}
+
+fn namespace_matches(n: &core::Namespace, q: &ListQuery) -> bool {
+    q.labels.matches(n.metadata.labels.as_ref())
+        && q.fields.matches(|f| match f {
+            "metadata.name" => n.metadata.name.clone().unwrap_or_default(),
+            "status.phase" => n
+                .status
+                .as_ref()
+                .and_then(|s| s.phase.clone())
+                .unwrap_or_default(),
+            _ => String::new(),
+        })
+}
+
+/// kubectl's STATUS column: the phase, or what a container waits on or ended with.
+fn pod_status_text(st: &core::PodStatus) -> String {
+    let phase = st.phase.clone().unwrap_or_default();
+    let mut reason = st.reason.clone().unwrap_or(phase.clone());
+    for c in st.container_statuses.iter().flatten() {
+        let Some(state) = &c.state else { continue };
+        if let Some(w) = state.waiting.as_ref().and_then(|w| w.reason.clone()) {
+            reason = w;
+        } else if phase != "Running"
+            && let Some(t) = state.terminated.as_ref().and_then(|t| t.reason.clone())
+        {
+            reason = t;
+        }
+    }
+    reason
+}
+
+/// kubectl's RESTARTS column: the count, and how long ago the last one was.
+fn restarts_text(statuses: &[core::ContainerStatus]) -> String {
+    let count: i64 = statuses.iter().map(|c| i64::from(c.restart_count)).sum();
+    let last = statuses
+        .iter()
+        .filter_map(|c| {
+            c.last_state
+                .as_ref()?
+                .terminated
+                .as_ref()?
+                .finished_at
+                .as_ref()
+        })
+        .map(|t| t.0.as_second())
+        .max();
+    match last {
+        Some(t) if count > 0 => format!(
+            "{count} ({} ago)",
+            human_duration((crate::store::unix_seconds() - t).max(0))
+        ),
+        _ => count.to_string(),
+    }
+}
+
 fn pod_row(e: &PodEntry) -> Value {
     let p = &e.pod;
     let st = p.status.clone().unwrap_or_default();
+    let status_text = pod_status_text(&st);
     let statuses = st.container_statuses.unwrap_or_default();
     let ready = statuses.iter().filter(|c| c.ready).count();
     json!({
         "cells": [
-            p.metadata.name, format!("{ready}/{}", statuses.len()), st.phase, 0,
+            p.metadata.name, format!("{ready}/{}", statuses.len()), status_text, restarts_text(&statuses),
             age(p.metadata.creation_timestamp.as_ref()), st.pod_ip,
             p.spec.as_ref().and_then(|s| s.node_name.clone()), "<none>", "<none>",
         ],
@@ -186,33 +262,82 @@ fn namespace_columns() -> Vec<Value> {
     ]
 }
 
-pub fn list_pods(store: &Store, namespace: Option<&str>, shape: Shape) -> Value {
-    let pods = store.pods(namespace);
-    match shape {
-        Shape::Table => table(
-            pod_columns(),
-            pods.iter().map(|e| pod_row(e)).collect(),
-            &store.resource_version,
-        ),
-        Shape::Object => json!({
-            "kind": "PodList", "apiVersion": "v1",
-            "metadata": {"resourceVersion": store.resource_version},
-            "items": pods.iter().map(|e| &e.pod).collect::<Vec<_>>(),
-        }),
+/// A list as it is written: a `Table`, or a `PodList` whose items are serialized straight
+/// from the store (no copy of thousands of pods as JSON values first).
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+pub enum PodListBody {
+    Table(Value),
+    Pods {
+        kind: &'static str,
+        #[serde(rename = "apiVersion")]
+        api_version: &'static str,
+        metadata: Value,
+        items: Vec<PodItem>,
+    },
+}
+
+/// One pod of a list, shared with the store.
+pub struct PodItem(std::sync::Arc<PodEntry>);
+
+impl serde::Serialize for PodItem {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.pod.serialize(s)
     }
 }
 
-pub fn list_namespaces(store: &Store, shape: Shape) -> Value {
+pub fn list_pods(
+    store: &Store,
+    namespace: Option<&str>,
+    shape: Shape,
+    q: &ListQuery,
+) -> PodListBody {
+    let rv = store.revision();
+    let page = list::page(store.keyed_pods(namespace), q, rv, |e| pod_matches(e, q));
+    let meta = list_meta(rv, &page);
     match shape {
-        Shape::Table => table(
-            namespace_columns(),
-            store.namespaces().map(namespace_row).collect(),
-            &store.resource_version,
-        ),
+        Shape::Table => {
+            let mut t = table(
+                pod_columns(),
+                page.items.iter().map(|e| pod_row(e)).collect(),
+                "",
+            );
+            t["metadata"] = meta;
+            PodListBody::Table(t)
+        }
+        Shape::Object => PodListBody::Pods {
+            kind: "PodList",
+            api_version: "v1",
+            metadata: meta,
+            items: page.items.into_iter().map(PodItem).collect(),
+        },
+    }
+}
+
+pub fn list_namespaces(store: &Store, shape: Shape, q: &ListQuery) -> Value {
+    let rv = store.revision();
+    let all = store.namespaces().map(|n| {
+        (
+            (n.metadata.name.clone().unwrap_or_default(), String::new()),
+            n,
+        )
+    });
+    let page = list::page(all, q, rv, |n| namespace_matches(n, q));
+    let meta = list_meta(rv, &page);
+    match shape {
+        Shape::Table => {
+            let mut t = table(
+                namespace_columns(),
+                page.items.iter().map(|n| namespace_row(n)).collect(),
+                "",
+            );
+            t["metadata"] = meta;
+            t
+        }
         Shape::Object => json!({
             "kind": "NamespaceList", "apiVersion": "v1",
-            "metadata": {"resourceVersion": store.resource_version},
-            "items": store.namespaces().collect::<Vec<_>>(),
+            "metadata": meta,
+            "items": page.items,
         }),
     }
 }
@@ -225,7 +350,11 @@ pub fn get_pod(store: &Store, namespace: &str, name: &str, shape: Shape) -> Resp
         (None, _) => status(&Status::not_found("pods", name)),
         (Some(e), Shape::Table) => json(
             StatusCode::OK,
-            &table(pod_columns(), vec![pod_row(&e)], &store.resource_version),
+            &table(
+                pod_columns(),
+                vec![pod_row(&e)],
+                &store.revision().to_string(),
+            ),
         ),
         (Some(e), Shape::Object) => json(StatusCode::OK, &e.pod),
     }
@@ -239,7 +368,7 @@ pub fn get_namespace(store: &Store, name: &str, shape: Shape) -> Response<Body> 
             &table(
                 namespace_columns(),
                 vec![namespace_row(n)],
-                &store.resource_version,
+                &store.revision().to_string(),
             ),
         ),
         (Some(n), Shape::Object) => json(StatusCode::OK, n),
@@ -278,25 +407,36 @@ pub fn watch(
 }
 
 /// Watch events carry each object; in Table form, a one-row table each.
-pub fn watch_items_pods(store: &Store, namespace: Option<&str>, shape: Shape) -> Vec<Value> {
+pub fn watch_items_pods(
+    store: &Store,
+    namespace: Option<&str>,
+    shape: Shape,
+    q: &ListQuery,
+) -> Vec<Value> {
     store
         .pods(namespace)
         .iter()
+        .filter(|e| pod_matches(e, q))
         .map(|e| match shape {
-            Shape::Table => table(pod_columns(), vec![pod_row(e)], &store.resource_version),
+            Shape::Table => table(
+                pod_columns(),
+                vec![pod_row(e)],
+                &store.revision().to_string(),
+            ),
             Shape::Object => serde_json::to_value(&e.pod).unwrap_or(Value::Null),
         })
         .collect()
 }
 
-pub fn watch_items_namespaces(store: &Store, shape: Shape) -> Vec<Value> {
+pub fn watch_items_namespaces(store: &Store, shape: Shape, q: &ListQuery) -> Vec<Value> {
     store
         .namespaces()
+        .filter(|n| namespace_matches(n, q))
         .map(|n| match shape {
             Shape::Table => table(
                 namespace_columns(),
                 vec![namespace_row(n)],
-                &store.resource_version,
+                &store.revision().to_string(),
             ),
             Shape::Object => serde_json::to_value(n).unwrap_or(Value::Null),
         })
@@ -322,12 +462,13 @@ mod tests {
     #[test]
     fn tables_have_a_row_per_pod_with_metadata() {
         let store = Store::new(&crate::topology::Topology::builtin());
-        let t = list_pods(&store, Some("default"), Shape::Table);
+        let q = ListQuery::default();
+        let t = serde_json::to_value(list_pods(&store, Some("default"), Shape::Table, &q)).unwrap();
         let rows = t["rows"].as_array().unwrap();
         assert_eq!(rows.len(), store.pods(Some("default")).len());
         assert_eq!(rows[0]["object"]["metadata"]["namespace"], "default");
         assert_eq!(t["columnDefinitions"][0]["name"], "Name");
-        let l = list_pods(&store, None, Shape::Object);
+        let l = serde_json::to_value(list_pods(&store, None, Shape::Object, &q)).unwrap();
         assert_eq!(l["kind"], "PodList");
         assert_eq!(l["items"].as_array().unwrap().len(), store.pods(None).len());
     }

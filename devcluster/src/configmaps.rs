@@ -33,20 +33,47 @@ impl ConfigMaps {
         meta["creationTimestamp"] = created.unwrap_or_else(|| json!(now().0.to_string()));
     }
 
-    pub fn list(&self, ns: Option<&str>, shape: Shape) -> Value {
-        let items: Vec<Value> = self
+    /// The resourceVersion lists (and continue tokens) carry.
+    pub fn revision(&self) -> u64 {
+        self.version.load(Ordering::Relaxed) + 1
+    }
+
+    pub fn list(&self, ns: Option<&str>, shape: Shape, q: &crate::list::ListQuery) -> Value {
+        let rv_n = self.revision();
+        let all: Vec<((String, String), Value)> = self
             .lock()
             .iter()
             .filter(|((n, _), _)| ns.is_none_or(|want| want == n))
-            .map(|(_, v)| v.clone())
+            .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let rv = (self.version.load(Ordering::Relaxed) + 1).to_string();
+        let page = crate::list::page(all, q, rv_n, |o| {
+            let labels: Option<BTreeMap<String, String>> =
+                serde_json::from_value(o["metadata"]["labels"].clone()).ok();
+            q.labels.matches(labels.as_ref())
+                && q.fields.matches(|f| match f {
+                    "metadata.name" => o["metadata"]["name"].as_str().unwrap_or("").to_string(),
+                    "metadata.namespace" => o["metadata"]["namespace"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string(),
+                    _ => String::new(),
+                })
+        });
+        let items = page.items;
+        let rv = rv_n.to_string();
+        let mut meta = json!({"resourceVersion": rv});
+        if let Some(c) = &page.continue_token {
+            meta["continue"] = json!(c);
+        }
+        if let Some(n) = page.remaining {
+            meta["remainingItemCount"] = json!(n);
+        }
         match shape {
             Shape::Object => {
-                json!({"kind": "ConfigMapList", "apiVersion": "v1", "metadata": {"resourceVersion": rv}, "items": items})
+                json!({"kind": "ConfigMapList", "apiVersion": "v1", "metadata": meta, "items": items})
             }
             Shape::Table => json!({
-                "kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": rv},
+                "kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta,
                 "columnDefinitions": [
                     {"name": "Name", "type": "string", "format": "name", "description": "Name", "priority": 0},
                     {"name": "Data", "type": "integer", "format": "", "description": "Data", "priority": 0},
@@ -185,14 +212,14 @@ mod tests {
             .unwrap();
         assert_eq!(o["data"], json!({"k": "w"}));
         assert_eq!(
-            c.list(Some("default"), Shape::Object)["items"]
+            c.list(Some("default"), Shape::Object, &Default::default())["items"]
                 .as_array()
                 .unwrap()
                 .len(),
             1
         );
         assert_eq!(
-            c.list(Some("shop"), Shape::Object)["items"]
+            c.list(Some("shop"), Shape::Object, &Default::default())["items"]
                 .as_array()
                 .unwrap()
                 .len(),

@@ -94,6 +94,7 @@ pub fn apply(entry: &PodEntry, pod_name: &str, patch: &[u8]) -> Result<PodEntry,
             command,
             flood_bytes: 0,
             ports: Vec::new(),
+            restarts: 0,
         };
         let status = running_status(&added, &time);
         let pod_spec = pod.spec.get_or_insert_with(Default::default);

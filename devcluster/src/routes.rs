@@ -3,6 +3,7 @@
 
 use crate::access::{self, Attributes, UserInfo};
 use crate::api::{self, Shape};
+use crate::selector::POD_FIELDS;
 use crate::state::State;
 use hyper::{Method, Request, Response, StatusCode, header};
 use podgate_protocol::http::{Body, json, status};
@@ -133,14 +134,21 @@ pub async fn handle(state: Arc<State>, req: Request<hyper::body::Incoming>) -> R
             if let Err(s) = allowed(read_verb(false), "namespaces", None, None) {
                 return status(&s);
             }
+            let q = match list_query(&query, state.store.revision(), api::NAMESPACE_FIELDS) {
+                Ok(q) => q,
+                Err(s) => return status(&s),
+            };
             if watching {
                 return watch(
                     &state,
                     &query,
-                    api::watch_items_namespaces(&state.store, shape),
+                    api::watch_items_namespaces(&state.store, shape, &q),
                 );
             }
-            json(StatusCode::OK, &api::list_namespaces(&state.store, shape))
+            json(
+                StatusCode::OK,
+                &api::list_namespaces(&state.store, shape, &q),
+            )
         }
         (&Method::GET, ["api", "v1", "namespaces", ns]) => {
             match allowed("get", "namespaces", None, Some(ns)) {
@@ -152,36 +160,41 @@ pub async fn handle(state: Arc<State>, req: Request<hyper::body::Incoming>) -> R
             if let Err(s) = allowed(read_verb(false), "pods", None, None) {
                 return status(&s);
             }
+            let q = match list_query(&query, state.store.revision(), POD_FIELDS) {
+                Ok(q) => q,
+                Err(s) => return status(&s),
+            };
             if watching {
                 return watch(
                     &state,
                     &query,
-                    api::watch_items_pods(&state.store, None, shape),
+                    api::watch_items_pods(&state.store, None, shape, &q),
                 );
             }
-            json(StatusCode::OK, &api::list_pods(&state.store, None, shape))
+            json(
+                StatusCode::OK,
+                &api::list_pods(&state.store, None, shape, &q),
+            )
         }
         (&Method::GET, ["api", "v1", "namespaces", ns, "pods"]) => {
             if let Err(s) = allowed(read_verb(false), "pods", Some(ns), None) {
                 return status(&s);
             }
-            if state.store.namespace(ns).is_none() && !watching {
-                // kube-apiserver lists an unknown namespace as empty.
-                return json(
-                    StatusCode::OK,
-                    &api::list_pods(&state.store, Some(ns), shape),
-                );
-            }
+            let q = match list_query(&query, state.store.revision(), POD_FIELDS) {
+                Ok(q) => q,
+                Err(s) => return status(&s),
+            };
             if watching {
                 return watch(
                     &state,
                     &query,
-                    api::watch_items_pods(&state.store, Some(ns), shape),
+                    api::watch_items_pods(&state.store, Some(ns), shape, &q),
                 );
             }
+            // An unknown namespace lists as empty, as kube-apiserver lists it.
             json(
                 StatusCode::OK,
-                &api::list_pods(&state.store, Some(ns), shape),
+                &api::list_pods(&state.store, Some(ns), shape, &q),
             )
         }
         (&Method::GET, ["api", "v1", "namespaces", ns, "pods", pod]) => {
@@ -201,20 +214,31 @@ pub async fn handle(state: Arc<State>, req: Request<hyper::body::Incoming>) -> R
                 .find(|(k, _)| k == "container")
                 .map(|(_, v)| v.into_owned());
             match crate::exec::resolve_container(&entry, pod, wanted.as_deref()) {
-                Ok(c) => crate::logs::serve(pod, &c.name, &query, state.shutdown.clone()),
+                Ok(c) => crate::logs::serve(&entry.pod, &c.name, &query, state.shutdown.clone()),
                 Err(s) => status(&s),
             }
         }
         (&Method::GET, ["api", "v1", "configmaps"]) => {
             match allowed("list", "configmaps", None, None) {
                 Err(s) => status(&s),
-                Ok(()) => json(StatusCode::OK, &state.configmaps.list(None, shape)),
+                Ok(()) => match list_query(&query, state.configmaps.revision(), CONFIGMAP_FIELDS) {
+                    Ok(q) => json(StatusCode::OK, &state.configmaps.list(None, shape, &q)),
+                    Err(s) => status(&s),
+                },
             }
         }
         (m, ["api", "v1", "namespaces", ns, "configmaps", rest @ ..]) if rest.len() <= 1 => {
             let (ns, name) = (ns.to_string(), rest.first().map(|n| n.to_string()));
             let m = m.clone();
-            configmap(&state, req, &user, &m, &ns, name.as_deref(), shape).await
+            configmap(
+                &state,
+                req,
+                &user,
+                &m,
+                (&ns, name.as_deref()),
+                (shape, &query),
+            )
+            .await
         }
         (
             m,
@@ -286,9 +310,8 @@ async fn configmap(
     req: Request<hyper::body::Incoming>,
     user: &UserInfo,
     m: &Method,
-    ns: &str,
-    name: Option<&str>,
-    shape: Shape,
+    (ns, name): (&str, Option<&str>),
+    (shape, query): (Shape, &str),
 ) -> Response<Body> {
     let verb = match (m, name) {
         (&Method::GET, None) => "list",
@@ -346,7 +369,8 @@ async fn configmap(
         ("update", Some(n)) => cms.replace(ns, n, &body).map(|v| (StatusCode::OK, v)),
         ("patch", Some(n)) => cms.patch(ns, n, &body).map(|v| (StatusCode::OK, v)),
         ("delete", Some(n)) => cms.delete(ns, n).map(|v| (StatusCode::OK, v)),
-        _ => Ok((StatusCode::OK, cms.list(Some(ns), shape))),
+        _ => list_query(query, cms.revision(), CONFIGMAP_FIELDS)
+            .map(|q| (StatusCode::OK, cms.list(Some(ns), shape, &q))),
     };
     match result {
         Ok((code, v)) => json(code, &v),
@@ -428,6 +452,14 @@ async fn read_body(req: Request<hyper::body::Incoming>) -> Result<bytes::Bytes, 
         )),
     }
 }
+
+/// A list's options (selectors, limit, continue); for a watch, the selectors filter events.
+fn list_query(query: &str, rv: u64, fields: &[&str]) -> Result<crate::list::ListQuery, Status> {
+    crate::list::parse(query, rv, fields)
+}
+
+/// What every resource selects on; configmaps have nothing more.
+const CONFIGMAP_FIELDS: &[&str] = &["metadata.name", "metadata.namespace"];
 
 fn query_flag(query: &str, name: &str) -> bool {
     form_urlencoded::parse(query.as_bytes()).any(|(k, v)| k == name && (v == "true" || v == "1"))

@@ -1,10 +1,11 @@
 //! The objects the cluster serves: real k8s-openapi `Namespace`s and `Pod`s built from the
 //! topology once at start, so kubectl and kube-rs read exactly what a kubelet would report.
 
-use crate::topology::{ContainerSpec, PodSpec, Runtime, Topology};
+use crate::topology::{ContainerSpec, Phase, PodSpec, Runtime, Topology};
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 pub struct PodEntry {
@@ -18,7 +19,8 @@ pub struct Store {
     /// (namespace, name) → pod. Pods change only by gaining ephemeral containers
     /// (`kubectl debug`), which replaces the entry; readers hold the entry they read.
     pods: RwLock<BTreeMap<(String, String), Arc<PodEntry>>>,
-    pub resource_version: String,
+    /// The store's resourceVersion: 1 at start, one more at every change.
+    revision: AtomicU64,
 }
 
 impl Store {
@@ -45,20 +47,44 @@ impl Store {
                     ..Default::default()
                 }),
             };
-            for (j, p) in ns.pods.iter().enumerate() {
-                let ip = format!("10.244.{}.{}", i % 250, j % 250 + 2);
-                let entry = PodEntry {
-                    pod: build_pod(&ns.name, p, &ip, &now),
-                    spec: p.clone(),
+            for (j, p) in ns.all_pods().enumerate() {
+                let ip = if j < 250 {
+                    format!("10.244.{}.{}", i % 250, j + 2)
+                } else {
+                    format!("10.{}.{}.{}", 100 + i % 100, (j / 250) % 256, j % 250 + 2)
                 };
-                all_pods.insert((ns.name.clone(), p.name.clone()), Arc::new(entry));
+                let p = p.into_owned();
+                let entry = PodEntry {
+                    pod: build_pod(&ns.name, &p, &ip, &now),
+                    spec: p,
+                };
+                let name = entry.spec.name.clone();
+                all_pods.insert((ns.name.clone(), name), Arc::new(entry));
             }
             namespaces.insert(ns.name.clone(), namespace);
         }
         Store {
             namespaces,
             pods: RwLock::new(all_pods),
-            resource_version: "1".into(),
+            revision: AtomicU64::new(1),
+        }
+    }
+
+    /// The current resourceVersion of lists (and of continue tokens).
+    pub fn revision(&self) -> u64 {
+        self.revision.load(Ordering::SeqCst)
+    }
+
+    /// Pods of one namespace, or of all, keyed and in list order (namespace, name).
+    pub fn keyed_pods(&self, namespace: Option<&str>) -> Vec<(crate::list::Key, Arc<PodEntry>)> {
+        let pods = self.pods.read().unwrap_or_else(PoisonError::into_inner);
+        match namespace {
+            Some(ns) => pods
+                .range((ns.to_string(), String::new())..)
+                .take_while(|((n, _), _)| n == ns)
+                .map(|(k, e)| (k.clone(), e.clone()))
+                .collect(),
+            None => pods.iter().map(|(k, e)| (k.clone(), e.clone())).collect(),
         }
     }
 
@@ -102,6 +128,7 @@ impl Store {
         Some(change(slot).map(|(entry, t)| {
             let entry = Arc::new(entry);
             *slot = entry.clone();
+            self.revision.fetch_add(1, Ordering::SeqCst);
             (entry, t)
         }))
     }
@@ -168,14 +195,29 @@ fn container(c: &ContainerSpec) -> core::Container {
 }
 
 pub(crate) fn running_status(c: &ContainerSpec, now: &Time) -> core::ContainerStatus {
+    let last_state = (c.restarts > 0).then(|| core::ContainerState {
+        terminated: Some(core::ContainerStateTerminated {
+            exit_code: 1,
+            reason: Some("Error".into()),
+            started_at: Some(now.clone()),
+            finished_at: Some(now.clone()),
+            container_id: Some(format!(
+                "devcluster://{}",
+                uid(&[&c.name, &c.image, "previous"])
+            )),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
     core::ContainerStatus {
+        last_state,
         name: c.name.clone(),
         image: c.image.clone(),
         image_id: format!("devcluster://{}", c.image),
         container_id: Some(format!("devcluster://{}", uid(&[&c.name, &c.image]))),
         ready: true,
         started: Some(true),
-        restart_count: 0,
+        restart_count: i32::try_from(c.restarts).unwrap_or(i32::MAX),
         state: Some(core::ContainerState {
             running: Some(core::ContainerStateRunning {
                 started_at: Some(now.clone()),
@@ -204,14 +246,93 @@ fn completed_status(c: &ContainerSpec, now: &Time) -> core::ContainerStatus {
     }
 }
 
+/// A container's status in a pod of `phase`.
+fn container_status(
+    c: &ContainerSpec,
+    phase: Phase,
+    ready: bool,
+    now: &Time,
+) -> core::ContainerStatus {
+    let base = running_status(c, now);
+    let state = |s: core::ContainerState| Some(s);
+    match phase {
+        Phase::Running => core::ContainerStatus { ready, ..base },
+        Phase::Pending => core::ContainerStatus {
+            ready: false,
+            started: Some(false),
+            container_id: None,
+            state: state(core::ContainerState {
+                waiting: Some(core::ContainerStateWaiting {
+                    reason: Some("ContainerCreating".into()),
+                    message: None,
+                }),
+                ..Default::default()
+            }),
+            ..base
+        },
+        Phase::Succeeded | Phase::Failed => {
+            let ok = phase == Phase::Succeeded;
+            core::ContainerStatus {
+                ready: false,
+                started: Some(false),
+                state: state(core::ContainerState {
+                    terminated: Some(core::ContainerStateTerminated {
+                        exit_code: if ok { 0 } else { 1 },
+                        reason: Some(if ok { "Completed" } else { "Error" }.into()),
+                        started_at: Some(now.clone()),
+                        finished_at: Some(now.clone()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..base
+            }
+        }
+        Phase::Unknown => core::ContainerStatus {
+            ready: false,
+            ..base
+        },
+    }
+}
+
 fn build_pod(namespace: &str, p: &PodSpec, ip: &str, now: &Time) -> core::Pod {
     let non_empty = |m: &BTreeMap<String, String>| (!m.is_empty()).then(|| m.clone());
-    let condition = |t: &str| core::PodCondition {
+    let phase = p.phase.unwrap_or_default();
+    let ready = phase == Phase::Running && p.ready.unwrap_or(true);
+    let condition = |t: &str, ok: bool, reason: Option<&str>| core::PodCondition {
         type_: t.into(),
-        status: "True".into(),
+        status: if ok { "True" } else { "False" }.into(),
+        reason: reason.map(str::to_string),
         last_transition_time: Some(now.clone()),
         ..Default::default()
     };
+    let not_ready = match phase {
+        Phase::Succeeded | Phase::Failed => Some("PodCompleted"),
+        _ => Some("ContainersNotReady"),
+    };
+    let conditions = vec![
+        condition("Initialized", true, None),
+        condition("Ready", ready, (!ready).then_some(not_ready).flatten()),
+        condition(
+            "ContainersReady",
+            ready,
+            (!ready).then_some(not_ready).flatten(),
+        ),
+        condition("PodScheduled", true, None),
+    ];
+    let owner_references = p.owner.as_ref().map(|o| {
+        vec![
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+                api_version: o.api_version(),
+                kind: o.kind.clone(),
+                name: o.name.clone(),
+                uid: uid(&[namespace, &o.kind, &o.name]),
+                controller: Some(true),
+                block_owner_deletion: Some(true),
+            },
+        ]
+    });
+    let has_ip = phase != Phase::Pending;
     core::Pod {
         metadata: ObjectMeta {
             name: Some(p.name.clone()),
@@ -221,6 +342,7 @@ fn build_pod(namespace: &str, p: &PodSpec, ip: &str, now: &Time) -> core::Pod {
             creation_timestamp: Some(now.clone()),
             labels: non_empty(&p.labels),
             annotations: non_empty(&p.annotations),
+            owner_references,
             ..ObjectMeta::default()
         },
         spec: Some(core::PodSpec {
@@ -237,26 +359,28 @@ fn build_pod(namespace: &str, p: &PodSpec, ip: &str, now: &Time) -> core::Pod {
                     })
                     .collect()
             }),
-            node_name: Some("devcluster-node".into()),
+            node_name: Some(
+                p.node_name
+                    .clone()
+                    .unwrap_or_else(|| "devcluster-node".into()),
+            ),
             restart_policy: Some("Always".into()),
+            scheduler_name: Some("default-scheduler".into()),
+            service_account_name: Some("default".into()),
             ..Default::default()
         }),
         status: Some(core::PodStatus {
-            phase: Some("Running".into()),
-            pod_ip: Some(ip.into()),
+            phase: Some(phase.as_str().into()),
+            pod_ip: has_ip.then(|| ip.into()),
+            pod_ips: has_ip.then(|| vec![core::PodIP { ip: ip.into() }]),
             host_ip: Some("127.0.0.1".into()),
             start_time: Some(now.clone()),
             qos_class: Some("BestEffort".into()),
-            conditions: Some(
-                ["Initialized", "Ready", "ContainersReady", "PodScheduled"]
-                    .into_iter()
-                    .map(condition)
-                    .collect(),
-            ),
+            conditions: Some(conditions),
             container_statuses: Some(
                 p.containers
                     .iter()
-                    .map(|c| running_status(c, now))
+                    .map(|c| container_status(c, phase, ready, now))
                     .collect(),
             ),
             init_container_statuses: (!p.init_containers.is_empty()).then(|| {
@@ -279,6 +403,101 @@ fn build_pod(namespace: &str, p: &PodSpec, ip: &str, now: &Time) -> core::Pod {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statuses_follow_phase_ready_restarts_and_owner() {
+        let t = Topology::parse(
+            "g.yaml",
+            r#"
+namespaces:
+  - name: a
+    generate:
+      - count: 4
+        name: "p-{i}"
+        owner: {kind: ReplicaSet, name: rs}
+        statuses: [{phase: Pending}, {ready: false}, {restarts: 3}, {phase: Succeeded}]
+"#,
+        )
+        .unwrap();
+        let s = Store::new(&t);
+        let st = |n: &str| s.pod("a", n).unwrap().pod.status.clone().unwrap();
+        let pending = st("p-0");
+        assert_eq!(pending.phase.as_deref(), Some("Pending"));
+        assert!(pending.pod_ip.is_none());
+        let c = &pending.container_statuses.as_ref().unwrap()[0];
+        assert_eq!(
+            c.state
+                .as_ref()
+                .unwrap()
+                .waiting
+                .as_ref()
+                .unwrap()
+                .reason
+                .as_deref(),
+            Some("ContainerCreating")
+        );
+        let unready = st("p-1");
+        assert!(!unready.container_statuses.as_ref().unwrap()[0].ready);
+        let ready_cond = unready
+            .conditions
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap();
+        assert_eq!(ready_cond.status, "False");
+        let restarted = st("p-2");
+        let c = &restarted.container_statuses.as_ref().unwrap()[0];
+        assert_eq!(c.restart_count, 3);
+        assert!(c.last_state.as_ref().unwrap().terminated.is_some());
+        let done = st("p-3");
+        assert_eq!(
+            done.container_statuses.as_ref().unwrap()[0]
+                .state
+                .as_ref()
+                .unwrap()
+                .terminated
+                .as_ref()
+                .unwrap()
+                .reason
+                .as_deref(),
+            Some("Completed")
+        );
+        let meta = &s.pod("a", "p-0").unwrap().pod.metadata;
+        let owner = &meta.owner_references.as_ref().unwrap()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.name.as_str(), owner.controller),
+            ("ReplicaSet", "rs", Some(true))
+        );
+    }
+
+    #[test]
+    fn a_change_moves_the_revision_so_old_continue_tokens_expire() {
+        let s = Store::new(&Topology::builtin());
+        let before = s.revision();
+        let token = crate::list::encode_continue(before, &("default".into(), "multi-0".into()));
+        assert!(crate::list::parse(&format!("continue={token}"), s.revision(), &[]).is_ok());
+        let changed = s.update("default", "shell-0", |e| {
+            Ok::<_, ()>((
+                PodEntry {
+                    pod: e.pod.clone(),
+                    spec: e.spec.clone(),
+                },
+                (),
+            ))
+        });
+        assert!(matches!(changed, Some(Ok(_))));
+        assert_eq!(s.revision(), before + 1);
+        let e = crate::list::parse(&format!("continue={token}"), s.revision(), &[]).unwrap_err();
+        assert_eq!((e.code, e.reason.as_deref()), (Some(410), Some("Expired")));
+        // Keyed pods of one namespace are that namespace's, in name order.
+        let keys: Vec<_> = s
+            .keyed_pods(Some("shop"))
+            .into_iter()
+            .map(|(k, _)| k.1)
+            .collect();
+        assert_eq!(keys, ["db-0", "web-0"]);
+    }
 
     #[test]
     fn pods_are_running_with_statuses() {

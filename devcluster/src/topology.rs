@@ -66,6 +66,97 @@ pub struct Namespace {
     pub name: String,
     #[serde(default)]
     pub pods: Vec<PodSpec>,
+    /// Pods made from templates, by the thousand (see [`Generate`]).
+    #[serde(default)]
+    pub generate: Vec<Generate>,
+}
+
+/// `count` pods from one template: pod `i` (0-based) is named `name` with `{i}` replaced by
+/// `i` (also in label and annotation values), runs on `nodes[i % len]` and gets
+/// `statuses[i % len]`, so a fleet has a known mix of phases, readiness and restarts.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Generate {
+    pub count: usize,
+    /// Must contain `{i}`, e.g. `web-{i}`.
+    pub name: String,
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub annotations: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub owner: Option<Owner>,
+    /// Default: `[devcluster-node]`.
+    #[serde(default)]
+    pub nodes: Vec<String>,
+    /// Default: one container `main`, `builtin:echo` (no process, so thousands cost nothing).
+    #[serde(default)]
+    pub containers: Vec<ContainerSpec>,
+    /// Default: `[{}]` (every pod Running, ready, no restarts).
+    #[serde(default)]
+    pub statuses: Vec<GeneratedStatus>,
+}
+
+/// What a generated pod's status says; `restarts` applies to its first container.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GeneratedStatus {
+    #[serde(default)]
+    pub phase: Option<Phase>,
+    #[serde(default)]
+    pub ready: Option<bool>,
+    #[serde(default)]
+    pub restarts: u32,
+}
+
+/// The pod's controller, as its `ownerReferences` name it (`controller: true`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Owner {
+    /// `ReplicaSet` (what a Deployment's pods name), `StatefulSet`, `DaemonSet`, `Job`, ...
+    pub kind: String,
+    pub name: String,
+    /// Default: by kind (`apps/v1` for ReplicaSet, StatefulSet, DaemonSet and Deployment,
+    /// `batch/v1` for Job and CronJob, else `v1`).
+    #[serde(default)]
+    pub api_version: Option<String>,
+}
+
+impl Owner {
+    pub fn api_version(&self) -> String {
+        if let Some(v) = &self.api_version {
+            return v.clone();
+        }
+        match self.kind.as_str() {
+            "ReplicaSet" | "StatefulSet" | "DaemonSet" | "Deployment" => "apps/v1",
+            "Job" | "CronJob" => "batch/v1",
+            _ => "v1",
+        }
+        .into()
+    }
+}
+
+/// A pod's `status.phase`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+pub enum Phase {
+    Pending,
+    #[default]
+    Running,
+    Succeeded,
+    Failed,
+    Unknown,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pending => "Pending",
+            Phase::Running => "Running",
+            Phase::Succeeded => "Succeeded",
+            Phase::Failed => "Failed",
+            Phase::Unknown => "Unknown",
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -81,6 +172,17 @@ pub struct PodSpec {
     pub containers: Vec<ContainerSpec>,
     #[serde(default)]
     pub ephemeral_containers: Vec<ContainerSpec>,
+    /// `spec.nodeName`; default `devcluster-node`.
+    #[serde(default)]
+    pub node_name: Option<String>,
+    /// `status.phase`; default Running.
+    #[serde(default)]
+    pub phase: Option<Phase>,
+    /// Whether its containers are ready; default: when Running.
+    #[serde(default)]
+    pub ready: Option<bool>,
+    #[serde(default)]
+    pub owner: Option<Owner>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -101,6 +203,10 @@ pub struct ContainerSpec {
     /// network): what a container listening on them would answer.
     #[serde(default)]
     pub ports: Vec<PortSpec>,
+    /// Times the container has restarted (`restartCount`): its previous instance ended with
+    /// exit code 1 and has a log of its own (`kubectl logs --previous`).
+    #[serde(default)]
+    pub restarts: u32,
 }
 
 /// A container port and what answers on it.
@@ -245,46 +351,32 @@ impl Topology {
                     ns.name
                 ));
             }
+            let mut names = std::collections::HashSet::new();
             for (j, pod) in ns.pods.iter().enumerate() {
-                if ns.pods[..j].iter().any(|o| o.name == pod.name) {
+                if !names.insert(pod.name.clone()) {
                     return Err(format!(
                         "namespaces[{i}].pods[{j}]: pod {:?} appears twice in {:?}",
                         pod.name, ns.name
                     ));
                 }
-                if pod.containers.is_empty() {
-                    return Err(format!(
-                        "namespaces[{i}].pods[{j}] ({}): a pod needs at least one container",
-                        pod.name
-                    ));
+                validate_pod(&format!("namespaces[{i}].pods[{j}]"), pod)?;
+            }
+            for (j, g) in ns.generate.iter().enumerate() {
+                let at = format!("namespaces[{i}].generate[{j}]");
+                if g.count == 0 || g.count > MAX_GENERATED {
+                    return Err(format!("{at}: count must be 1 to {MAX_GENERATED}"));
                 }
-                let all: Vec<&str> = pod.all_containers().map(|c| c.name.as_str()).collect();
-                for (k, name) in all.iter().enumerate() {
-                    if all[..k].contains(name) {
-                        return Err(format!(
-                            "namespaces[{i}].pods[{j}] ({}): container {name:?} appears twice",
-                            pod.name
-                        ));
-                    }
+                if !g.name.contains("{i}") {
+                    return Err(format!("{at}: name {:?} must contain {{i}}", g.name));
                 }
-                let ports: Vec<u16> = pod
-                    .all_containers()
-                    .flat_map(|c| c.ports.iter().map(|p| p.container_port))
-                    .collect();
-                for (k, port) in ports.iter().enumerate() {
-                    if *port == 0 || ports[..k].contains(port) {
-                        return Err(format!(
-                            "namespaces[{i}].pods[{j}] ({}): container port {port} is 0 or appears twice",
-                            pod.name
-                        ));
-                    }
+                if g.nodes.iter().any(String::is_empty) {
+                    return Err(format!("{at}: nodes must not be empty names"));
                 }
-                for c in pod.all_containers() {
-                    if c.runtime == Runtime::Process && c.command.is_empty() {
-                        return Err(format!(
-                            "namespaces[{i}].pods[{j}] ({}): container {:?}: command must not be empty",
-                            pod.name, c.name
-                        ));
+                validate_pod(&at, &g.pod(0))?;
+                for k in 0..g.count {
+                    let name = g.name.replace("{i}", &k.to_string());
+                    if !names.insert(name.clone()) {
+                        return Err(format!("{at}: pod {name:?} appears twice in {:?}", ns.name));
                     }
                 }
             }
@@ -303,6 +395,104 @@ impl Topology {
             .iter()
             .filter_map(|p| podgate_protocol::Protocol::from_name(p))
             .collect()
+    }
+}
+
+/// The most pods one `generate` entry makes.
+pub const MAX_GENERATED: usize = 1_000_000;
+
+fn validate_pod(at: &str, pod: &PodSpec) -> Result<(), String> {
+    if pod.containers.is_empty() {
+        return Err(format!(
+            "{at} ({}): a pod needs at least one container",
+            pod.name
+        ));
+    }
+    let all: Vec<&str> = pod.all_containers().map(|c| c.name.as_str()).collect();
+    for (k, name) in all.iter().enumerate() {
+        if all[..k].contains(name) {
+            return Err(format!(
+                "{at} ({}): container {name:?} appears twice",
+                pod.name
+            ));
+        }
+    }
+    let ports: Vec<u16> = pod
+        .all_containers()
+        .flat_map(|c| c.ports.iter().map(|p| p.container_port))
+        .collect();
+    for (k, port) in ports.iter().enumerate() {
+        if *port == 0 || ports[..k].contains(port) {
+            return Err(format!(
+                "{at} ({}): container port {port} is 0 or appears twice",
+                pod.name
+            ));
+        }
+    }
+    for c in pod.all_containers() {
+        if c.runtime == Runtime::Process && c.command.is_empty() {
+            return Err(format!(
+                "{at} ({}): container {:?}: command must not be empty",
+                pod.name, c.name
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl Generate {
+    /// Pod `i` of this template.
+    pub fn pod(&self, i: usize) -> PodSpec {
+        let n = i.to_string();
+        let fill = |m: &std::collections::BTreeMap<String, String>| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.replace("{i}", &n)))
+                .collect()
+        };
+        let status = if self.statuses.is_empty() {
+            GeneratedStatus::default()
+        } else {
+            self.statuses[i % self.statuses.len()].clone()
+        };
+        let mut containers = if self.containers.is_empty() {
+            vec![ContainerSpec {
+                name: "main".into(),
+                image: "devcluster/builtin:echo".into(),
+                runtime: Runtime::Echo,
+                command: default_command(),
+                flood_bytes: 0,
+                ports: Vec::new(),
+                restarts: 0,
+            }]
+        } else {
+            self.containers.clone()
+        };
+        if let Some(first) = containers.first_mut() {
+            first.restarts = status.restarts;
+        }
+        PodSpec {
+            name: self.name.replace("{i}", &n),
+            labels: fill(&self.labels),
+            annotations: fill(&self.annotations),
+            init_containers: Vec::new(),
+            containers,
+            ephemeral_containers: Vec::new(),
+            node_name: (!self.nodes.is_empty()).then(|| self.nodes[i % self.nodes.len()].clone()),
+            phase: status.phase,
+            ready: status.ready,
+            owner: self.owner.clone(),
+        }
+    }
+}
+
+impl Namespace {
+    /// Its pods: those listed, then the generated ones.
+    pub fn all_pods(&self) -> impl Iterator<Item = std::borrow::Cow<'_, PodSpec>> {
+        self.pods.iter().map(std::borrow::Cow::Borrowed).chain(
+            self.generate
+                .iter()
+                .flat_map(|g| (0..g.count).map(|i| std::borrow::Cow::Owned(g.pod(i)))),
+        )
     }
 }
 
@@ -373,6 +563,63 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert_eq!(e, "x.yaml: maxMessageBytes: must be more than 0");
+    }
+
+    #[test]
+    fn generated_pods_follow_their_template() {
+        let t = Topology::parse(
+            "g.yaml",
+            r#"
+namespaces:
+  - name: a
+    pods: [{name: solo, containers: [{name: c}]}]
+    generate:
+      - count: 4
+        name: "web-{i}"
+        labels: {app: web, shard: "s{i}"}
+        owner: {kind: Job, name: batch}
+        nodes: [n1, n2]
+        statuses: [{}, {phase: Failed}, {restarts: 2, ready: false}]
+"#,
+        )
+        .unwrap();
+        let ns = &t.namespaces[0];
+        let pods: Vec<PodSpec> = ns.all_pods().map(|p| p.into_owned()).collect();
+        let names: Vec<&str> = pods.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["solo", "web-0", "web-1", "web-2", "web-3"]);
+        let web2 = &pods[3];
+        assert_eq!(web2.labels["shard"], "s2");
+        assert_eq!(web2.node_name.as_deref(), Some("n1"));
+        assert_eq!(web2.containers[0].restarts, 2);
+        assert_eq!(web2.containers[0].runtime, Runtime::Echo);
+        assert_eq!(web2.ready, Some(false));
+        assert_eq!(pods[2].phase, Some(Phase::Failed));
+        assert_eq!(pods[4].node_name.as_deref(), Some("n2"));
+        assert_eq!(pods[4].phase, None, "statuses cycle");
+        assert_eq!(web2.owner.as_ref().unwrap().api_version(), "batch/v1");
+    }
+
+    #[test]
+    fn generated_pods_are_checked() {
+        let e = |y: &str| Topology::parse("g.yaml", y).unwrap_err().to_string();
+        assert_eq!(
+            e("namespaces: [{name: a, generate: [{count: 2, name: web}]}]"),
+            "g.yaml: namespaces[0].generate[0]: name \"web\" must contain {i}"
+        );
+        assert_eq!(
+            e("namespaces: [{name: a, generate: [{count: 0, name: 'w-{i}'}]}]"),
+            "g.yaml: namespaces[0].generate[0]: count must be 1 to 1000000"
+        );
+        assert_eq!(
+            e(
+                "namespaces: [{name: a, pods: [{name: w-1, containers: [{name: c}]}], generate: [{count: 3, name: 'w-{i}'}]}]"
+            ),
+            "g.yaml: namespaces[0].generate[0]: pod \"w-1\" appears twice in \"a\""
+        );
+        assert!(
+            e("namespaces: [{name: a, generate: [{count: 1, name: 'w-{i}', statuses: [{phase: Sleeping}]}]}]")
+                .contains("unknown variant `Sleeping`")
+        );
     }
 
     #[test]
