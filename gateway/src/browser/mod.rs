@@ -13,6 +13,7 @@ pub mod cookies;
 pub mod dev_login;
 pub mod oidc;
 pub mod origin;
+pub mod posted;
 pub mod session;
 pub mod token_login;
 

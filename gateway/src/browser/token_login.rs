@@ -12,16 +12,12 @@
 //! Cross-site logins are refused before this runs (`Origin` must be the gateway's own, see
 //! [`super::origin`]); the body is a form field or JSON, never a query string.
 
-use super::{Pages, dev_login, unix_now};
+use super::{Pages, unix_now};
 use crate::http::{Body, status};
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, SET_COOKIE};
+use http::header::{CACHE_CONTROL, HeaderValue, SET_COOKIE};
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
 use podgate_auth::{AuthError, BrowserSession};
 use podgate_protocol::Status;
-
-/// A token form is a few hundred bytes; anything bigger is not one.
-const MAX_BODY: usize = 8 * 1024;
 
 /// What a person who typed a wrong token reads (nothing of the token is echoed).
 pub const WRONG_TOKEN: &str = "That token is not valid on this gateway: check that you copied all \
@@ -36,27 +32,9 @@ pub async fn handle(pages: &Pages, req: Request<hyper::body::Incoming>) -> Respo
              auth.oidc.login is not)",
         ));
     }
-    let json = req
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => {
-            return status(&Status::api_error(
-                400,
-                "BadRequest",
-                format!("the login form must be under {MAX_BODY} bytes"),
-            ));
-        }
-    };
-    let Some(token) = dev_login::token_of(&body, json) else {
-        return status(&Status::api_error(
-            400,
-            "BadRequest",
-            "send the token as a form field `token=` or as JSON {\"token\": \"...\"}",
-        ));
+    let token = match super::posted::token(req).await {
+        Ok(t) => t,
+        Err(answer) => return answer,
     };
     let authenticated = match pages.authenticator.authenticate(&token).await {
         Ok(a) => a,

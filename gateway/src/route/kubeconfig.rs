@@ -19,17 +19,14 @@ use crate::browser::Pages;
 use crate::http::{Body, full, status, with_type};
 use crate::upstream::Registry;
 use base64::Engine as _;
-use http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE, HOST, HeaderValue};
+use http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, HOST, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
 use podgate_auth::{Authenticated, TokenDigest};
 use podgate_protocol::Status;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use serde_json::{Value, json};
 use std::sync::{Arc, OnceLock};
-
-const MAX_BODY: usize = 8 * 1024;
 
 /// The user entry's name in every kubeconfig podgate hands out.
 pub const USER: &str = "podgate";
@@ -249,25 +246,7 @@ async fn presented_token(
              kubeconfig (GET /podgate/kubeconfig) logs kubectl in through kubelogin",
         )));
     };
-    let json = req
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => {
-            return Err(status(&Status::bad_request(format!(
-                "the form must be under {MAX_BODY} bytes"
-            ))));
-        }
-    };
-    let Some(token) = crate::browser::dev_login::token_of(&body, json) else {
-        return Err(status(&Status::bad_request(
-            "send your token as a form field `token=` or as JSON {\"token\": \"...\"} to have it \
-             embedded",
-        )));
-    };
+    let token = crate::browser::posted::token(req).await?;
     // Digests compare in constant time; the token itself is never compared or logged here.
     if !podgate_auth::ct_eq(
         TokenDigest::of(&token).to_hex().as_bytes(),
