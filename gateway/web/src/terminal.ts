@@ -8,6 +8,7 @@ import { Unicode11Addon } from '@xterm/addon-unicode11';
 import { WebLinksAddon } from '@xterm/addon-web-links';
 import { clusterPath, getJSON, probe, type ClusterInfo, type Pod } from './api';
 import { h } from './dom';
+import { LogsPane } from './logs';
 import { checkContainer, ending, outcomeOf, refusal, type ContainerCheck, type Notice } from './messages';
 import {
   CLOSE, STATUS, STDERR, STDOUT,
@@ -182,13 +183,35 @@ export class TerminalTab {
     this.headPath = h('span', { class: 'term-path' }, fullPath(target));
     this.headLimits = h('span', { class: 'term-limits', 'aria-live': 'polite' });
     this.element = h('section', { class: 'pane', 'aria-label': `terminal ${this.title()}` },
-      h('div', { class: 'term-head' }, this.headEnv, this.headPath, this.headLimits),
+      h('div', { class: 'term-head' }, this.headEnv, this.headPath, this.headLimits,
+        h('button', { type: 'button', class: 'logs-open ghost', title: "This container's log, beside the terminal", onclick: () => this.toggleLogs() }, 'Logs')),
       h('div', { class: 'term-body' }, this.searchBar, this.banner, this.host));
     this.observer = new ResizeObserver(() => this.scheduleFit());
   }
 
   title(): string {
     return tabTitle(this.target);
+  }
+
+  /// The logs pane beside the terminal, while open.
+  logs: LogsPane | null = null;
+
+  /// Opens the same pod/container's log beside the terminal, or closes it.
+  toggleLogs(): void {
+    if (this.logs) {
+      this.logs.close();
+      return;
+    }
+    const pane = new LogsPane(this.target, () => {
+      if (this.logs === pane) this.logs = null;
+      this.element.classList.remove('with-logs');
+      this.fit();
+    }, () => this.fit());
+    this.logs = pane;
+    this.element.classList.add('with-logs');
+    this.element.appendChild(pane.element);
+    pane.start();
+    this.fit();
   }
 
   /// The full path, as the terminal's header shows it.
@@ -271,6 +294,7 @@ export class TerminalTab {
 
   dispose(): void {
     this.disposed = true;
+    this.logs?.close();
     const ws = this.ws;
     this.ws = null;
     this.attached = false;
