@@ -6,8 +6,7 @@
 use super::Pages;
 use super::unix_now;
 use crate::http::{Body, status};
-use http::header::SET_COOKIE;
-use http::{Request, Response, StatusCode};
+use http::{Request, Response};
 use podgate_auth::BrowserSession;
 use podgate_protocol::Status;
 use std::net::SocketAddr;
@@ -47,22 +46,7 @@ pub async fn handle(
         token,
         None,
         unix_now().saturating_add(pages.browser.max_lifetime.as_secs()),
-    )
-    .and_then(|session| pages.browser.session_cookie(&session));
-    let cookie = match session {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!("cannot seal a browser session: {e}");
-            return status(&Status::api_error(
-                500,
-                "InternalError",
-                "cannot create the session",
-            ));
-        }
-    };
+    );
     tracing::info!(user = %identity.user(), "dev login");
-    let mut resp = Response::new(crate::http::full(""));
-    *resp.status_mut() = StatusCode::NO_CONTENT;
-    resp.headers_mut().insert(SET_COOKIE, cookie);
-    resp
+    super::logged_in(&pages.browser, session)
 }

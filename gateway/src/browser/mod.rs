@@ -107,6 +107,33 @@ impl Browser {
     }
 }
 
+/// The answer to a posted login that succeeded: `session` sealed into the session cookie,
+/// `204`, never cached. A session that cannot be made or sealed is a 500, logged.
+pub(crate) fn logged_in(
+    browser: &Browser,
+    session: Result<BrowserSession, SealError>,
+) -> Response<Body> {
+    let cookie = match session.and_then(|s| browser.session_cookie(&s)) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("cannot seal a browser session: {e}");
+            return status(&Status::api_error(
+                500,
+                "InternalError",
+                "cannot create the session",
+            ));
+        }
+    };
+    let mut resp = Response::new(crate::http::full(""));
+    *resp.status_mut() = StatusCode::NO_CONTENT;
+    resp.headers_mut().insert(SET_COOKIE, cookie);
+    resp.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    resp
+}
+
 pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

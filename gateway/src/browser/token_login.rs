@@ -14,8 +14,7 @@
 
 use super::{Pages, unix_now};
 use crate::http::{Body, status};
-use http::header::{CACHE_CONTROL, HeaderValue, SET_COOKIE};
-use http::{Request, Response, StatusCode};
+use http::{Request, Response};
 use podgate_auth::{AuthError, BrowserSession};
 use podgate_protocol::Status;
 
@@ -66,28 +65,11 @@ pub async fn handle(pages: &Pages, req: Request<hyper::body::Incoming>) -> Respo
         return status(&Status::api_error(401, "Unauthorized", WRONG_TOKEN));
     };
     let expires_at = unix_now().saturating_add(pages.browser.max_lifetime.as_secs());
-    let cookie = BrowserSession::for_static_token(&digest, expires_at)
-        .and_then(|session| pages.browser.session_cookie(&session));
-    let cookie = match cookie {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!("cannot seal a browser session: {e}");
-            return status(&Status::api_error(
-                500,
-                "InternalError",
-                "cannot create the session",
-            ));
-        }
-    };
+    let session = BrowserSession::for_static_token(&digest, expires_at);
     tracing::info!(
         user = %authenticated.identity.user(),
         groups = ?authenticated.identity.groups(),
         "browser login with a static token"
     );
-    let mut resp = Response::new(crate::http::full(""));
-    *resp.status_mut() = StatusCode::NO_CONTENT;
-    resp.headers_mut().insert(SET_COOKIE, cookie);
-    resp.headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
+    super::logged_in(&pages.browser, session)
 }
