@@ -138,6 +138,8 @@ async function dropAndResume(breakLink, how) {
     // Live again: the counter goes on past where it was.
     const resumedAt = await lastNumber(page, 'n=');
     await waitText(page, 0, 'numbers counting after the resume', (text) => (numbered(text, 'n=').at(-1) ?? 0) >= resumedAt + 20);
+    // The interrupt goes where typing goes (xterm's textarea), whatever had the focus.
+    await page.locator('.pane:not([hidden]) .xterm-helper-textarea').focus();
     await page.keyboard.press('Control+C');
     const after = await pid(page, 'after');
     if (after !== before) throw new Error(`the shell was PID ${before}, now ${after}: not the same process`);
