@@ -42,6 +42,8 @@ const AUTH_FAILURES: usize = 400;
 /// Alerts that fire only when podgate is gone or a certificate is about to expire: here they
 /// must stay quiet (their firing is proven by promtool's unit tests in deploy/).
 const QUIET: [&str; 2] = ["PodgateDown", "PodgateCertificateExpiringSoon"];
+/// Resumes of a session this gateway does not hold: the affinity alert wants at least 5.
+const UNKNOWN_RESUMES: usize = 6;
 /// Overall budget for Prometheus to have scraped enough for every query.
 const DEADLINE: Duration = Duration::from_secs(40);
 
@@ -117,6 +119,7 @@ async fn every_alert_and_dashboard_query_returns_data_from_a_real_prometheus_scr
     // One refused credential before the first scrape, so the series of its reason has a
     // sample from the start and `rate()` counts every later one.
     auth_failures(&env, 1).await;
+    unknown_resumes(&env, 1).await;
 
     let prometheus =
         Prometheus::start(&binary, &monitoring::rule_groups(), scrape_configs(admin)).await;
@@ -130,6 +133,8 @@ async fn every_alert_and_dashboard_query_returns_data_from_a_real_prometheus_scr
         )
         .await;
     let mut load = Load::start(env.clone(), LIVE.len());
+    // Resumes that reach a replica without their session (no affinity): the resume alert.
+    unknown_resumes(&env, UNKNOWN_RESUMES).await;
 
     // Every query to run: (what, PromQL).
     let dashboard = monitoring::dashboard();
@@ -621,4 +626,13 @@ fn labels_of(rows: &[Value]) -> Vec<BTreeMap<String, String>> {
                 .collect()
         })
         .collect()
+}
+
+/// `n` resumes of a session id no replica holds, each answered `unknown_session`.
+async fn unknown_resumes(env: &Env, n: usize) {
+    for _ in 0..n {
+        let mut page = podgate_testkit::resume::Page::detached("no-such-session", "x", 0);
+        let v = page.resume_with(env, ADMIN, "not-the-credential", 0).await;
+        assert_eq!(v["reason"], "unknown_session", "{v}");
+    }
 }
