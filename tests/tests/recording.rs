@@ -304,7 +304,12 @@ async fn a_terminal_session_replays_to_its_last_screen_resizes_included() {
     if let Some(screen) = casts::pyte_screen(&file) {
         assert_eq!((screen.cols, screen.rows), (120, 40));
         assert!(
-            screen.display.iter().any(|l| l == "café SIZE-40 120"),
+            // A prompt may share the line when the typing reached the tty before the shell
+            // printed its prompt (the tty echoes at once): the shell's timing, not the replay's.
+            screen
+                .display
+                .iter()
+                .any(|l| l.trim_start_matches("# ") == "café SIZE-40 120"),
             "{:#?}",
             screen.display
         );
