@@ -158,7 +158,7 @@ fn list_meta<T>(rv: u64, page: &list::Page<T>) -> Value {
 /// The fields kube-apiserver selects namespaces on.
 pub const NAMESPACE_FIELDS: &[&str] = &["metadata.name", "status.phase"];
 
-fn pod_matches(e: &PodEntry, q: &ListQuery) -> bool {
+pub fn pod_matches(e: &PodEntry, q: &ListQuery) -> bool {
     q.labels.matches(e.pod.metadata.labels.as_ref()) && q.fields.matches(|f| pod_field(&e.pod, f))
 }
 
@@ -426,6 +426,14 @@ pub fn watch_items_pods(
             Shape::Object => serde_json::to_value(&e.pod).unwrap_or(Value::Null),
         })
         .collect()
+}
+
+/// One pod as a watch event carries it: the object, or in Table form a one-row table.
+pub fn pod_watch_object(e: &PodEntry, shape: Shape, rv: u64) -> Value {
+    match shape {
+        Shape::Table => table(pod_columns(), vec![pod_row(e)], &rv.to_string()),
+        Shape::Object => serde_json::to_value(&e.pod).unwrap_or(Value::Null),
+    }
 }
 
 pub fn watch_items_namespaces(store: &Store, shape: Shape, q: &ListQuery) -> Vec<Value> {

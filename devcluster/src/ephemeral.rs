@@ -95,6 +95,9 @@ pub fn apply(entry: &PodEntry, pod_name: &str, patch: &[u8]) -> Result<PodEntry,
             flood_bytes: 0,
             ports: Vec::new(),
             restarts: 0,
+            env: Vec::new(),
+            working_dir: None,
+            security_context: None,
         };
         let status = running_status(&added, &time);
         let pod_spec = pod.spec.get_or_insert_with(Default::default);

@@ -124,12 +124,27 @@ pub fn handle(
         stdin: opts.stdin,
         stdout: opts.stdout,
         stderr: opts.stderr && !opts.tty,
-        workdir: state
-            .state_dir
-            .join(ns)
-            .join(pod_name)
-            .join(&container.name),
+        workdir: container.working_dir.clone().unwrap_or_else(|| {
+            state
+                .state_dir
+                .join(ns)
+                .join(pod_name)
+                .join(&container.name)
+        }),
         hostname: pod_name.to_string(),
+        env: container
+            .env
+            .iter()
+            .map(|e| (e.name.clone(), e.value.clone()))
+            .collect(),
+        uid: container
+            .security_context
+            .as_ref()
+            .and_then(|s| s.run_as_user),
+        gid: container
+            .security_context
+            .as_ref()
+            .and_then(|s| s.run_as_group),
     };
     let span = tracing::info_span!("session", user = %user.name, ns, pod = pod_name,
         container = %container.name, sub = sub.name(), %protocol);

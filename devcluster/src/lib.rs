@@ -23,6 +23,7 @@ mod state;
 pub mod store;
 pub mod tls;
 pub mod topology;
+pub mod watch;
 
 use kubeconfig::{KubeCluster, KubeContext, KubeUser, Kubeconfig};
 use state::State;
@@ -166,6 +167,17 @@ impl DevCluster {
             .iter()
             .find(|u| u.name == user)
             .map(|u| u.token.as_str())
+    }
+
+    /// Adds a pod to an existing namespace (as a controller would create one): lists show it
+    /// and watches get its `ADDED` event. `Err` names why not (no such namespace, exists).
+    pub fn create_pod(&self, namespace: &str, pod: topology::PodSpec) -> Result<(), String> {
+        self.state.store.create_pod(namespace, pod).map(|_| ())
+    }
+
+    /// Removes a pod (watches get its `DELETED` event); whether there was one.
+    pub fn delete_pod(&self, namespace: &str, name: &str) -> bool {
+        self.state.store.delete_pod(namespace, name)
     }
 
     /// Sessions currently open (exec and attach).

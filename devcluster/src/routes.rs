@@ -165,11 +165,7 @@ pub async fn handle(state: Arc<State>, req: Request<hyper::body::Incoming>) -> R
                 Err(s) => return status(&s),
             };
             if watching {
-                return watch(
-                    &state,
-                    &query,
-                    api::watch_items_pods(&state.store, None, shape, &q),
-                );
+                return crate::watch::pods(state.clone(), None, shape, q, &query);
             }
             json(
                 StatusCode::OK,
@@ -185,11 +181,8 @@ pub async fn handle(state: Arc<State>, req: Request<hyper::body::Incoming>) -> R
                 Err(s) => return status(&s),
             };
             if watching {
-                return watch(
-                    &state,
-                    &query,
-                    api::watch_items_pods(&state.store, Some(ns), shape, &q),
-                );
+                let ns = Some(ns.to_string());
+                return crate::watch::pods(state.clone(), ns, shape, q, &query);
             }
             // An unknown namespace lists as empty, as kube-apiserver lists it.
             json(

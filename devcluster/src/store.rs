@@ -21,6 +21,55 @@ pub struct Store {
     pods: RwLock<BTreeMap<(String, String), Arc<PodEntry>>>,
     /// The store's resourceVersion: 1 at start, one more at every change.
     revision: AtomicU64,
+    /// The latest pod changes, for watches resuming from a resourceVersion (see `watch.rs`).
+    history: std::sync::Mutex<History>,
+    /// Tells watches the revision moved.
+    changed: tokio::sync::watch::Sender<u64>,
+}
+
+/// How many pod changes the store remembers for watches (kube-apiserver's watch cache keeps a
+/// window too; a watch from before it is `410 Gone`).
+pub const HISTORY: usize = 1000;
+
+/// What happened to a pod, as a watch event's `type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Added,
+    Modified,
+    Deleted,
+}
+
+impl Change {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::Added => "ADDED",
+            Change::Modified => "MODIFIED",
+            Change::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One pod change at resourceVersion `rv` (the pod as it is after it; the last state before a
+/// deletion).
+#[derive(Clone)]
+pub struct Event {
+    pub rv: u64,
+    pub change: Change,
+    pub entry: Arc<PodEntry>,
+}
+
+#[derive(Default)]
+pub struct History {
+    events: std::collections::VecDeque<Event>,
+    /// Changes after this resourceVersion are all in `events`.
+    complete_after: u64,
+}
+
+/// A watch asked for changes after a resourceVersion the store no longer remembers.
+#[derive(Debug, PartialEq, Eq)]
+pub struct TooOld {
+    pub requested: u64,
+    pub oldest: u64,
 }
 
 impl Store {
@@ -67,7 +116,100 @@ impl Store {
             namespaces,
             pods: RwLock::new(all_pods),
             revision: AtomicU64::new(1),
+            history: std::sync::Mutex::new(History {
+                events: Default::default(),
+                complete_after: 1,
+            }),
+            changed: tokio::sync::watch::channel(1).0,
         }
+    }
+
+    /// Pods of one namespace (or all) and the resourceVersion they are at, read together.
+    pub fn snapshot(&self, namespace: Option<&str>) -> (Vec<Arc<PodEntry>>, u64) {
+        let pods = self.pods.read().unwrap_or_else(PoisonError::into_inner);
+        let rv = self.revision();
+        let items = pods
+            .iter()
+            .filter(|((ns, _), _)| namespace.is_none_or(|want| want == ns))
+            .map(|(_, e)| e.clone())
+            .collect();
+        (items, rv)
+    }
+
+    /// The changes after `rv`, oldest first, or [`TooOld`] when some are forgotten.
+    pub fn changes_after(&self, rv: u64) -> Result<Vec<Event>, TooOld> {
+        let h = self.history.lock().unwrap_or_else(PoisonError::into_inner);
+        if rv < h.complete_after {
+            return Err(TooOld {
+                requested: rv,
+                oldest: h.complete_after,
+            });
+        }
+        Ok(h.events.iter().filter(|e| e.rv > rv).cloned().collect())
+    }
+
+    /// Changes whenever the store does (its value: the new revision).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// Records a change (called with the pods' write lock held, so revisions are in order).
+    fn record(&self, change: Change, entry: Arc<PodEntry>) -> u64 {
+        let rv = self.revision.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut h = self.history.lock().unwrap_or_else(PoisonError::into_inner);
+        h.events.push_back(Event { rv, change, entry });
+        while h.events.len() > HISTORY {
+            if let Some(old) = h.events.pop_front() {
+                h.complete_after = old.rv;
+            }
+        }
+        drop(h);
+        self.changed.send_replace(rv);
+        rv
+    }
+
+    /// Adds pod `spec` to `namespace` (which must exist), as a scheduler and kubelet would
+    /// report it. `Err` when the namespace is unknown or the pod exists.
+    pub fn create_pod(&self, namespace: &str, spec: PodSpec) -> Result<Arc<PodEntry>, String> {
+        if !self.namespaces.contains_key(namespace) {
+            return Err(format!("namespaces \"{namespace}\" not found"));
+        }
+        let mut pods = self.pods.write().unwrap_or_else(PoisonError::into_inner);
+        let key = (namespace.to_string(), spec.name.clone());
+        if pods.contains_key(&key) {
+            return Err(format!("pods \"{}\" already exists", spec.name));
+        }
+        let rv = self.revision() + 1;
+        let n = pods.len();
+        let ip = format!(
+            "10.{}.{}.{}",
+            200 + (n / 62500) % 50,
+            (n / 250) % 250,
+            n % 250 + 2
+        );
+        let mut pod = build_pod(namespace, &spec, &ip, &now());
+        pod.metadata.resource_version = Some(rv.to_string());
+        let entry = Arc::new(PodEntry { pod, spec });
+        pods.insert(key, entry.clone());
+        self.record(Change::Added, entry.clone());
+        Ok(entry)
+    }
+
+    /// Removes a pod; whether there was one.
+    pub fn delete_pod(&self, namespace: &str, name: &str) -> bool {
+        let mut pods = self.pods.write().unwrap_or_else(PoisonError::into_inner);
+        let Some(old) = pods.remove(&(namespace.to_string(), name.to_string())) else {
+            return false;
+        };
+        let rv = self.revision() + 1;
+        let mut pod = old.pod.clone();
+        pod.metadata.resource_version = Some(rv.to_string());
+        let entry = Arc::new(PodEntry {
+            pod,
+            spec: old.spec.clone(),
+        });
+        self.record(Change::Deleted, entry);
+        true
     }
 
     /// The current resourceVersion of lists (and of continue tokens).
@@ -125,10 +267,11 @@ impl Store {
     ) -> Option<Result<(Arc<PodEntry>, T), T>> {
         let mut pods = self.pods.write().unwrap_or_else(PoisonError::into_inner);
         let slot = pods.get_mut(&(namespace.to_string(), name.to_string()))?;
-        Some(change(slot).map(|(entry, t)| {
+        Some(change(slot).map(|(mut entry, t)| {
+            entry.pod.metadata.resource_version = Some((self.revision() + 1).to_string());
             let entry = Arc::new(entry);
             *slot = entry.clone();
-            self.revision.fetch_add(1, Ordering::SeqCst);
+            self.record(Change::Modified, entry.clone());
             (entry, t)
         }))
     }

@@ -207,6 +207,37 @@ pub struct ContainerSpec {
     /// exit code 1 and has a log of its own (`kubectl logs --previous`).
     #[serde(default)]
     pub restarts: u32,
+    /// `env` of a process container, as a pod spec writes it (`[{name, value}]`); `PATH` here
+    /// replaces the host's, so a test can give a container a PATH without `tar`.
+    #[serde(default)]
+    pub env: Vec<EnvVar>,
+    /// `workingDir`: where its processes start (default: the pod's own directory under the
+    /// devcluster's state directory). A test points it at a read-only or full file system.
+    #[serde(default)]
+    pub working_dir: Option<std::path::PathBuf>,
+    /// `securityContext` (`runAsUser`, `runAsGroup`): the ids its processes run as.
+    #[serde(default)]
+    pub security_context: Option<SecurityContext>,
+}
+
+/// One `env` entry.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EnvVar {
+    pub name: String,
+    #[serde(default)]
+    pub value: String,
+}
+
+/// A container's `securityContext`: the ids its processes run as (the devcluster must run as
+/// root to change them; it refuses to start such a process otherwise, as a runtime would).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SecurityContext {
+    #[serde(default)]
+    pub run_as_user: Option<u32>,
+    #[serde(default)]
+    pub run_as_group: Option<u32>,
 }
 
 /// A container port and what answers on it.
@@ -463,6 +494,9 @@ impl Generate {
                 flood_bytes: 0,
                 ports: Vec::new(),
                 restarts: 0,
+                env: Vec::new(),
+                working_dir: None,
+                security_context: None,
             }]
         } else {
             self.containers.clone()
@@ -627,5 +661,33 @@ namespaces:
         assert_eq!(Topology::builtin().max_message_bytes, 32 << 20);
         let t = Topology::parse("x.yaml", "maxMessageBytes: 1048576").unwrap();
         assert_eq!(t.max_message_bytes, 1 << 20);
+    }
+
+    #[test]
+    fn containers_take_env_working_dir_and_security_context_as_a_pod_spec_writes_them() {
+        let t = Topology::parse(
+            "t.yaml",
+            "namespaces: [{name: a, pods: [{name: p, containers: [{name: c, \
+             env: [{name: PATH, value: /opt/bin}], workingDir: /srv, \
+             securityContext: {runAsUser: 65534, runAsGroup: 65534}}]}]}]",
+        )
+        .expect("parses");
+        let c = &t.namespaces[0].pods[0].containers[0];
+        assert_eq!(c.env[0].name, "PATH");
+        assert_eq!(c.env[0].value, "/opt/bin");
+        assert_eq!(c.working_dir.as_deref(), Some(Path::new("/srv")));
+        let sc = c.security_context.as_ref().expect("a security context");
+        assert_eq!(
+            (sc.run_as_user, sc.run_as_group),
+            (Some(65534), Some(65534))
+        );
+        // What the devcluster does not do is refused, not ignored.
+        let e = Topology::parse(
+            "t.yaml",
+            "namespaces: [{name: a, pods: [{name: p, containers: [{name: c, \
+             securityContext: {privileged: true}}]}]}]",
+        )
+        .expect_err("refused");
+        assert!(e.to_string().contains("privileged"), "{e}");
     }
 }

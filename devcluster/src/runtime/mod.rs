@@ -61,6 +61,11 @@ pub struct Launch {
     pub stderr: bool,
     pub workdir: PathBuf,
     pub hostname: String,
+    /// The container's `env` (over the pod defaults: `PATH` from the host, `HOME`, ...).
+    pub env: Vec<(String, String)>,
+    /// `securityContext.runAsUser` / `runAsGroup`.
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
 }
 
 /// Runs until the process ends. Dropping the future (client gone) kills the process group.

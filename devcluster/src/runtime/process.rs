@@ -109,15 +109,22 @@ fn exit_of(command: &[String], status: std::process::ExitStatus) -> Exit {
 /// comes from the host, so its programs resolve; `HOME` is the pod's own directory, so shells
 /// read none of the host's rc files (slow, and different on every machine) and write no history
 /// into the host user's home.
-fn pod_env(launch: &Launch) -> Vec<(&'static str, std::ffi::OsString)> {
+fn pod_env(launch: &Launch) -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
     let path = std::env::var_os("PATH")
         .unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
-    vec![
-        ("PATH", path),
-        ("HOME", launch.workdir.clone().into_os_string()),
-        ("HOSTNAME", launch.hostname.clone().into()),
-        ("LANG", "C.UTF-8".into()),
-    ]
+    let mut env: Vec<(std::ffi::OsString, std::ffi::OsString)> = vec![
+        ("PATH".into(), path),
+        ("HOME".into(), launch.workdir.clone().into_os_string()),
+        ("HOSTNAME".into(), launch.hostname.clone().into()),
+        ("LANG".into(), "C.UTF-8".into()),
+    ];
+    // The container's own `env` wins, as in a pod (a `PATH` here is the one programs are
+    // looked up in: std searches the child's `PATH` when it is set).
+    for (name, value) in &launch.env {
+        env.retain(|(n, _)| n.as_os_str() != name.as_str());
+        env.push((name.into(), value.into()));
+    }
+    env
 }
 
 /// How long a session without a tty waits before starting its process, unless the client sends
@@ -148,7 +155,14 @@ async fn run_tty(
         Ok(Some(other)) => early = Some(other),
         Ok(None) | Err(_) => {}
     }
-    let child = pty_process::Command::new(program)
+    let mut command = pty_process::Command::new(program);
+    if let Some(uid) = launch.uid {
+        command = command.uid(uid);
+    }
+    if let Some(gid) = launch.gid {
+        command = command.gid(gid);
+    }
+    let child = command
         .args(args)
         .current_dir(&launch.workdir)
         .env_clear()
@@ -195,7 +209,14 @@ async fn run_pipes(
         Ok(None) | Err(_) => None,
     };
     let piped = |on: bool| if on { Stdio::piped() } else { Stdio::null() };
-    let mut child = tokio::process::Command::new(program)
+    let mut command = tokio::process::Command::new(program);
+    if let Some(uid) = launch.uid {
+        command.uid(uid);
+    }
+    if let Some(gid) = launch.gid {
+        command.gid(gid);
+    }
+    let mut child = command
         .args(args)
         .current_dir(&launch.workdir)
         .env_clear()
