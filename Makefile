@@ -39,7 +39,9 @@ BENCH_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 ## recording's cost, against that run's direct path). Then the fleet bench at 1,000 cluster
 ## ids (about 1 min; bench-full: 10,000), fleet.json, kubectl port-forward through podgate
 ## against direct (portforward.json), and 1,000 sessions dropped and resumed at once
-## (resume.json, about 10 s).
+## (resume.json, about 10 s). Then the pod search in Chromium with 5,000 pods per cluster:
+## time to first results and keystroke latency (search.json, about 10 s; skipped without
+## Chromium).
 bench:
 	$(CARGO) build --release --quiet -p podgate -p podgate-devcluster -p podgate-benches
 	$(BENCH_DIR)/release/podgate-load --spawn --profile quick --out $(BENCH_DIR)/bench/summary.json
@@ -47,6 +49,7 @@ bench:
 	$(BENCH_DIR)/release/podgate-fleet --clusters 1000 --settle 15s --rest 20s --heap-clusters 200 --out $(BENCH_DIR)/bench/fleet.json
 	$(BENCH_DIR)/release/podgate-portforward --bytes 67108864 --requests 500 --out $(BENCH_DIR)/bench/portforward.json
 	$(BENCH_DIR)/release/podgate-resume --sessions 1000 --out $(BENCH_DIR)/bench/resume.json
+	$(CARGO) test --release -p podgate-testkit --test ui_search -- --ignored --nocapture
 
 ## The targets' full sizes (10,000 idle, 1,000 interactive at 10/s, churn of 100,000, 5 min soak;
 ## about 25 min), then the criterion micro-benchmarks. Writes target/bench/summary-full.json.

@@ -27,8 +27,9 @@ pub use imports::{
 pub use recording::{OperatorsConfig, Principals, RecordingConfig, RecordingMode};
 pub use schema::{
     AccessPolicy, AdminConfig, AuditConfig, AuthConfig, BrowserSessionConfig, ClusterConfig,
-    ClusterSource, Config, ImportConfig, LimitsConfig, LogConfig, LogFormat, MetricsConfig,
-    ResumeOverflow, SessionsConfig, TlsConfig, UpstreamConfig,
+    ClusterSource, Config, FilesConfig, ImportConfig, LimitsConfig, LogConfig, LogFormat,
+    MetricsConfig, PodIndexConfig, PodIndexIdentity, ResumeOverflow, SessionsConfig, TlsConfig,
+    UpstreamConfig,
 };
 pub use size::{ByteSize, ParseSizeError};
 

@@ -46,6 +46,10 @@ pub struct Config {
     pub recording: crate::recording::RecordingConfig,
     #[serde(default)]
     pub operators: crate::recording::OperatorsConfig,
+    #[serde(default)]
+    pub files: FilesConfig,
+    #[serde(default)]
+    pub pod_index: PodIndexConfig,
 }
 
 impl Config {
@@ -400,6 +404,72 @@ impl Default for LimitsConfig {
             max_header_bytes: ByteSize(64 << 10),
             max_message_bytes: ByteSize(1 << 20),
             session_buffer_bytes: None,
+        }
+    }
+}
+
+/// File upload and download into a container (`/podgate/clusters/{id}/namespaces/{ns}/pods/
+/// {pod}/file`, done as `kubectl cp` does: tar over exec). The gateway enforces both bounds
+/// itself, whatever the page or client says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FilesConfig {
+    /// The largest file one upload may carry; larger ones are refused (413) before anything
+    /// runs in the container. `0` turns uploads off. Default `100MiB`.
+    pub max_upload: ByteSize,
+    /// The largest file one download may carry; larger ones are refused (413) as soon as the
+    /// container's tar names the size, and the exec is stopped. `0` turns downloads off.
+    /// Default `100MiB`.
+    pub max_download: ByteSize,
+}
+
+impl Default for FilesConfig {
+    fn default() -> Self {
+        FilesConfig {
+            max_upload: ByteSize(100 << 20),
+            max_download: ByteSize(100 << 20),
+        }
+    }
+}
+
+/// The pod search (`/podgate/pods/search`): a watch-fed index of one cluster's pods, kept
+/// while people search it and closed when they stop.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PodIndexConfig {
+    /// Most pods kept per cluster; past it the index says `truncated`. Default 50000.
+    pub max_pods: usize,
+    /// A cluster's index (its list and watch) is closed after nobody searched it for this
+    /// long. Default `10m`.
+    pub idle_timeout: Duration,
+    /// Most clusters one search may name; more is a 400. Default 5.
+    pub max_clusters_per_search: usize,
+    /// How long a person's per-namespace answer (may they list pods there) is reused.
+    /// Default `30s`.
+    pub access_ttl: Duration,
+    /// Whom podgate impersonates to list and watch every pod of a cluster, when its own
+    /// identity there may not (`None`: its own identity, no impersonation). Never a person:
+    /// what each person sees is decided by the cluster for that person.
+    pub feed_as: Option<PodIndexIdentity>,
+}
+
+/// The identity the pod index is fed as (`Impersonate-User`, `Impersonate-Group`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PodIndexIdentity {
+    pub user: String,
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+impl Default for PodIndexConfig {
+    fn default() -> Self {
+        PodIndexConfig {
+            max_pods: 50_000,
+            idle_timeout: Duration::from_secs(10 * 60),
+            max_clusters_per_search: 5,
+            access_ttl: Duration::from_secs(30),
+            feed_as: None,
         }
     }
 }

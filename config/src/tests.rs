@@ -595,6 +595,7 @@ fn example_config_parses() {
     assert_eq!(config.sessions, SessionsConfig::default());
     assert_eq!(config.limits, LimitsConfig::default());
     assert_eq!(config.upstream, UpstreamConfig::default());
+    assert_eq!(config.files, crate::FilesConfig::default());
 }
 
 #[test]
@@ -720,4 +721,34 @@ fn upstream_fleet_settings() {
 /etc/podgate/podgate.yaml: upstream.health_concurrency: must be at least 1
 /etc/podgate/podgate.yaml: upstream.health_concurrency_per_server: must be at least 1"
     );
+}
+
+#[test]
+fn pod_index_defaults_and_bounds() {
+    let p = ok(&with("")).pod_index;
+    assert_eq!(p.max_pods, 50_000);
+    assert_eq!(p.idle_timeout, Duration::from_secs(600));
+    assert_eq!(p.max_clusters_per_search, 5);
+    assert_eq!(p.access_ttl, Duration::from_secs(30));
+    assert_eq!(p.feed_as, None);
+    let c = ok(&with(
+        "pod_index: {max_pods: 10, idle_timeout: 30s, feed_as: {user: idx, groups: [r]}}\n",
+    ));
+    assert_eq!(c.pod_index.max_pods, 10);
+    assert_eq!(
+        c.pod_index.feed_as.map(|f| f.groups),
+        Some(vec!["r".to_string()])
+    );
+    let e = err(&with(
+        "pod_index: {max_pods: 0, max_clusters_per_search: 0, idle_timeout: 0s, feed_as: {user: ''}}\n",
+    ));
+    for field in [
+        "pod_index.max_pods: must be at least 1",
+        "pod_index.max_clusters_per_search: must be at least 1",
+        "pod_index.idle_timeout: must be more than 0s",
+        "pod_index.feed_as.user: must not be empty",
+    ] {
+        assert!(e.contains(field), "{field} in {e}");
+    }
+    assert!(err(&with("pod_index: {nope: 1}\n")).contains("nope"));
 }

@@ -46,7 +46,27 @@ pub(crate) fn validate(config: &Config, imported: &[Imported], problems: &mut Pr
     sessions(config, problems);
     limits(config, problems);
     upstream(config, problems);
+    pod_index(config, problems);
     crate::recording::validate(config, problems);
+}
+
+/// `pod_index`: bounds of at least 1, a feed identity with a user.
+fn pod_index(config: &Config, problems: &mut Problems<'_>) {
+    let p = &config.pod_index;
+    if p.max_pods == 0 {
+        problems.push("pod_index.max_pods", "must be at least 1");
+    }
+    if p.max_clusters_per_search == 0 {
+        problems.push("pod_index.max_clusters_per_search", "must be at least 1");
+    }
+    if p.idle_timeout.is_zero() {
+        problems.push("pod_index.idle_timeout", "must be more than 0s");
+    }
+    if let Some(f) = &p.feed_as
+        && f.user.trim().is_empty()
+    {
+        problems.push("pod_index.feed_as.user", "must not be empty");
+    }
 }
 
 fn listeners(config: &Config, problems: &mut Problems<'_>) {

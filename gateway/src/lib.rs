@@ -15,6 +15,11 @@
 //! - [`upstream`]: the clusters: registry, health, the per-cluster client, the streaming proxy
 //!   and the rules for what goes upstream.
 //!
+//! - [`files`]: file upload and download for one container, tar over exec as `kubectl cp`
+//!   does, bounded by `files.max_upload` / `files.max_download`.
+//!
+//! [`podindex`] keeps the pod search's watch-fed index of the clusters people search.
+//!
 //! [`http`] holds the response helpers every layer answers with, [`x509`] the one field podgate
 //! reads from certificates, [`tap`] the point where a session's output is observed.
 #![forbid(unsafe_code)]
@@ -22,7 +27,9 @@
 pub mod app;
 pub mod browser;
 pub mod edge;
+pub mod files;
 pub mod http;
+pub mod podindex;
 pub mod recording;
 pub mod route;
 pub mod session;

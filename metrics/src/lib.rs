@@ -31,6 +31,8 @@
 //! | `podgate_unauthenticated_requests_total` | counter | |
 //! | `podgate_cluster_probes_total`, `_in_flight`, `podgate_cluster_probe_interval_seconds` | | see [`ProbeMetrics`] |
 //! | `podgate_recordings_total`, `podgate_recording_*`, `podgate_observers_active` | | see [`RecordingMetrics`] |
+//! | `podgate_file_transfers_total`, `podgate_file_transfer_bytes_total` | | see [`FileMetrics`] |
+//! | `podgate_pod_index_pods`, `podgate_pod_index_watches`, `podgate_pod_index_relists_total`, `podgate_pod_searches_total` | | see [`PodIndexMetrics`] |
 //! | `process_*` (Linux) | | resident memory, open/max fds, CPU seconds, threads, start time |
 //!
 //! The three `podgate_session_*` series keyed by `session_id` are the per-session series:
@@ -56,18 +58,22 @@
 //! assert!(!metrics.render().contains("s-1"));
 //! ```
 
+mod files;
 mod labels;
 mod metrics;
+mod podindex;
 mod probes;
 mod recording;
 mod resume;
 mod session;
 
+pub use files::{FileDirection, FileMetrics, FileResult};
 pub use labels::{
     CertificateUse, Direction, NO_RESPONSE_CODE, OTHER_REASON, Outcome, ReloadResult,
     UNKNOWN_CLUSTER,
 };
 pub use metrics::{CONTENT_TYPE, Metrics};
+pub use podindex::{PodIndexMetrics, SearchResult};
 pub use probes::ProbeMetrics;
 pub use recording::{RecordingMetrics, RecordingResult};
 pub use resume::{ResumeFailure, ResumeMetrics};

@@ -102,6 +102,8 @@ pub struct Builder {
     dial: Dial,
     recording: Arc<podgate::recording::Recording>,
     operators: podgate_config::OperatorsConfig,
+    files: podgate::files::FileLimits,
+    pod_index: podgate_config::PodIndexConfig,
 }
 
 impl Default for Builder {
@@ -134,6 +136,8 @@ impl Builder {
             dial: Box::new(|_, addr| addr),
             recording: Arc::new(podgate::recording::Recording::off()),
             operators: Default::default(),
+            files: Default::default(),
+            pod_index: podgate::app::demo::pod_index(),
         }
     }
 
@@ -220,6 +224,21 @@ impl Builder {
     }
 
     /// Who may see, watch, end and replay others' sessions (default: nobody).
+    /// `files.max_upload` and `files.max_download`.
+    pub fn files(mut self, files: podgate::files::FileLimits) -> Builder {
+        self.files = files;
+        self
+    }
+
+    /// `pod_index` (default: the demo's, fed as a reader of every namespace).
+    pub fn pod_index(
+        mut self,
+        change: impl FnOnce(&mut podgate_config::PodIndexConfig),
+    ) -> Builder {
+        change(&mut self.pod_index);
+        self
+    }
+
     pub fn operators(mut self, operators: podgate_config::OperatorsConfig) -> Builder {
         self.operators = operators;
         self
@@ -286,6 +305,8 @@ impl Builder {
             admin_listen: self.admin.then(|| "127.0.0.1:0".parse().expect("addr")),
             recording: self.recording,
             operators: Arc::new(podgate::route::operators::Operators::new(self.operators)),
+            files: self.files,
+            pod_index: self.pod_index,
         })
         .await
         .expect("the gateway starts");

@@ -21,6 +21,8 @@ pub struct Answer {
     pub headers: Vec<(String, String)>,
     /// The body, de-chunked when it came chunked.
     pub body: String,
+    /// The same body as bytes, for binary answers (a downloaded file).
+    pub bytes: Vec<u8>,
 }
 
 impl Answer {
@@ -223,6 +225,7 @@ fn parse(raw: &[u8]) -> Answer {
         head,
         headers,
         body: String::from_utf8_lossy(&body).into_owned(),
+        bytes: body,
     }
 }
 

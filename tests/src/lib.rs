@@ -55,6 +55,7 @@ pub mod link;
 pub mod link_control;
 pub mod metrics;
 pub mod oidc;
+pub mod pod_fleet;
 pub mod portforward;
 pub mod process;
 pub mod prometheus;

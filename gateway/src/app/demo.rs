@@ -72,6 +72,19 @@ fn recording(dir: Option<&std::path::Path>) -> crate::recording::Recording {
 }
 
 /// The demo's admin (group `system:masters`) may see, watch, end and replay every session.
+/// The demo's pod index: the devclusters let podgate's own identity only impersonate, so the
+/// index is fed as a reader of every namespace's pods (their `dev` group may list and watch
+/// pods everywhere); what each person sees is still the cluster's answer for them.
+pub fn pod_index() -> podgate_config::PodIndexConfig {
+    podgate_config::PodIndexConfig {
+        feed_as: Some(podgate_config::PodIndexIdentity {
+            user: "podgate:pod-index".into(),
+            groups: vec!["dev".into()],
+        }),
+        ..Default::default()
+    }
+}
+
 pub fn operators() -> podgate_config::OperatorsConfig {
     let admins = podgate_config::Principals {
         users: Vec::new(),
@@ -173,6 +186,8 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         admin_listen: opts.admin_listen,
         recording: Arc::new(recording(opts.recordings.as_deref())),
         operators: Arc::new(crate::route::operators::Operators::new(operators())),
+        files: Default::default(),
+        pod_index: pod_index(),
     })
     .await?;
     // As `serve` does, so cluster health shows in /podgate/clusters and podgate_cluster_up.

@@ -78,6 +78,8 @@ pub async fn run(path: &Path, loaded: super::config::Loaded) -> anyhow::Result<(
         operators: Arc::new(crate::route::operators::Operators::new(
             config.operators.clone(),
         )),
+        files: crate::files::FileLimits::from_config(&config.files),
+        pod_index: config.pod_index.clone(),
     })
     .await?;
     if let Some(admin) = running.admin_addr {

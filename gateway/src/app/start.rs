@@ -38,6 +38,10 @@ pub struct StartOptions {
     pub recording: Arc<crate::recording::Recording>,
     /// Who may see, watch, end and replay others' sessions (default: nobody).
     pub operators: Arc<crate::route::operators::Operators>,
+    /// `files.max_upload` and `files.max_download`.
+    pub files: crate::files::FileLimits,
+    /// `pod_index`: the pod search's per-cluster indexes.
+    pub pod_index: podgate_config::PodIndexConfig,
 }
 
 impl StartOptions {
@@ -154,6 +158,10 @@ pub async fn start(opts: StartOptions) -> std::io::Result<Running> {
     if let Err(e) = opts.recording.metrics().register(metrics.registry()) {
         tracing::warn!("recording metrics are not exported: {e}");
     }
+    let file_metrics = podgate_metrics::FileMetrics::new();
+    if let Err(e) = file_metrics.register(metrics.registry()) {
+        tracing::warn!("file transfer metrics are not exported: {e}");
+    }
     let resume = podgate_metrics::ResumeMetrics::new();
     if let Err(e) = resume.register(metrics.registry()) {
         tracing::warn!("resume metrics are not exported: {e}");
@@ -174,6 +182,17 @@ pub async fn start(opts: StartOptions) -> std::io::Result<Running> {
         tasks: tasks.clone(),
         recording: opts.recording,
     });
+    let pod_index_metrics = podgate_metrics::PodIndexMetrics::new();
+    if let Err(e) = pod_index_metrics.register(metrics.registry()) {
+        tracing::warn!("pod index metrics are not exported: {e}");
+    }
+    let pod_index = Arc::new(crate::podindex::PodIndex::new(
+        crate::podindex::Settings::from_config(&opts.pod_index),
+        opts.clusters.clone(),
+        metrics.clone(),
+        pod_index_metrics,
+        shutdown.child_token(),
+    ));
     let router = Arc::new(Router {
         clusters: opts.clusters.clone(),
         identify: Identify {
@@ -190,8 +209,17 @@ pub async fn start(opts: StartOptions) -> std::io::Result<Running> {
         },
         sessions: sessions.clone(),
         metrics: metrics.clone(),
+        files: Arc::new(crate::files::Files {
+            limits: opts.files,
+            metrics: file_metrics,
+            upstream_metrics: metrics.clone(),
+            audit: opts.audit.clone(),
+            tasks: sessions.tasks.clone(),
+            shutdown: shutdown.clone(),
+        }),
         audit: opts.audit,
         operators: opts.operators,
+        pod_index,
     });
     let edge = Arc::new(Edge {
         router: router.clone(),

@@ -12,6 +12,7 @@ pub mod identify;
 pub mod kubeconfig;
 pub mod live;
 pub mod operators;
+pub mod pod_search;
 pub mod recordings;
 pub mod resume;
 pub mod reviews;
@@ -41,6 +42,10 @@ pub struct Router {
     pub audit: Audit,
     /// Who may see, watch, end and replay others' sessions.
     pub operators: Arc<operators::Operators>,
+    /// File upload and download (tar over exec).
+    pub files: Arc<crate::files::Files>,
+    /// The pod search's per-cluster indexes (`/podgate/pods/search`).
+    pub pod_index: Arc<crate::podindex::PodIndex>,
 }
 
 /// The router's future, boxed: naming it `Send` here (rather than inferring through the
@@ -109,6 +114,9 @@ impl Router {
         let identity = &who.authenticated.identity;
         match path.segments().as_slice() {
             ["podgate", "whoami"] => json(StatusCode::OK, identity),
+            ["podgate", "pods", "search"] => {
+                pod_search::answer(&self.pod_index, identity, req.uri().query()).await
+            }
             ["podgate", "kubeconfig"] => {
                 kubeconfig::answer(&self.pages, &self.clusters, req, &who.authenticated).await
             }
@@ -117,6 +125,37 @@ impl Router {
                 identity,
                 req.uri().query(),
             ),
+            ["podgate", "files"] => crate::files::limits(&self.files),
+            [
+                "podgate",
+                "clusters",
+                id,
+                "namespaces",
+                ns,
+                "pods",
+                pod,
+                "file",
+            ] => {
+                let Some(cluster) = self.clusters.get(id) else {
+                    return status(
+                        &Status::api_error(
+                            404,
+                            "NotFound",
+                            format!("cluster \"{id}\" is not known to podgate"),
+                        )
+                        .with_details(id, "clusters"),
+                    );
+                };
+                let (ns, pod) = (ns.to_string(), pod.to_string());
+                let target = crate::files::Target {
+                    cluster,
+                    namespace: &ns,
+                    pod: &pod,
+                    identity,
+                    source: peer,
+                };
+                crate::files::handle(&self.files, req, target).await
+            }
             ["podgate", "sessions", rest @ ..] => {
                 let rest = rest.to_vec();
                 let live = live::Live {

@@ -13,6 +13,7 @@ import { TerminalTab } from './terminal';
 import * as theme from './theme';
 import * as views from './views';
 import * as clusterinfo from './clusterinfo';
+import { rememberCluster } from './searchlogic';
 import { FONT_SIZES, isMac, loadFont, rememberRecent, saveFont, shortcuts, stepFont, type Store } from './where';
 
 /// The browser's storage, or none where it is disabled.
@@ -182,6 +183,7 @@ class App {
     const tab = new TerminalTab(target, this.theme, this.fontSize);
     tab.onStateChange = () => this.renderTabs();
     rememberRecent(this.store, target);
+    rememberCluster(this.store, target.cluster);
     const known = clusterinfo.cached(target.cluster);
     if (known) tab.setCluster(known);
     else void clusterinfo.lookup(target.cluster).then((c) => { if (c) tab.setCluster(c); });
@@ -211,6 +213,7 @@ class App {
     this.active = null;
     this.pickerPane.hidden = false;
     this.picker?.showRecent();
+    this.picker?.search.input.focus();
     history.replaceState(null, '', '#/');
     this.renderTabs();
   }
@@ -258,6 +261,7 @@ class App {
       page: this.pages.testView(),
       keepalive: { running: this.keepalive.running, requests: this.keepalive.requests, intervalMs: this.keepalive.intervalMs },
       fontSize: this.fontSize,
+      search: this.picker?.search.stats,
       tabs: this.tabs.map((t) => ({
         title: t.title(),
         path: t.path(),

@@ -9,6 +9,8 @@ import { environmentMark, loadRecent, recentFirst, tabTitle, type Recent, type S
 import type { Target } from './route';
 import { splitCommand } from './command';
 import { preflight } from './preflight';
+import { PodSearch } from './search';
+import { loadRecentClusters, searchClusters } from './searchlogic';
 
 interface List<T> {
   items?: T[];
@@ -111,6 +113,8 @@ export class Picker {
   private readonly recentBox = h('section', { class: 'recent', 'aria-label': 'Recently used pods', hidden: true },
     h('h3', {}, 'Recently used'), this.recentList);
   private recent: Recent[] = [];
+  /// The pod search across namespaces and clusters (the chosen one and recent ones).
+  readonly search: PodSearch;
 
   constructor(private readonly open: (t: Target) => void, private readonly store: Store | null = null) {
     this.cluster = new Choice('Cluster', 'pick-cluster', () => {
@@ -153,8 +157,13 @@ export class Picker {
       ev.preventDefault();
       void this.submit();
     };
+    this.search = new PodSearch(
+      () => searchClusters(this.cluster.value(), loadRecentClusters(this.store)),
+      (t) => void this.submitTarget(t),
+    );
     this.element = h('form', { class: 'picker', onsubmit: submit, 'aria-label': 'Open a terminal' },
       h('h2', {}, 'Open a terminal'),
+      this.search.element,
       this.recentBox,
       h('div', { class: 'fields' },
         this.cluster.element, this.namespace.element, this.pod.element, this.container.element,

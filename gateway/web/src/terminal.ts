@@ -9,6 +9,7 @@ import { WebLinksAddon } from '@xterm/addon-web-links';
 import { clusterPath, getJSON, probe, type ClusterInfo, type Pod } from './api';
 import { h } from './dom';
 import { LogsPane } from './logs';
+import { FilesPanel } from './files';
 import { checkContainer, ending, outcomeOf, refusal, type ContainerCheck, type Notice } from './messages';
 import {
   CLOSE, STATUS, STDERR, STDOUT,
@@ -184,7 +185,8 @@ export class TerminalTab {
     this.headLimits = h('span', { class: 'term-limits', 'aria-live': 'polite' });
     this.element = h('section', { class: 'pane', 'aria-label': `terminal ${this.title()}` },
       h('div', { class: 'term-head' }, this.headEnv, this.headPath, this.headLimits,
-        h('button', { type: 'button', class: 'logs-open ghost', title: "This container's log, beside the terminal", onclick: () => this.toggleLogs() }, 'Logs')),
+        h('button', { type: 'button', class: 'logs-open ghost', title: "This container's log, beside the terminal", onclick: () => this.toggleLogs() }, 'Logs'),
+        h('button', { type: 'button', class: 'files-open ghost', title: 'Upload or download a file in this container', onclick: () => this.toggleFiles() }, 'Files')),
       h('div', { class: 'term-body' }, this.searchBar, this.banner, this.host));
     this.observer = new ResizeObserver(() => this.scheduleFit());
   }
@@ -212,6 +214,23 @@ export class TerminalTab {
     this.element.appendChild(pane.element);
     pane.start();
     this.fit();
+  }
+
+  /// The file upload/download panel, while open.
+  files: FilesPanel | null = null;
+
+  /// Opens the file panel for this container, or closes it.
+  toggleFiles(): void {
+    if (this.files) {
+      this.files.close();
+      return;
+    }
+    const panel = new FilesPanel(this.target, () => {
+      if (this.files === panel) this.files = null;
+    });
+    this.files = panel;
+    this.element.appendChild(panel.element);
+    panel.open();
   }
 
   /// The full path, as the terminal's header shows it.
@@ -295,6 +314,7 @@ export class TerminalTab {
   dispose(): void {
     this.disposed = true;
     this.logs?.close();
+    this.files?.close();
     const ws = this.ws;
     this.ws = null;
     this.attached = false;
