@@ -421,6 +421,9 @@ pub struct FilesConfig {
     /// container's tar names the size, and the exec is stopped. `0` turns downloads off.
     /// Default `100MiB`.
     pub max_download: ByteSize,
+    /// A transfer whose container, or whose client, moves nothing for this long ends and gives
+    /// its exec and session slot back. Default `60s`.
+    pub idle_timeout: Duration,
 }
 
 impl Default for FilesConfig {
@@ -428,6 +431,7 @@ impl Default for FilesConfig {
         FilesConfig {
             max_upload: ByteSize(100 << 20),
             max_download: ByteSize(100 << 20),
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }

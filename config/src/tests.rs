@@ -724,6 +724,19 @@ fn upstream_fleet_settings() {
 }
 
 #[test]
+fn files_idle_timeout_defaults_to_a_minute_and_must_be_positive() {
+    assert_eq!(ok(&with("")).files.idle_timeout, Duration::from_secs(60));
+    assert_eq!(
+        ok(&with("files: {idle_timeout: 5s}\n")).files.idle_timeout,
+        Duration::from_secs(5)
+    );
+    assert!(
+        err(&with("files: {idle_timeout: 0s}\n"))
+            .contains("files.idle_timeout: must be more than 0s")
+    );
+}
+
+#[test]
 fn pod_index_defaults_and_bounds() {
     let p = ok(&with("")).pod_index;
     assert_eq!(p.max_pods, 50_000);

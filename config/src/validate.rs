@@ -47,6 +47,9 @@ pub(crate) fn validate(config: &Config, imported: &[Imported], problems: &mut Pr
     limits(config, problems);
     upstream(config, problems);
     pod_index(config, problems);
+    if config.files.idle_timeout.is_zero() {
+        problems.push("files.idle_timeout", "must be more than 0s");
+    }
     crate::recording::validate(config, problems);
 }
 

@@ -31,6 +31,20 @@ impl Endpoint for Env {
     }
 }
 
+/// The built-in topology (its people, rules and pods) with the pods of `yaml`, a topology's
+/// `namespaces` text, added to namespace `default`: a test's own containers beside the rest.
+pub fn builtin_with_pods(yaml: &str) -> Topology {
+    let extra = Topology::parse("the test's pods", yaml).expect("the test's topology parses");
+    let mut t = Topology::builtin();
+    t.namespaces
+        .iter_mut()
+        .find(|n| n.name == "default")
+        .expect("the built-in topology has a default namespace")
+        .pods
+        .extend(extra.namespaces.into_iter().flat_map(|n| n.pods));
+    t
+}
+
 /// A devcluster with the built-in topology.
 pub async fn start() -> Env {
     start_with(Topology::builtin()).await

@@ -10,6 +10,7 @@
 use podgate::files::FileLimits;
 use podgate_config::AccessPolicy;
 use podgate_devcluster::Topology;
+use podgate_testkit::devcluster::builtin_with_pods;
 use podgate_testkit::disks::Tmpfs;
 use podgate_testkit::gateway::{ADMIN, ALICE, BOB, Builder, Cluster, Env};
 use podgate_testkit::http::{self, Answer};
@@ -20,6 +21,16 @@ use std::time::Duration;
 
 const CLUSTER: &str = "dev";
 const LIMIT: u64 = 8 << 20;
+/// One pod with one process container, beside the built-in topology's.
+const ONE_POD: &str = r#"
+namespaces:
+  - name: default
+    pods:
+      - name: files-0
+        containers:
+          - name: main
+            runtime: process
+"#;
 
 /// The places the test's containers write to, made by the test.
 struct Places {
@@ -87,16 +98,7 @@ namespaces:
         full = p.full.path().display(),
         locked = p.locked.display(),
     );
-    let extra = Topology::parse("files topology", &yaml).expect("the topology parses");
-    let mut t = Topology::builtin();
-    let pods = extra.namespaces.into_iter().flat_map(|n| n.pods);
-    t.namespaces
-        .iter_mut()
-        .find(|n| n.name == "default")
-        .expect("a default namespace")
-        .pods
-        .extend(pods);
-    t
+    builtin_with_pods(&yaml)
 }
 
 async fn gateway(p: &Places, audit: &Path) -> Env {
@@ -114,6 +116,7 @@ async fn gateway(p: &Places, audit: &Path) -> Env {
         .files(FileLimits {
             max_upload: LIMIT,
             max_download: LIMIT,
+            ..FileLimits::default()
         })
         .audit_file(audit)
         .start()
@@ -431,4 +434,171 @@ async fn files_go_both_ways_byte_exact_bounded_and_fail_clearly() {
             .iter()
             .any(|t| t["user"] == "bob" && t["result"] == "denied")
     );
+}
+
+/// A transfer is an exec like a shell: it holds one of the person's session slots while it
+/// runs (so transfers cannot get round `limits.*`), answers the one past the limit with a 429
+/// that names it, and gives the slot back when it ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_holds_a_session_slot_until_it_ends() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let env = Builder::new()
+        .cluster(Cluster::new(CLUSTER).topology(builtin_with_pods(ONE_POD)))
+        .limits(|l| l.per_user = 1)
+        .start()
+        .await;
+    let file = dir.path().join("slow.bin");
+    let target = url("default", "files-0", "main", &file);
+    let data = binary(64 << 10);
+
+    // An upload whose body has only begun to arrive.
+    let mut slow = podgate_testkit::tls::connect(&env).await;
+    let head = format!(
+        "PUT {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAuthorization: Bearer {ADMIN}\r\n\
+         Content-Length: {}\r\n\r\n",
+        env.addr(),
+        data.len()
+    );
+    use tokio::io::AsyncWriteExt as _;
+    slow.write_all(head.as_bytes())
+        .await
+        .expect("write the head");
+    slow.write_all(&data[..1024])
+        .await
+        .expect("write a first part");
+    slow.flush().await.expect("flush");
+    assert!(
+        podgate_testkit::wait::wait_for(Duration::from_secs(10), || env
+            .cluster(CLUSTER)
+            .active_sessions()
+            == 1)
+        .await,
+        "the upload's exec runs"
+    );
+
+    // The same person's next transfer, either way, is past the limit; nothing runs for it.
+    let refused = get(&env, ADMIN, &target).await;
+    let v = http::assert_status(refused.code, &refused.body, 429);
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("already has 1 open sessions"),
+        "{}",
+        refused.body
+    );
+    let refused = put(
+        &env,
+        ADMIN,
+        &url("default", "files-0", "main", &dir.path().join("b")),
+        b"b",
+    )
+    .await;
+    http::assert_status(refused.code, &refused.body, 429);
+    assert!(
+        !dir.path().join("b").exists(),
+        "nothing written past the limit"
+    );
+    assert_eq!(env.cluster(CLUSTER).active_sessions(), 1);
+    // Another person is not held by it.
+    let a = put(
+        &env,
+        ALICE,
+        &url("default", "files-0", "main", &dir.path().join("a")),
+        b"a",
+    )
+    .await;
+    assert_eq!(a.code, 200, "{}", a.body);
+
+    // The upload ends: its answer, its bytes, and the slot back.
+    let answer = http::exchange(&mut slow, &data[1024..])
+        .await
+        .expect("the upload's answer");
+    assert_eq!(answer.code, 200, "{}", answer.body);
+    assert!(
+        std::fs::read(&file).expect("the file") == data,
+        "uploaded bytes differ"
+    );
+    assert!(
+        env.sessions_end(Duration::from_secs(10)).await,
+        "the exec ended"
+    );
+    let down = get(&env, ADMIN, &target).await;
+    assert_eq!(down.code, 200, "the slot came back: {}", down.body);
+    assert!(down.bytes == data);
+    let text = env.gateway.metrics().render();
+    assert_eq!(
+        sample(
+            &text,
+            "podgate_file_transfers_total",
+            &[("direction", "download"), ("result", "refused")],
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    env.shutdown().await;
+}
+
+/// An upload whose client stops sending ends after `files.idle_timeout`: answered with why,
+/// counted as broken, its exec and session slot given back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_upload_ends_after_the_idle_timeout() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let env = Builder::new()
+        .cluster(Cluster::new(CLUSTER).topology(builtin_with_pods(ONE_POD)))
+        .files(FileLimits {
+            idle: Duration::from_millis(500),
+            ..FileLimits::default()
+        })
+        .start()
+        .await;
+    let target = url(
+        "default",
+        "files-0",
+        "main",
+        &dir.path().join("stalled.bin"),
+    );
+    let mut slow = podgate_testkit::tls::connect(&env).await;
+    let head = format!(
+        "PUT {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAuthorization: Bearer {ADMIN}\r\n\
+         Content-Length: 4096\r\n\r\n",
+        env.addr(),
+    );
+    let mut raw = head.into_bytes();
+    raw.extend_from_slice(&[1u8; 100]);
+    // The rest of the body never comes: the gateway answers on its own.
+    let answer = http::exchange(&mut slow, &raw)
+        .await
+        .expect("an answer without the rest of the body");
+    let v = http::assert_status(answer.code, &answer.body, 400);
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("nothing arrived from the client"),
+        "{}",
+        answer.body
+    );
+    assert!(
+        env.sessions_end(Duration::from_secs(10)).await,
+        "the exec ended"
+    );
+    assert_eq!(
+        env.sessions().limits.active(),
+        0,
+        "the session slot came back"
+    );
+    let text = env.gateway.metrics().render();
+    assert_eq!(
+        sample(
+            &text,
+            "podgate_file_transfers_total",
+            &[("direction", "upload"), ("result", "broken")],
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    env.shutdown().await;
 }

@@ -3,8 +3,8 @@
 //! missing file, and the message for a container without tar. Skips loudly without node,
 //! Chromium or the web build (fails under `CI=true`).
 
-use podgate_devcluster::Topology;
 use podgate_testkit::browser as driver;
+use podgate_testkit::devcluster::builtin_with_pods;
 use podgate_testkit::gateway::{ADMIN, Builder, Cluster};
 use std::os::unix::fs::PermissionsExt as _;
 
@@ -37,16 +37,7 @@ namespaces:
 "#,
         bin.display()
     );
-    let extra = Topology::parse("files topology", &yaml).expect("the topology parses");
-    // The built-in topology (its people and rules) with the pod added to `default`.
-    let mut topology = Topology::builtin();
-    topology
-        .namespaces
-        .iter_mut()
-        .find(|n| n.name == "default")
-        .expect("a default namespace")
-        .pods
-        .extend(extra.namespaces.into_iter().flat_map(|n| n.pods));
+    let topology = builtin_with_pods(&yaml);
     let env = Builder::new()
         .cluster(Cluster::new("dev").topology(topology))
         .browser(|b| b.dev_login = true)

@@ -35,6 +35,7 @@ async fn pod_search_finds_pods_and_opens_a_shell_by_keyboard_in_chromium() {
             "search across namespaces among thousands of pods",
             "keyboard-only navigation opens a shell on the chosen pod",
             "search across the chosen cluster and the recent ones",
+            "a person sees only the pods of the namespaces they may list",
             "no errors in the page console",
         ],
     );

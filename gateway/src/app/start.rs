@@ -192,6 +192,7 @@ pub async fn start(opts: StartOptions) -> std::io::Result<Running> {
         metrics.clone(),
         pod_index_metrics,
         shutdown.child_token(),
+        tasks.clone(),
     ));
     let router = Arc::new(Router {
         clusters: opts.clusters.clone(),
@@ -216,6 +217,7 @@ pub async fn start(opts: StartOptions) -> std::io::Result<Running> {
             audit: opts.audit.clone(),
             tasks: sessions.tasks.clone(),
             shutdown: shutdown.clone(),
+            session_limits: sessions.limits.clone(),
         }),
         audit: opts.audit,
         operators: opts.operators,

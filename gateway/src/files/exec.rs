@@ -192,7 +192,7 @@ impl Exec {
             Ok(None) => Event::Closed(None),
             Err(_) => Event::Closed(Some(format!(
                 "the container sent nothing for {}s",
-                limit.as_secs()
+                limit.as_secs_f64()
             ))),
         }
     }

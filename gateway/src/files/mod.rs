@@ -21,6 +21,7 @@ pub mod tar;
 
 use crate::http::{Body, json, status};
 use crate::session::audit::{Audit, timestamp};
+use crate::session::limits::SessionPermit;
 use crate::upstream::Cluster;
 use bytes::Bytes;
 use errors::{Problem, Transfer};
@@ -37,8 +38,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// How long the container may stay silent (no output, no exit status) during a transfer.
-const IDLE: Duration = Duration::from_secs(60);
 /// The most of tar's stderr kept for the message.
 const MAX_STDERR: usize = 16 << 10;
 
@@ -47,6 +46,9 @@ const MAX_STDERR: usize = 16 << 10;
 pub struct FileLimits {
     pub max_upload: u64,
     pub max_download: u64,
+    /// How long the container may stay silent (no output, no exit status), or the client
+    /// send or read nothing, during a transfer: a stalled transfer gives its exec back.
+    pub idle: Duration,
 }
 
 impl FileLimits {
@@ -54,6 +56,7 @@ impl FileLimits {
         FileLimits {
             max_upload: c.max_upload.0,
             max_download: c.max_download.0,
+            idle: c.idle_timeout.get(),
         }
     }
 }
@@ -73,6 +76,10 @@ pub struct Files {
     /// Owns every download's streaming task, so shutdown waits for them.
     pub tasks: tokio_util::task::TaskTracker,
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// The session limits: a transfer is an exec like a shell and holds a slot while it
+    /// runs, so transfers cannot be used to exceed `limits.*` (one permit, given back
+    /// however the transfer ends).
+    pub session_limits: Arc<crate::session::limits::Limits>,
 }
 
 /// `GET /podgate/files`: the limits, for the page to check before it sends.
@@ -327,6 +334,23 @@ pub async fn handle(
             ),
         );
     }
+    let permit = match files
+        .session_limits
+        .acquire(target.identity.user(), &target.cluster.id)
+    {
+        Ok(p) => p,
+        Err(e) => {
+            return recorder.refuse(
+                FileResult::Refused,
+                None,
+                0,
+                crate::session::told(
+                    Status::api_error(429, "TooManyRequests", e.to_string()),
+                    podgate_metrics::Outcome::LimitReached,
+                ),
+            );
+        }
+    };
     let t = Transfer {
         upload: direction == FileDirection::Upload,
         path: &query.path,
@@ -334,8 +358,12 @@ pub async fn handle(
         container: query.container.as_deref().unwrap_or("(default)"),
     };
     match direction {
-        FileDirection::Upload => upload(files, req, &target, &query, &t, &recorder).await,
-        FileDirection::Download => download(files, &target, &query, &t, recorder).await,
+        FileDirection::Upload => {
+            let answer = upload(files, req, &target, &query, &t, &recorder).await;
+            drop(permit);
+            answer
+        }
+        FileDirection::Download => download(files, &target, &query, &t, recorder, permit).await,
     }
 }
 
@@ -475,7 +503,14 @@ async fn upload(
     let mut writing = true;
     let mut client_gone = None;
     loop {
-        match body.frame().await {
+        let Ok(frame) = tokio::time::timeout(files.limits.idle, body.frame()).await else {
+            client_gone = Some(format!(
+                "nothing arrived from the client for {} s",
+                files.limits.idle.as_secs_f64()
+            ));
+            break;
+        };
+        match frame {
             None => break,
             Some(Err(e)) => {
                 client_gone = Some(e.to_string());
@@ -529,7 +564,7 @@ async fn upload(
     }
     let mut why = None;
     while exit.is_none() {
-        match exec.next(IDLE).await {
+        match exec.next(files.limits.idle).await {
             Event::Stderr(d) => keep(&mut stderr, &d),
             Event::Stdout(_) => {}
             Event::Status(s) => exit = Some(*s),
@@ -585,6 +620,7 @@ async fn download(
     query: &Query,
     t: &Transfer<'_>,
     recorder: Recorder,
+    permit: SessionPermit,
 ) -> Response<Body> {
     if files.limits.max_download == 0 {
         return recorder.refuse(FileResult::TooLarge, None, 0, too_large("download", 0, 0));
@@ -598,13 +634,13 @@ async fn download(
     let mut reader = tar::FirstEntry::default();
     let mut stderr = String::new();
     let (entry, first) = loop {
-        match exec.next(IDLE).await {
+        match exec.next(files.limits.idle).await {
             Event::Stdout(d) => match reader.push(&d) {
                 Ok(tar::Step::More) => {}
                 Ok(tar::Step::Entry(e, rest)) => break (e, rest),
                 Ok(tar::Step::End) => {
                     // An empty archive: tar found nothing to copy, its exit status says why.
-                    let exit = wait_exit(&mut exec, &mut stderr).await;
+                    let exit = wait_exit(&mut exec, &mut stderr, files.limits.idle).await;
                     let s = match exit {
                         Some(s) if !errors::succeeded(&s) => failed(t, &s, &stderr),
                         _ => Problem::NotFound.status(errors::message(
@@ -630,7 +666,7 @@ async fn download(
             },
             Event::Stderr(d) => keep(&mut stderr, &d),
             Event::Status(s) if !errors::succeeded(&s) => {
-                let _ = wait_exit(&mut exec, &mut stderr).await;
+                let _ = wait_exit(&mut exec, &mut stderr, files.limits.idle).await;
                 return recorder.refuse(FileResult::Failed, None, 0, failed(t, &s, &stderr));
             }
             Event::Status(_) => {
@@ -681,6 +717,7 @@ async fn download(
     }
     let (tx, rx) = mpsc::channel(4);
     let shutdown = files.shutdown.clone();
+    let idle = files.limits.idle;
     let t_owned = (
         t.path.to_string(),
         t.dir.to_string(),
@@ -694,7 +731,7 @@ async fn download(
             container: &t_owned.2,
         };
         let outcome = tokio::select! {
-            o = stream(exec, size, first, stderr, tx.clone(), &t) => o,
+            o = stream(exec, size, first, stderr, tx.clone(), &t, idle) => o,
             _ = shutdown.cancelled() => {
                 let _ = tx.send(Err(std::io::Error::other("podgate is shutting down"))).await;
                 Outcome {
@@ -707,6 +744,7 @@ async fn download(
             }
         };
         recorder.finish(outcome);
+        drop(permit);
     });
     let mut resp = Response::new(http_body_util::BodyExt::boxed(ChannelBody { rx, size }));
     let h = resp.headers_mut();
@@ -748,9 +786,9 @@ pub fn content_disposition(name: &str) -> String {
 }
 
 /// After the archive's content: tar's exit status (and the rest of its stderr).
-async fn wait_exit(exec: &mut Exec, stderr: &mut String) -> Option<Status> {
+async fn wait_exit(exec: &mut Exec, stderr: &mut String, idle: Duration) -> Option<Status> {
     loop {
-        match exec.next(IDLE).await {
+        match exec.next(idle).await {
             Event::Stdout(_) => {}
             Event::Stderr(d) => keep(stderr, &d),
             Event::Status(s) => return Some(*s),
@@ -768,6 +806,7 @@ async fn stream(
     mut stderr: String,
     tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
     t: &Transfer<'_>,
+    idle: Duration,
 ) -> Outcome {
     let mut remaining = size;
     let mut sent: u64 = 0;
@@ -791,7 +830,7 @@ async fn stream(
     let mut exit = None;
     let mut why = None;
     while exit.is_none() {
-        match exec.next(IDLE).await {
+        match exec.next(idle).await {
             Event::Stdout(d) => {
                 if remaining == 0 {
                     continue; // padding and the archive's end
@@ -799,8 +838,8 @@ async fn stream(
                 let part = take(d, &mut remaining);
                 if let Some(previous) = held.replace(part) {
                     let n = previous.len() as u64;
-                    if tx.send(Ok(previous)).await.is_err() {
-                        return end(FileResult::Broken, 499, "the client went away".into(), sent);
+                    if let Err(why) = deliver(&tx, previous, idle).await {
+                        return end(FileResult::Broken, 499, why, sent);
                     }
                     sent += n;
                 }
@@ -818,8 +857,8 @@ async fn stream(
         Some(s) if errors::succeeded(&s) && remaining == 0 => {
             if let Some(last) = held {
                 let n = last.len() as u64;
-                if tx.send(Ok(last)).await.is_err() {
-                    return end(FileResult::Broken, 499, "the client went away".into(), sent);
+                if let Err(why) = deliver(&tx, last, idle).await {
+                    return end(FileResult::Broken, 499, why, sent);
                 }
                 sent += n;
             }
@@ -851,6 +890,23 @@ async fn stream(
             let _ = tx.send(Err(std::io::Error::other(message.clone()))).await;
             end(FileResult::Broken, 502, message, sent)
         }
+    }
+}
+
+/// Hands `data` to the response body; a client that reads nothing for `idle` is given up
+/// on, so a stalled download does not hold its exec and session slot for ever.
+async fn deliver(
+    tx: &mpsc::Sender<Result<Bytes, std::io::Error>>,
+    data: Bytes,
+    idle: Duration,
+) -> Result<(), String> {
+    match tokio::time::timeout(idle, tx.send(Ok(data))).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err("the client went away".into()),
+        Err(_) => Err(format!(
+            "the client read nothing for {} s",
+            idle.as_secs_f64()
+        )),
     }
 }
 

@@ -76,9 +76,10 @@ pub struct AccessCache {
     entries: Mutex<HashMap<(Identity, String), Entry>>,
 }
 
-/// Whether the gateway's own policy for the cluster lets `namespace` be read.
-pub fn edge_allows(cluster: &Cluster, namespace: &str) -> bool {
-    cluster.access.namespaces.is_empty() || cluster.access.namespaces.iter().any(|n| n == namespace)
+/// Whether the gateway's own policy for the cluster lets `who` into `namespace`: the rule
+/// every session there is held to.
+pub fn edge_allows(cluster: &Cluster, who: &Identity, namespace: &str) -> bool {
+    podgate_auth::policy::check_session(&cluster.access, &cluster.id, who, namespace).is_ok()
 }
 
 /// One `limit=1` list as `who`, bounded by [`CHECK_TIMEOUT`].
@@ -144,13 +145,13 @@ impl AccessCache {
     ) -> Allowed {
         let edge: Vec<&String> = namespaces
             .iter()
-            .filter(|ns| edge_allows(cluster, ns))
+            .filter(|ns| edge_allows(cluster, who, ns))
             .collect();
         let mut out = Allowed {
             all: false,
             namespaces: namespaces
                 .iter()
-                .filter(|ns| !edge_allows(cluster, ns))
+                .filter(|ns| !edge_allows(cluster, who, ns))
                 .map(|ns| (ns.clone(), Verdict::Denied))
                 .collect(),
         };

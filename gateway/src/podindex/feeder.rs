@@ -25,6 +25,8 @@ pub const PAGE: usize = 500;
 const PAGE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long one watch request may stay open before it is resumed.
 const WATCH_SECONDS: u64 = 300;
+/// How long past `timeoutSeconds` a watch may stay open before it is taken as dead.
+const WATCH_GRACE: Duration = Duration::from_secs(30);
 /// Longest watch event line.
 const MAX_LINE: usize = 8 << 20;
 
@@ -215,8 +217,19 @@ impl Feeder {
         let mut buf: Vec<u8> = Vec::new();
         let opened = std::time::Instant::now();
         let mut lines = 0u64;
+        // The server ends a watch after `timeoutSeconds`; a connection that went dead without
+        // a close (a cut link, a vanished apiserver) would otherwise hold the index stale.
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_secs(WATCH_SECONDS) + WATCH_GRACE;
         loop {
-            let frame = match body.frame().await {
+            let Ok(frame) = tokio::time::timeout_at(deadline, body.frame()).await else {
+                return End::Failed(format!(
+                    "the pod watch stayed open {} s past its {WATCH_SECONDS} s timeout; the \
+                     connection is taken as dead",
+                    WATCH_GRACE.as_secs()
+                ));
+            };
+            let frame = match frame {
                 // A watch that ends at once with nothing in it would be asked again at once,
                 // forever: that is a failure, retried with backoff.
                 None if lines == 0 && opened.elapsed() < Duration::from_secs(1) => {

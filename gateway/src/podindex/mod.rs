@@ -141,6 +141,7 @@ pub struct PodIndex {
     pub index_metrics: PodIndexMetrics,
     pub access: access::AccessCache,
     open: Arc<Mutex<HashMap<String, Arc<ClusterIndex>>>>,
+    /// The gateway's tracker: shutdown waits for every feeder to end.
     tasks: TaskTracker,
     shutdown: CancellationToken,
 }
@@ -152,6 +153,7 @@ impl PodIndex {
         metrics: Metrics,
         index_metrics: PodIndexMetrics,
         shutdown: CancellationToken,
+        tasks: TaskTracker,
     ) -> PodIndex {
         PodIndex {
             access: access::AccessCache::new(settings.access_ttl),
@@ -160,7 +162,7 @@ impl PodIndex {
             metrics,
             index_metrics,
             open: Default::default(),
-            tasks: TaskTracker::new(),
+            tasks,
             shutdown,
         }
     }

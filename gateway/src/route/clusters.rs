@@ -203,6 +203,8 @@ fn describe(c: &Cluster) -> serde_json::Value {
         "environment": c.meta.environment,
         "labels": c.meta.labels,
         "up": h.up,
+        // Not probed yet: neither up nor down (the page says "checking", not "unreachable").
+        "checked_at": h.checked_at.map(crate::session::audit::timestamp),
         "version": h.version,
         "error": h.error,
     })

@@ -52,6 +52,18 @@ pub struct Router {
 /// connection's generic future) sidesteps rustc's higher-ranked `Send` inference limits.
 pub type HandleFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Response<Body>> + Send>>;
 
+/// The answer for a cluster id the registry does not hold.
+fn unknown_cluster(id: &str) -> Response<Body> {
+    status(
+        &Status::api_error(
+            404,
+            "NotFound",
+            format!("cluster \"{id}\" is not known to podgate"),
+        )
+        .with_details(id, "clusters"),
+    )
+}
+
 pub fn handle(
     router: Arc<Router>,
     req: Request<hyper::body::Incoming>,
@@ -137,14 +149,7 @@ impl Router {
                 "file",
             ] => {
                 let Some(cluster) = self.clusters.get(id) else {
-                    return status(
-                        &Status::api_error(
-                            404,
-                            "NotFound",
-                            format!("cluster \"{id}\" is not known to podgate"),
-                        )
-                        .with_details(id, "clusters"),
-                    );
+                    return unknown_cluster(id);
                 };
                 let (ns, pod) = (ns.to_string(), pod.to_string());
                 let target = crate::files::Target {
@@ -201,14 +206,7 @@ impl Router {
         api: ApiPath<'_>,
     ) -> Response<Body> {
         let Some(cluster) = self.clusters.get(id) else {
-            return status(
-                &Status::api_error(
-                    404,
-                    "NotFound",
-                    format!("cluster \"{id}\" is not known to podgate"),
-                )
-                .with_details(id, "clusters"),
-            );
+            return unknown_cluster(id);
         };
         let identity = &who.authenticated.identity;
         let segments = api.segments();

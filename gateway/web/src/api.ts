@@ -61,6 +61,8 @@ export interface ClusterInfo {
   environment?: string | null;
   labels?: Record<string, string>;
   up: boolean;
+  /// When the gateway last probed it; absent or null before the first probe.
+  checked_at?: string | null;
   version?: string | null;
   error?: string | null;
 }
@@ -86,7 +88,12 @@ export function clustersPath(search: string, limit: number, cont?: string): stri
 export function clusterLabel(c: ClusterInfo): string {
   const name = c.display_name && c.display_name !== c.id ? `${c.display_name} (${c.id})` : c.id;
   const env = c.environment ? ` [${c.environment}]` : '';
-  const health = c.up ? `up${c.version ? ' (' + c.version + ')' : ''}` : `unreachable${c.error ? ': ' + c.error : ''}`;
+  // Before its first probe a cluster is neither up nor unreachable.
+  const health = c.up
+    ? `up${c.version ? ' (' + c.version + ')' : ''}`
+    : c.checked_at || c.error
+      ? `unreachable${c.error ? ': ' + c.error : ''}`
+      : 'not checked yet';
   return `${name}${env} — ${health}`;
 }
 export interface Methods {

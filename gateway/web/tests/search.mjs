@@ -8,6 +8,7 @@
 import { BASE, devLogin, finish, firstPage, launch, ready, scenario, shot, until, view } from './driver.mjs';
 
 const ADMIN = 'podgate-demo-admin';
+const CAROL = 'pod-search-carol';
 const errors = [];
 const ctx = await launch();
 const page = await firstPage(ctx, errors);
@@ -99,6 +100,55 @@ await scenario('search across the chosen cluster and the recent ones', async () 
     x.rows.some((y) => y.cluster === 'dev-east') && x.rows.some((y) => y.cluster === 'dev-west'));
   if (!r.rows.every((y) => y.phase && /^\d+\/\d+$/.test(y.ready ?? ''))) throw new Error(JSON.stringify(r.rows));
   await shot(page, 'search-clusters');
+});
+
+await scenario('a person sees only the pods of the namespaces they may list', async () => {
+  // carol's group may list pods in team-a only (the devclusters' rule): team-b's workers and
+  // default's shells are not hers to find, in either cluster.
+  const ctx2 = await launch();
+  const carolErrors = [];
+  const carol = await firstPage(ctx2, carolErrors);
+  try {
+    await devLogin(carol, BASE, CAROL);
+    const mine = () => carol.evaluate(() => {
+      const list = document.getElementById('pod-search-results');
+      return {
+        for: list?.dataset.renderedFor ?? null,
+        focused: document.activeElement?.id ?? '',
+        rows: Array.from(list?.querySelectorAll('.pod-hit') ?? [], (r) => ({
+          cluster: r.querySelector('.hit-cluster')?.textContent,
+          namespace: r.querySelector('.hit-ns')?.textContent,
+          pod: r.querySelector('.hit-pod')?.textContent,
+        })),
+      };
+    });
+    await until('carol\'s search box focused', async () => (await mine()).focused === 'pod-search');
+    await carol.keyboard.type('api-6b7c9-7');
+    const api = await until('team-a pods for carol', async () => {
+      const r = await mine();
+      return r.for === 'api-6b7c9-7' && r.rows.length > 0 ? r : null;
+    });
+    if (!api.rows.every((x) => x.namespace === 'team-a')) throw new Error(`outside team-a: ${JSON.stringify(api.rows)}`);
+    for (const q of ['app=worker', 'shell-0']) {
+      await carol.keyboard.press('Escape');
+      await until('cleared', async () => (await mine()).for === '');
+      await carol.keyboard.type(q);
+      const r = await until(`carol's answer for ${q}`, async () => {
+        const x = await mine();
+        return x.for === q ? x : null;
+      });
+      if (r.rows.length) throw new Error(`carol finds pods she may not list with ${q}: ${JSON.stringify(r.rows.slice(0, 3))}`);
+    }
+    // The picker's namespace list is refused to her (403, said in the page: "type one");
+    // anything else in her console is an error.
+    const label = await carol.locator('#pick-cluster option:checked').textContent();
+    if (/unreachable/.test(label ?? '')) throw new Error(`a reachable cluster reads ${label}`);
+    await shot(carol, 'search-restricted');
+    const relevant = carolErrors.filter((e) => !/status of (401|403)/.test(e));
+    if (relevant.length) throw new Error(relevant.join('\n'));
+  } finally {
+    await ctx2.close();
+  }
 });
 
 await scenario('no errors in the page console', async () => {

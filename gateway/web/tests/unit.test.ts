@@ -351,4 +351,6 @@ test('cluster picker: pages are asked for with the search, and clusters read wit
     clusterLabel({ id: 'prod-eu-1', display_name: 'Frankfurt', environment: 'production', up: false, error: 'timeout' }),
     'Frankfurt (prod-eu-1) [production] — unreachable: timeout',
   );
+  assert.equal(clusterLabel({ id: 'dev', up: false, checked_at: '2026-12-02T10:00:00Z' }), 'dev — unreachable');
+  assert.equal(clusterLabel({ id: 'dev', up: false, checked_at: null }), 'dev — not checked yet');
 });

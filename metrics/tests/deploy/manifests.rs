@@ -773,6 +773,8 @@ fn target_cluster_grants_impersonation_and_exec() {
         BTreeSet::from([
             "ClusterRole/podgate-impersonator",
             "ClusterRoleBinding/podgate-impersonator",
+            "ClusterRole/podgate-pod-index",
+            "ClusterRoleBinding/podgate-pod-index",
             "Role/podgate-exec",
             "RoleBinding/podgate-exec-sre",
         ])
@@ -803,6 +805,28 @@ fn target_cluster_grants_impersonation_and_exec() {
             .any(|s| s["kind"] == "ServiceAccount"
                 && s["name"] == "podgate"
                 && s["namespace"] == NAMESPACE)
+    );
+
+    // The pod search's feed: list and watch of pods, nothing else, for the group deploy/base
+    // names in pod_index.feed_as (podgate impersonates it for that list and watch only).
+    let index = &objects["ClusterRole/podgate-pod-index"];
+    for verb in ["list", "watch"] {
+        assert!(has_rule(&index["rules"], "pods", verb), "{verb} pods");
+    }
+    for r in arr(&index["rules"]) {
+        assert_eq!(r["resources"], serde_json::json!(["pods"]));
+        assert_eq!(r["verbs"], serde_json::json!(["list", "watch"]));
+    }
+    let index_binding = &objects["ClusterRoleBinding/podgate-pod-index"];
+    assert_eq!(index_binding["roleRef"]["name"], "podgate-pod-index");
+    let config = support::read(&support::repo().join("deploy/base/podgate.yaml"));
+    let config: Value = serde_norway::from_str(&config).expect("deploy config YAML");
+    let feed_groups = arr(&config["pod_index"]["feed_as"]["groups"]);
+    assert!(
+        arr(&index_binding["subjects"])
+            .iter()
+            .any(|s| s["kind"] == "Group" && feed_groups.contains(&s["name"])),
+        "the binding's group is the one pod_index.feed_as impersonates"
     );
 
     let role = &objects["Role/podgate-exec"];
