@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod procfs;
+pub mod relay;
 pub mod report;
 pub mod run;
 pub mod scenario;

@@ -170,6 +170,7 @@ async fn main_async(args: Args, nofile: u64) -> anyhow::Result<bool> {
     };
 
     let mut spawned = None;
+    let mut reference = None;
     let (gateway, direct, gateway_pid, cluster_pid, gateway_url, direct_url) = if args.spawn {
         let bin_dir = match &args.bin_dir {
             Some(d) => d.clone(),
@@ -197,6 +198,10 @@ async fn main_async(args: Args, nofile: u64) -> anyhow::Result<bool> {
         )
         .await?;
         let d = Target::direct(&kc, tls, sources.clone()).await?;
+        reference = Some((
+            Target::relay(&s.relay_url, &s.gateway_ca_pem, &kc, tls, sources.clone()).await?,
+            s.relay.pid,
+        ));
         let ids = (Some(s.gateway.pid), Some(s.devcluster.pid));
         let urls = (Some(s.gateway_url.clone()), Some(kc.server.clone()));
         spawned = Some(s);
@@ -255,9 +260,15 @@ async fn main_async(args: Args, nofile: u64) -> anyhow::Result<bool> {
         )
     };
 
+    let (reference, reference_pid) = match reference {
+        Some((t, pid)) => (Some(Arc::new(t)), Some(pid)),
+        None => (None, None),
+    };
     let setup = Setup {
         gateway: gateway.map(Arc::new),
         direct: direct.map(Arc::new),
+        reference,
+        reference_pid,
         gateway_pid,
         cluster_pid,
         pods,
@@ -345,8 +356,9 @@ async fn main_async(args: Args, nofile: u64) -> anyhow::Result<bool> {
     if let Some(s) = spawned {
         // Stop podgate first: it tells its sessions why, then the cluster goes.
         let g = s.gateway.stop(Duration::from_secs(15)).await;
+        let r = s.relay.stop(Duration::from_secs(15)).await;
         let d = s.devcluster.stop(Duration::from_secs(15)).await;
-        eprintln!("podgate-load: {g}; {d}");
+        eprintln!("podgate-load: {g}; {r}; {d}");
     }
     let (scenarios, failures) = result?;
 

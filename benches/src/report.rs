@@ -43,8 +43,14 @@ pub struct ScenarioReport {
     pub gateway: Option<TargetResult>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub direct: Option<TargetResult>,
+    /// Through the reference relay (throughput only): the floor of a TLS-terminating relay.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference_relay: Option<TargetResult>,
     /// gateway / direct for each figure both measured.
     pub ratios: BTreeMap<&'static str, f64>,
+    /// gateway / reference relay for each figure both measured.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub ratios_to_reference: BTreeMap<&'static str, f64>,
     /// Of the gateway process after the scenario (null when it is not watched).
     pub leaked_fds: Option<usize>,
     pub leaked_threads: Option<usize>,
@@ -66,10 +72,22 @@ impl ScenarioReport {
             plan,
             gateway,
             direct,
+            reference_relay: None,
             ratios,
+            ratios_to_reference: BTreeMap::new(),
             leaked_fds,
             leaked_threads,
         }
+    }
+
+    /// With the reference relay's result, and the gateway's figures over it.
+    pub fn with_reference(mut self, reference: Option<TargetResult>) -> ScenarioReport {
+        self.ratios_to_reference = match (&self.gateway, &reference) {
+            (Some(g), Some(r)) => ratios(g, r),
+            _ => BTreeMap::new(),
+        };
+        self.reference_relay = reference;
+        self
     }
 
     pub fn leaked(&self) -> bool {
@@ -205,6 +223,30 @@ pub fn goals(scenarios: &Scenarios) -> Vec<Goal> {
             .and_then(|r| r.plan.clamped.clone())
             .unwrap_or_default(),
     });
+    let release = idle.and_then(|r| r.gateway.as_ref()?.release.clone());
+    out.push(Goal {
+        name: "memory_after_load",
+        goal: "RSS back within 1.25x of its pre-load baseline within 30 s after 10,000 idle sessions close",
+        measured: release.as_ref().map(|r| {
+            format!(
+                "{:.1} MiB before, {:.1} MiB open, {:.1} MiB after ({:.2}x){}",
+                r.baseline_rss_bytes as f64 / 1048576.0,
+                r.open_rss_bytes as f64 / 1048576.0,
+                r.after_rss_bytes as f64 / 1048576.0,
+                r.after_over_baseline,
+                r.within_factor_s
+                    .map_or(" after 30 s".into(), |s| format!(" within {s:.1} s")),
+            )
+        }),
+        met: judged(
+            sessions(idle),
+            release.as_ref().map(|r| r.within_factor_s.is_some()),
+        ),
+        at_full_size: idle
+            .and_then(|r| r.gateway.as_ref())
+            .is_some_and(|g| g.sessions >= 10_000),
+        note: String::new(),
+    });
     let echo = get(Scenario::Interactive).and_then(|r| r.ratios.get("echo_p99_ms").copied());
     let inter = get(Scenario::Interactive);
     out.push(Goal {
@@ -233,6 +275,19 @@ pub fn goals(scenarios: &Scenarios) -> Vec<Goal> {
         goal: "throughput through the gateway >= 0.8x direct",
         measured: tp.map(|r| format!("{r:.2}x")),
         met: judged(sessions(through), tp.map(|r| r >= 0.8)),
+        at_full_size: true,
+        note: String::new(),
+    });
+    let floor = through.and_then(|r| r.ratios_to_reference.get("cpu_s_per_gb").copied());
+    out.push(Goal {
+        name: "cpu_per_gb_vs_reference_relay",
+        goal: "gateway CPU per relayed GB <= 1.15x the reference TLS relay's, same run",
+        measured: floor.map(|r| {
+            let g = through.and_then(|t| t.gateway.as_ref()?.cpu_s_per_gb);
+            let f = through.and_then(|t| t.reference_relay.as_ref()?.cpu_s_per_gb);
+            format!("{r:.2}x ({} vs {} CPU-s/GB)", opt(g, 3), opt(f, 3))
+        }),
+        met: judged(sessions(through), floor.map(|r| r <= 1.15)),
         at_full_size: true,
         note: String::new(),
     });
@@ -324,7 +379,11 @@ pub fn table(summary: &Summary) -> String {
         "leaks",
     );
     for (name, r) in summary.scenarios.iter() {
-        for (label, t) in [("direct", &r.direct), ("gateway", &r.gateway)] {
+        for (label, t) in [
+            ("direct", &r.direct),
+            ("gateway", &r.gateway),
+            ("refrelay", &r.reference_relay),
+        ] {
             let Some(t) = t else { continue };
             let leaks = match (t.leaked_fds, t.leaked_threads) {
                 (Some(f), Some(th)) => format!("{f}/{th}"),
@@ -370,6 +429,17 @@ pub fn table(summary: &Summary) -> String {
                 g("cpu_percent"),
             );
         }
+        if let (Some(g), Some(f)) = (&r.gateway, &r.reference_relay) {
+            let _ = writeln!(
+                s,
+                "{:<12} CPU-s per GB: gateway {}, reference relay {} ({}x), direct {}",
+                "",
+                opt(g.cpu_s_per_gb, 3),
+                opt(f.cpu_s_per_gb, 3),
+                opt(r.ratios_to_reference.get("cpu_s_per_gb").copied(), 2),
+                opt(r.direct.as_ref().and_then(|d| d.cpu_s_per_gb), 3),
+            );
+        }
     }
     let _ = writeln!(s);
     let _ = writeln!(
@@ -377,7 +447,9 @@ pub fn table(summary: &Summary) -> String {
         "rss/sess: RSS growth of podgate (gateway) or the devcluster (direct) per open session; \
          cpu%: that process, % of one core; client%: podgate-load, % of one core; busy%: whole \
          machine, % of all cores; steal%: of that, taken by the hypervisor (a shared virtual \
-         machine's other tenants); ratio = gateway / direct; leaks = fds/threads left in podgate"
+         machine's other tenants); ratio = gateway / direct; refrelay: the reference TLS relay \
+         (throughput only; the floor for a TLS-terminating relay); leaks = fds/threads left in \
+         podgate"
     );
     let mut costs = String::new();
     for (name, r) in summary.scenarios.iter() {
@@ -505,6 +577,62 @@ mod tests {
             .iter()
             .find(|g| g.name == name)
             .expect("the goal is listed")
+    }
+
+    #[test]
+    fn the_floor_and_the_release_are_judged_from_their_own_figures() {
+        let through = |gateway_cpu: f64| {
+            let g = TargetResult {
+                sessions: 4,
+                cpu_s_per_gb: Some(gateway_cpu),
+                ..TargetResult::default()
+            };
+            let floor = TargetResult {
+                sessions: 4,
+                cpu_s_per_gb: Some(1.0),
+                ..TargetResult::default()
+            };
+            ScenarioReport::new(
+                crate::run::Profile::Quick.plan(Scenario::Throughput),
+                Some(g),
+                None,
+            )
+            .with_reference(Some(floor))
+        };
+        for (cpu, met) in [(1.1, Some(true)), (1.2, Some(false))] {
+            let r = through(cpu);
+            assert_eq!(r.ratios_to_reference.get("cpu_s_per_gb"), Some(&cpu));
+            let goals = goals(&Scenarios(vec![("throughput", r)]));
+            assert_eq!(
+                goal(&goals, "cpu_per_gb_vs_reference_relay").met,
+                met,
+                "{cpu}"
+            );
+        }
+        let idle = |within: Option<f64>| {
+            let g = TargetResult {
+                sessions: 10_000,
+                release: Some(crate::scenario::Release {
+                    baseline_rss_bytes: 16 << 20,
+                    open_rss_bytes: 400 << 20,
+                    after_rss_bytes: 18 << 20,
+                    after_over_baseline: 1.125,
+                    within_factor_s: within,
+                    curve_mib: vec![400.0, 18.0],
+                }),
+                ..TargetResult::default()
+            };
+            let r = ScenarioReport::new(
+                crate::run::Profile::Quick.plan(Scenario::Idle),
+                Some(g),
+                None,
+            );
+            goals(&Scenarios(vec![("idle", r)]))
+        };
+        let met = idle(Some(2.0));
+        let g = goal(&met, "memory_after_load");
+        assert_eq!((g.met, g.at_full_size), (Some(true), true));
+        assert_eq!(goal(&idle(None), "memory_after_load").met, Some(false));
     }
 
     #[test]

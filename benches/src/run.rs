@@ -121,6 +121,11 @@ impl Plan {
 pub struct Setup {
     pub gateway: Option<Arc<Target>>,
     pub direct: Option<Arc<Target>>,
+    /// The reference relay in front of the cluster: the throughput scenario runs through it
+    /// too, for the floor podgate's CPU per byte is judged against.
+    pub reference: Option<Arc<Target>>,
+    /// The reference relay's process (measured like podgate's).
+    pub reference_pid: Option<u32>,
     /// The podgate process: measured, and leak-checked after each scenario.
     pub gateway_pid: Option<u32>,
     /// The cluster's process (measured; the cluster end of direct sessions).
@@ -133,7 +138,10 @@ pub struct Setup {
 /// Opens and closes one session on each target, so lazily built state (connection pools,
 /// caches) exists before baselines are read, and a misconfigured target fails fast.
 pub async fn warm_up(setup: &Setup) -> anyhow::Result<()> {
-    for t in [&setup.direct, &setup.gateway].into_iter().flatten() {
+    for t in [&setup.direct, &setup.gateway, &setup.reference]
+        .into_iter()
+        .flatten()
+    {
         for _ in 0..3 {
             let mut o = crate::client::open(t, &setup.pods.echo(), Duration::from_secs(20))
                 .await
@@ -145,7 +153,10 @@ pub async fn warm_up(setup: &Setup) -> anyhow::Result<()> {
     }
     // Background machinery starts lazily (podgate's certificate watcher takes a blocking
     // thread at its first tick, 2 s after start); baselines are read once it has.
-    for pid in [setup.gateway_pid, setup.cluster_pid].into_iter().flatten() {
+    for pid in [setup.gateway_pid, setup.cluster_pid, setup.reference_pid]
+        .into_iter()
+        .flatten()
+    {
         settle(pid, Duration::from_secs(3), Duration::from_secs(20)).await;
     }
     Ok(())
@@ -189,6 +200,17 @@ pub async fn run_all(setup: &Setup, plans: &[Plan]) -> (Scenarios, Vec<String>) 
             }
             None => None,
         };
+        let reference = match &setup.reference {
+            Some(t) if plan.scenario == Scenario::Throughput => {
+                eprintln!("podgate-load: {name}: reference relay ...");
+                let watch = Watch {
+                    main: setup.reference_pid,
+                    upstream: setup.cluster_pid,
+                };
+                Some(scenario::run(plan, t.clone(), &setup.pods, watch).await)
+            }
+            _ => None,
+        };
         let gateway = match &setup.gateway {
             Some(t) => {
                 eprintln!("podgate-load: {name}: gateway ...");
@@ -224,7 +246,11 @@ pub async fn run_all(setup: &Setup, plans: &[Plan]) -> (Scenarios, Vec<String>) 
             }
             None => None,
         };
-        for (label, r) in [("direct", &direct), ("gateway", &gateway)] {
+        for (label, r) in [
+            ("direct", &direct),
+            ("gateway", &gateway),
+            ("reference relay", &reference),
+        ] {
             if let Some(r) = r
                 && r.sessions == 0
             {
@@ -238,7 +264,7 @@ pub async fn run_all(setup: &Setup, plans: &[Plan]) -> (Scenarios, Vec<String>) 
                 ));
             }
         }
-        let report = ScenarioReport::new(plan.clone(), gateway, direct);
+        let report = ScenarioReport::new(plan.clone(), gateway, direct).with_reference(reference);
         eprintln!(
             "podgate-load: {name}: done{}",
             if report.ratios.is_empty() {

@@ -182,6 +182,9 @@ pub struct TargetResult {
     pub stdout_bytes: u64,
     /// CPU of the serving process while all idle sessions are held, percent of one core.
     pub cpu_idle_percent: Option<f64>,
+    /// Idle, gateway: how the process gives memory back once every session closed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub release: Option<Release>,
     pub duration_s: f64,
     /// CPU of podgate-load itself, percent of one core: when the clients starve, latencies
     /// measure the load generator, not the target.
@@ -205,6 +208,54 @@ pub struct TargetResult {
     pub leak_check: Option<procfs::LeakCheck>,
     /// The first few distinct error messages.
     pub error_samples: Vec<String>,
+}
+
+/// RSS before the sessions opened, with them open, and after they all closed: sampled every
+/// 250 ms for up to [`RELEASE_WINDOW`], until it is back within [`RELEASE_FACTOR`] of the
+/// baseline.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Release {
+    pub baseline_rss_bytes: u64,
+    pub open_rss_bytes: u64,
+    /// The last sample: the first within the factor, or the one at the window's end.
+    pub after_rss_bytes: u64,
+    /// after / baseline.
+    pub after_over_baseline: f64,
+    /// Seconds from the last close until within the factor; `None`: not within the window.
+    pub within_factor_s: Option<f64>,
+    /// RSS in MiB once a second from the last close: how it came down.
+    pub curve_mib: Vec<f64>,
+}
+
+/// How long the memory release is watched after the last session closed.
+pub const RELEASE_WINDOW: Duration = Duration::from_secs(30);
+/// What "back to the baseline" means: at most this times the RSS before the load.
+pub const RELEASE_FACTOR: f64 = 1.25;
+
+/// Samples `pid` until its RSS is within [`RELEASE_FACTOR`] of `baseline`, at most
+/// [`RELEASE_WINDOW`].
+async fn watch_release(pid: u32, baseline: Sample, open: Sample) -> Option<Release> {
+    let started = Instant::now();
+    let bound = baseline.rss_bytes as f64 * RELEASE_FACTOR;
+    let mut curve_mib = Vec::new();
+    loop {
+        let now = procfs::sample(pid).ok()?;
+        let within = now.rss_bytes as f64 <= bound;
+        if started.elapsed().as_secs() as usize >= curve_mib.len() {
+            curve_mib.push((now.rss_bytes as f64 / 1048576.0 * 10.0).round() / 10.0);
+        }
+        if within || started.elapsed() >= RELEASE_WINDOW {
+            return Some(Release {
+                baseline_rss_bytes: baseline.rss_bytes,
+                open_rss_bytes: open.rss_bytes,
+                after_rss_bytes: now.rss_bytes,
+                after_over_baseline: now.rss_bytes as f64 / baseline.rss_bytes.max(1) as f64,
+                within_factor_s: within.then(|| started.elapsed().as_secs_f64()),
+                curve_mib,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// Errors of a run: counted, and the first few distinct messages kept to explain them.
@@ -547,6 +598,11 @@ async fn idle(
         "idle",
     )
     .await;
+    if target.kind == crate::target::Kind::Gateway
+        && let (Some(pid), Some(before), Some(open)) = (watch.main, main_before, main_open)
+    {
+        result.release = watch_release(pid, before, open).await;
+    }
     part
 }
 

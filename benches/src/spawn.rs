@@ -40,6 +40,9 @@ pub struct Spawned {
     pub devcluster: Proc,
     pub gateway: Proc,
     pub gateway_url: String,
+    /// The reference relay in front of the devcluster, with the gateway's certificate.
+    pub relay: Proc,
+    pub relay_url: String,
     pub gateway_ca_pem: String,
     pub kubeconfig: PathBuf,
     pub work_dir: PathBuf,
@@ -85,10 +88,26 @@ pub async fn start(bin_dir: &Path, work_dir: &Path, recording: &str) -> anyhow::
     let mut cmd = Command::new(bin_dir.join("podgate"));
     cmd.arg("serve").arg("--config").arg(&config);
     let (gateway, gateway_url) = launch("podgate", cmd, &work_dir).await?;
+
+    let cluster = crate::target::Kubeconfig::load(&kubeconfig, Some("admin"))?;
+    let cluster_ca = work_dir.join("devcluster-ca.pem");
+    write_private(&cluster_ca, &cluster.ca_pem)?;
+    let mut cmd = Command::new(bin_dir.join("podgate-refrelay"));
+    cmd.arg("--cert")
+        .arg(&cert)
+        .arg("--key")
+        .arg(&key)
+        .arg("--upstream")
+        .arg(&cluster.server)
+        .arg("--upstream-ca")
+        .arg(&cluster_ca);
+    let (relay, relay_url) = launch("podgate-refrelay", cmd, &work_dir).await?;
     Ok(Spawned {
         devcluster,
         gateway,
         gateway_url,
+        relay,
+        relay_url,
         gateway_ca_pem: pem.ca_pem,
         kubeconfig,
         work_dir,

@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 pub enum Kind {
     Gateway,
     Direct,
+    /// The reference relay in front of the cluster ([`crate::relay`]).
+    ReferenceRelay,
 }
 
 impl Kind {
@@ -20,6 +22,7 @@ impl Kind {
         match self {
             Kind::Gateway => "gateway",
             Kind::Direct => "direct",
+            Kind::ReferenceRelay => "reference_relay",
         }
     }
 }
@@ -94,6 +97,27 @@ impl Target {
             tls: connector(&kubeconfig.ca_pem, tls)?,
             sources,
         })
+    }
+}
+
+impl Target {
+    /// Through the reference relay at `url` (whose certificate `ca_pem` signed) to the
+    /// cluster of `kubeconfig`, with its token: the direct requests over one more TLS hop.
+    pub async fn relay(
+        url: &str,
+        ca_pem: &str,
+        kubeconfig: &Kubeconfig,
+        tls: TlsOptions,
+        sources: Arc<SourceAddrs>,
+    ) -> anyhow::Result<Target> {
+        let (addr, authority, host) = resolve(url).await?;
+        let mut t = Target::direct(kubeconfig, tls, sources).await?;
+        t.kind = Kind::ReferenceRelay;
+        t.addr = addr;
+        t.authority = authority;
+        t.server_name = server_name(&host)?;
+        t.tls = connector(ca_pem, tls)?;
+        Ok(t)
     }
 }
 

@@ -36,9 +36,37 @@ async fn every_scenario_through_podgate_and_directly() {
     )
     .await
     .unwrap();
+    // The reference relay in front of the same cluster, in-process.
+    let pem = podgate_devcluster::tls::generate_pem(&["127.0.0.1".into()]).unwrap();
+    let relay = podgate_benches::relay::Relay::new(
+        &pem.cert_pem,
+        &pem.key_pem,
+        cluster.addr(),
+        "127.0.0.1",
+        cluster.ca_pem(),
+    )
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let relay_url = format!("https://{}", listener.local_addr().unwrap());
+    let relay_task = tokio::spawn(Arc::new(relay).serve(listener));
+    let reference = Target::relay(
+        &relay_url,
+        &pem.ca_pem,
+        &Kubeconfig {
+            server: cluster.url(),
+            ca_pem: cluster.ca_pem().to_string(),
+            token: cluster.token("admin").unwrap().to_string(),
+        },
+        tls,
+        Arc::new(SourceAddrs::new(16)),
+    )
+    .await
+    .unwrap();
     let setup = Setup {
         gateway: Some(Arc::new(gateway)),
         direct: Some(Arc::new(direct)),
+        reference: Some(Arc::new(reference)),
+        reference_pid: None,
         gateway_pid: None,
         cluster_pid: None,
         pods: Pods {
@@ -100,6 +128,21 @@ async fn every_scenario_through_podgate_and_directly() {
             .map(|s| s.min > 0.0),
         Some(true)
     );
+    // The throughput scenario ran through the reference relay too, byte-exact and measured;
+    // no other scenario did.
+    let floor = tp
+        .reference_relay
+        .as_ref()
+        .expect("the reference relay's result");
+    assert_eq!(floor.errors, 0, "{:?}", floor.error_samples);
+    assert_eq!(floor.sessions, 2);
+    assert_eq!(floor.stdout_bytes, 2 << 20);
+    assert!(tp.ratios_to_reference.contains_key("throughput_mb_s"));
+    for (name, r) in reports.iter() {
+        if *name != Scenario::Throughput.name() {
+            assert!(r.reference_relay.is_none(), "{name}");
+        }
+    }
     let churn = get(Scenario::Churn).gateway.as_ref().unwrap();
     assert_eq!(churn.sessions, 30);
     assert!(churn.sessions_per_s.unwrap() > 0.0);
@@ -109,5 +152,6 @@ async fn every_scenario_through_podgate_and_directly() {
             && soak.throughput_mb_s.is_some()
             && soak.sessions_per_s.is_some()
     );
+    relay_task.abort();
     demo.shutdown().await;
 }
