@@ -11,8 +11,14 @@ use std::process::ExitCode;
 /// 92 MiB with glibc and came down to 26 MiB with this, at the same CPU per session and per
 /// byte (BENCHMARKS.md, "Memory after load"). Only the binary: tests and benches that run the
 /// gateway in-process keep the system allocator.
+#[cfg(not(feature = "dhat-heap"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// `--features dhat-heap`: every allocation counted by dhat, for a heap profile.
+#[cfg(feature = "dhat-heap")]
+#[global_allocator]
+static ALLOCATOR: dhat::Alloc = dhat::Alloc;
 
 #[derive(Parser)]
 #[command(
@@ -57,6 +63,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Written when main returns (a clean stop: SIGTERM, Ctrl+C).
+    #[cfg(feature = "dhat-heap")]
+    let _profiler = dhat::Profiler::new_heap();
     // The config names the log format, so `serve` reads it before logging starts; its errors
     // go to standard error as they are.
     let cli = Cli::parse();
