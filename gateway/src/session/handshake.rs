@@ -542,9 +542,12 @@ impl Established {
                     fastwebsockets::Role::Client,
                 );
                 guard.established(setup_started.elapsed());
+                // Each relay in a box of its own: inline, the two relays' states and the
+                // upgrades' were laid out side by side in this task (9.7 KB per session, dhat);
+                // boxed, the task is under 1 KB and the relay taken 4.6 KB.
                 let ending = match resume {
                     Some(registration) => {
-                        super::resume::relay::run(
+                        Box::pin(super::resume::relay::run(
                             client,
                             upstream,
                             super::resume::relay::Params {
@@ -559,11 +562,11 @@ impl Established {
                                 cluster: &cluster.id,
                                 registration,
                             },
-                        )
+                        ))
                         .await
                     }
                     None => {
-                        relay::run(
+                        Box::pin(relay::run(
                             client,
                             upstream,
                             relay::Params {
@@ -575,7 +578,7 @@ impl Established {
                                 shutdown: &ctx.shutdown,
                                 cluster: &cluster.id,
                             },
-                        )
+                        ))
                         .await
                     }
                 };
