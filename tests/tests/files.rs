@@ -131,14 +131,18 @@ fn url(namespace: &str, pod: &str, container: &str, path: &Path) -> String {
     format!("/podgate/clusters/{CLUSTER}/namespaces/{namespace}/pods/{pod}/file?{q}")
 }
 
-async fn put(env: &Env, token: &str, target: &str, body: &[u8]) -> Answer {
-    let mut raw = format!(
+/// The head of an upload of `length` bytes to `target` as `token`.
+fn put_head(env: &Env, token: &str, target: &str, length: u64) -> Vec<u8> {
+    format!(
         "PUT {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\
-         Content-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+         Content-Type: application/octet-stream\r\nContent-Length: {length}\r\n\r\n",
         env.addr(),
-        body.len()
     )
-    .into_bytes();
+    .into_bytes()
+}
+
+async fn put(env: &Env, token: &str, target: &str, body: &[u8]) -> Answer {
+    let mut raw = put_head(env, token, target, body.len() as u64);
     raw.extend_from_slice(body);
     http::send(env, &raw).await
 }
@@ -146,12 +150,16 @@ async fn put(env: &Env, token: &str, target: &str, body: &[u8]) -> Answer {
 /// A PUT that says it carries `length` bytes and sends none: what podgate answers from the
 /// head alone.
 async fn put_claiming(env: &Env, token: &str, target: &str, length: u64) -> Answer {
-    let raw = format!(
-        "PUT {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\
-         Content-Length: {length}\r\n\r\n",
-        env.addr(),
-    );
-    http::send(env, raw.as_bytes()).await
+    http::send(env, &put_head(env, token, target, length)).await
+}
+
+/// `podgate_file_transfers_total{direction, result}` now.
+fn transfers(env: &Env, direction: &str, result: &str) -> Option<f64> {
+    sample(
+        &env.gateway.metrics().render(),
+        "podgate_file_transfers_total",
+        &[("direction", direction), ("result", result)],
+    )
 }
 
 async fn get(env: &Env, token: &str, target: &str) -> Answer {
@@ -385,14 +393,7 @@ async fn files_go_both_ways_byte_exact_bounded_and_fail_clearly() {
 
     // Counted...
     let text = env.gateway.metrics().render();
-    let count = |direction: &str, result: &str| {
-        sample(
-            &text,
-            "podgate_file_transfers_total",
-            &[("direction", direction), ("result", result)],
-        )
-        .unwrap_or(-1.0)
-    };
+    let count = |direction: &str, result: &str| transfers(&env, direction, result).unwrap_or(-1.0);
     assert_eq!(count("upload", "succeeded"), 2.0, "{text}");
     assert_eq!(count("download", "succeeded"), 4.0);
     assert_eq!(count("upload", "too_large"), 1.0);
@@ -454,16 +455,9 @@ async fn a_transfer_holds_a_session_slot_until_it_ends() {
 
     // An upload whose body has only begun to arrive.
     let mut slow = podgate_testkit::tls::connect(&env).await;
-    let head = format!(
-        "PUT {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAuthorization: Bearer {ADMIN}\r\n\
-         Content-Length: {}\r\n\r\n",
-        env.addr(),
-        data.len()
-    );
+    let head = put_head(&env, ADMIN, &target, data.len() as u64);
     use tokio::io::AsyncWriteExt as _;
-    slow.write_all(head.as_bytes())
-        .await
-        .expect("write the head");
+    slow.write_all(&head).await.expect("write the head");
     slow.write_all(&data[..1024])
         .await
         .expect("write a first part");
@@ -527,16 +521,7 @@ async fn a_transfer_holds_a_session_slot_until_it_ends() {
     let down = get(&env, ADMIN, &target).await;
     assert_eq!(down.code, 200, "the slot came back: {}", down.body);
     assert!(down.bytes == data);
-    let text = env.gateway.metrics().render();
-    assert_eq!(
-        sample(
-            &text,
-            "podgate_file_transfers_total",
-            &[("direction", "download"), ("result", "refused")],
-        ),
-        Some(1.0),
-        "{text}"
-    );
+    assert_eq!(transfers(&env, "download", "refused"), Some(1.0));
     env.shutdown().await;
 }
 
@@ -561,12 +546,7 @@ async fn a_stalled_upload_ends_after_the_idle_timeout() {
         &dir.path().join("stalled.bin"),
     );
     let mut slow = podgate_testkit::tls::connect(&env).await;
-    let head = format!(
-        "PUT {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAuthorization: Bearer {ADMIN}\r\n\
-         Content-Length: 4096\r\n\r\n",
-        env.addr(),
-    );
-    let mut raw = head.into_bytes();
+    let mut raw = put_head(&env, ADMIN, &target, 4096);
     raw.extend_from_slice(&[1u8; 100]);
     // The rest of the body never comes: the gateway answers on its own.
     let answer = http::exchange(&mut slow, &raw)
@@ -590,15 +570,6 @@ async fn a_stalled_upload_ends_after_the_idle_timeout() {
         0,
         "the session slot came back"
     );
-    let text = env.gateway.metrics().render();
-    assert_eq!(
-        sample(
-            &text,
-            "podgate_file_transfers_total",
-            &[("direction", "upload"), ("result", "broken")],
-        ),
-        Some(1.0),
-        "{text}"
-    );
+    assert_eq!(transfers(&env, "upload", "broken"), Some(1.0));
     env.shutdown().await;
 }
