@@ -2,7 +2,7 @@
 // clusters a search names (the chosen one, then the recently used ones, kept in the browser),
 // the request path, reading the gateway's answer, keyboard movement and the words shown.
 
-import type { Store } from './where';
+import { type Store, storedArray, str as id } from './where';
 
 export const RECENT_CLUSTERS_KEY = 'podgate.recentClusters';
 /// Clusters a search names at most (the gateway's default `pod_index.max_clusters_per_search`).
@@ -10,18 +10,9 @@ export const SEARCH_CLUSTERS = 5;
 /// Clusters remembered.
 export const RECENT_CLUSTERS_LIMIT = 8;
 
-const id = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= 253;
-
 export function loadRecentClusters(store: Store | null): string[] {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(store?.getItem(RECENT_CLUSTERS_KEY) ?? '[]');
-  } catch {
-    return [];
-  }
-  if (!Array.isArray(raw)) return [];
   const out: string[] = [];
-  for (const c of raw) {
+  for (const c of storedArray(store, RECENT_CLUSTERS_KEY)) {
     if (id(c) && !out.includes(c)) out.push(c);
     if (out.length === RECENT_CLUSTERS_LIMIT) break;
   }

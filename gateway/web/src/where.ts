@@ -56,19 +56,23 @@ export interface Recent {
   container?: string;
 }
 
-const str = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= 253;
+/// A non-empty name of at most 253 characters (a Kubernetes name, a cluster id).
+export const str = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= 253;
 
-/// The pods used recently, newest first (whatever is malformed in storage is dropped).
-export function loadRecent(store: Store | null): Recent[] {
-  let raw: unknown;
+/// The JSON array stored under `key`; empty when absent, unreadable or not an array.
+export function storedArray(store: Store | null, key: string): unknown[] {
   try {
-    raw = JSON.parse(store?.getItem(RECENT_KEY) ?? '[]');
+    const raw: unknown = JSON.parse(store?.getItem(key) ?? '[]');
+    return Array.isArray(raw) ? raw : [];
   } catch {
     return [];
   }
-  if (!Array.isArray(raw)) return [];
+}
+
+/// The pods used recently, newest first (whatever is malformed in storage is dropped).
+export function loadRecent(store: Store | null): Recent[] {
   const out: Recent[] = [];
-  for (const r of raw) {
+  for (const r of storedArray(store, RECENT_KEY)) {
     if (!r || typeof r !== 'object') continue;
     const { cluster, namespace, pod, container } = r as Record<string, unknown>;
     if (!str(cluster) || !str(namespace) || !str(pod)) continue;
