@@ -26,10 +26,10 @@ pub use imports::{
 };
 pub use recording::{OperatorsConfig, Principals, RecordingConfig, RecordingMode};
 pub use schema::{
-    AccessPolicy, AdminConfig, AuditConfig, AuthConfig, BrowserSessionConfig, ClusterConfig,
-    ClusterSource, Config, FilesConfig, ImportConfig, LimitsConfig, LogConfig, LogFormat,
-    MetricsConfig, PodIndexConfig, PodIndexIdentity, ResumeOverflow, SessionsConfig, TlsConfig,
-    UpstreamConfig,
+    AccessPolicy, AdminConfig, AgentConfig, AgentToken, AuditConfig, AuthConfig,
+    BrowserSessionConfig, ClusterConfig, ClusterSource, Config, FilesConfig, ImportConfig,
+    LimitsConfig, LogConfig, LogFormat, MetricsConfig, PodIndexConfig, PodIndexIdentity,
+    ResumeOverflow, SessionsConfig, TlsConfig, UpstreamConfig,
 };
 pub use size::{ByteSize, ParseSizeError};
 
@@ -109,6 +109,9 @@ fn resolve_paths(config: &mut Config, base: &Path) {
     for cluster in &mut config.clusters {
         if let Some(kubeconfig) = &mut cluster.kubeconfig {
             resolve(kubeconfig);
+        }
+        if let Some(file) = cluster.agent.as_mut().and_then(|a| a.token_file.as_mut()) {
+            resolve(file);
         }
     }
     for import in &mut config.imports {

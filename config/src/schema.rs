@@ -163,7 +163,8 @@ impl Default for AuditConfig {
 pub struct ClusterConfig {
     /// Appears in URLs and metric labels, hence restricted to an RFC 1123 DNS label.
     pub id: String,
-    /// Credentials and address of the cluster. Exactly one of `kubeconfig` and `in_cluster`.
+    /// Credentials and address of the cluster. Exactly one of `kubeconfig`, `in_cluster` and
+    /// `agent`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubeconfig: Option<PathBuf>,
     /// Context to use inside `kubeconfig`; its current-context when absent.
@@ -172,6 +173,11 @@ pub struct ClusterConfig {
     /// Use the service account of the pod the gateway runs in.
     #[serde(default)]
     pub in_cluster: bool,
+    /// The cluster is reached through the tunnels its `podgate agent`s open to the gateway
+    /// (a cluster behind NAT): the gateway holds no credentials for it, only what an agent must
+    /// show to serve it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentConfig>,
     /// Send `Impersonate-User`/`Impersonate-Group` so the cluster's RBAC judges each user.
     /// Default `true`; turning it off makes every user act with the gateway's own rights.
     #[serde(default = "default_true")]
@@ -219,6 +225,27 @@ impl AccessPolicy {
     }
 }
 
+/// What an agent for one cluster must show: its token, kept in a file (the gateway reads it
+/// at start and at every reload, so rotating it cuts the tunnels opened with the old one), or
+/// only its SHA-256, so the gateway's config holds no usable secret. Exactly one of the two.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+    /// Lowercase or uppercase hex of the token's SHA-256 (`sha256sum` of the token, without
+    /// a newline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_sha256: Option<String>,
+}
+
+/// How an agent's token is known to the gateway (see [`AgentConfig`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentToken<'a> {
+    File(&'a std::path::Path),
+    Sha256(&'a str),
+}
+
 /// Where a validated cluster gets its credentials from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClusterSource<'a> {
@@ -227,17 +254,25 @@ pub enum ClusterSource<'a> {
         context: Option<&'a str>,
     },
     InCluster,
+    Agent(AgentToken<'a>),
 }
 
 impl ClusterConfig {
-    /// Validation guarantees exactly one of `kubeconfig`/`in_cluster`, so this is total.
+    /// Validation guarantees exactly one of `kubeconfig`/`in_cluster`/`agent` (and one token
+    /// form for an agent), so this is total.
     pub fn source(&self) -> ClusterSource<'_> {
-        match &self.kubeconfig {
-            Some(path) => ClusterSource::Kubeconfig {
+        match (&self.kubeconfig, &self.agent) {
+            (Some(path), _) => ClusterSource::Kubeconfig {
                 path,
                 context: self.context.as_deref(),
             },
-            None => ClusterSource::InCluster,
+            (None, Some(agent)) => match (&agent.token_file, &agent.token_sha256) {
+                (Some(file), _) => ClusterSource::Agent(AgentToken::File(file)),
+                (None, hash) => {
+                    ClusterSource::Agent(AgentToken::Sha256(hash.as_deref().unwrap_or_default()))
+                }
+            },
+            (None, None) => ClusterSource::InCluster,
         }
     }
 }

@@ -60,6 +60,7 @@ fn every_default() {
             kubeconfig: None,
             context: None,
             in_cluster: true,
+            agent: None,
             impersonate: true,
             access: Default::default(),
             display_name: None,
@@ -198,12 +199,43 @@ clusters:
 - {id: neither}
 - {id: ctx, in_cluster: true, context: c}
 - {id: empty, kubeconfig: ''}
+- {id: three, kubeconfig: k, agent: {token_file: t}}
+- {id: notoken, agent: {}}
+- {id: twotokens, agent: {token_file: t, token_sha256: ab}}
+- {id: badhash, agent: {token_sha256: 'not hex'}}
+- {id: noimp, impersonate: false, agent: {token_file: t}}
 "),
         "\
-/etc/podgate/podgate.yaml: clusters[0]: set either kubeconfig or in_cluster: true, not both
-/etc/podgate/podgate.yaml: clusters[1]: needs kubeconfig or in_cluster: true to know how to reach the cluster
-/etc/podgate/podgate.yaml: clusters[2].context: only applies with kubeconfig, not with in_cluster: true
-/etc/podgate/podgate.yaml: clusters[3].kubeconfig: is empty"
+/etc/podgate/podgate.yaml: clusters[0]: set only one of kubeconfig, in_cluster: true and agent
+/etc/podgate/podgate.yaml: clusters[1]: needs kubeconfig, in_cluster: true or agent to know how to reach the cluster
+/etc/podgate/podgate.yaml: clusters[2].context: only applies with kubeconfig
+/etc/podgate/podgate.yaml: clusters[3].kubeconfig: is empty
+/etc/podgate/podgate.yaml: clusters[4]: set only one of kubeconfig, in_cluster: true and agent
+/etc/podgate/podgate.yaml: clusters[5].agent: needs token_file or token_sha256: what the cluster's agents must show
+/etc/podgate/podgate.yaml: clusters[6].agent: set either token_file or token_sha256, not both
+/etc/podgate/podgate.yaml: clusters[7].agent.token_sha256: is not a SHA-256 in hex (64 hex digits, e.g. from `printf %s TOKEN | sha256sum`)
+/etc/podgate/podgate.yaml: clusters[8].impersonate: cannot be false for an agent cluster: the agent only forwards requests that impersonate the person who sent them"
+    );
+}
+
+#[test]
+fn agent_cluster_sources() {
+    let config = parse(
+        Path::new("/etc/podgate/podgate.yaml"),
+        "tls: {cert_file: a, key_file: b}\nclusters:\n- {id: edge, agent: {token_file: edge.token}}\n- {id: hashed, agent: {token_sha256: 9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08}}\n",
+    )
+    .expect("valid");
+    assert_eq!(
+        config.clusters[0].source(),
+        ClusterSource::Agent(crate::AgentToken::File(Path::new(
+            "/etc/podgate/edge.token"
+        )))
+    );
+    assert_eq!(
+        config.clusters[1].source(),
+        ClusterSource::Agent(crate::AgentToken::Sha256(
+            "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08"
+        ))
     );
 }
 
@@ -491,6 +523,7 @@ imports:
             kubeconfig: Some(PathBuf::from("/etc/podgate/fleet.kubeconfig")),
             context: Some("EU_West".into()),
             in_cluster: false,
+            agent: None,
             impersonate: false,
             access: Default::default(),
             display_name: None,

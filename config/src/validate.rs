@@ -100,6 +100,42 @@ fn not_empty(path: &Path, field: &str, problems: &mut Problems<'_>) {
     }
 }
 
+/// An agent cluster's token: one form of it, a well-formed hash; and impersonation, which the
+/// agent insists on (it forwards nothing that does not say whom it acts for).
+fn agent_token(
+    agent: &crate::schema::AgentConfig,
+    impersonate: bool,
+    at: &str,
+    problems: &mut Problems<'_>,
+) {
+    match (&agent.token_file, &agent.token_sha256) {
+        (Some(_), Some(_)) => problems.push(
+            format!("{at}.agent"),
+            "set either token_file or token_sha256, not both",
+        ),
+        (None, None) => problems.push(
+            format!("{at}.agent"),
+            "needs token_file or token_sha256: what the cluster's agents must show",
+        ),
+        (Some(path), None) => not_empty(path, &format!("{at}.agent.token_file"), problems),
+        (None, Some(hash)) => {
+            if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                problems.push(
+                    format!("{at}.agent.token_sha256"),
+                    "is not a SHA-256 in hex (64 hex digits, e.g. from `printf %s TOKEN | sha256sum`)",
+                );
+            }
+        }
+    }
+    if !impersonate {
+        problems.push(
+            format!("{at}.impersonate"),
+            "cannot be false for an agent cluster: the agent only forwards requests that \
+             impersonate the person who sent them",
+        );
+    }
+}
+
 fn clusters(config: &Config, imported: &[Imported], problems: &mut Problems<'_>) {
     // id -> who claimed it first, for collision messages.
     let mut owners: BTreeMap<&str, String> = BTreeMap::new();
@@ -121,23 +157,29 @@ fn clusters(config: &Config, imported: &[Imported], problems: &mut Problems<'_>)
             owners.insert(&cluster.id, at.clone());
         }
         cluster_metadata(cluster, &at, problems);
-        match (&cluster.kubeconfig, cluster.in_cluster) {
-            (Some(_), true) => {
-                problems.push(&at, "set either kubeconfig or in_cluster: true, not both")
-            }
-            (None, false) => problems.push(
+        let sources = [
+            cluster.kubeconfig.is_some(),
+            cluster.in_cluster,
+            cluster.agent.is_some(),
+        ];
+        match sources.iter().filter(|s| **s).count() {
+            0 => problems.push(
                 &at,
-                "needs kubeconfig or in_cluster: true to know how to reach the cluster",
+                "needs kubeconfig, in_cluster: true or agent to know how to reach the cluster",
             ),
-            (Some(path), false) => not_empty(path, &format!("{at}.kubeconfig"), problems),
-            (None, true) => {
-                if cluster.context.is_some() {
-                    problems.push(
-                        format!("{at}.context"),
-                        "only applies with kubeconfig, not with in_cluster: true",
-                    );
-                }
-            }
+            1 => {}
+            _ => problems.push(
+                &at,
+                "set only one of kubeconfig, in_cluster: true and agent",
+            ),
+        }
+        if let Some(path) = &cluster.kubeconfig {
+            not_empty(path, &format!("{at}.kubeconfig"), problems);
+        } else if cluster.context.is_some() {
+            problems.push(format!("{at}.context"), "only applies with kubeconfig");
+        }
+        if let Some(agent) = &cluster.agent {
+            agent_token(agent, cluster.impersonate, &at, problems);
         }
     }
     for (i, import) in config.imports.iter().enumerate() {

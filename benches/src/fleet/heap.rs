@@ -38,6 +38,7 @@ fn configs(kubeconfigs: &[PathBuf], n: usize) -> Vec<ClusterConfig> {
             kubeconfig: Some(kubeconfigs[i % kubeconfigs.len()].clone()),
             context: Some("podgate".into()),
             in_cluster: false,
+            agent: None,
             impersonate: true,
             access: Default::default(),
             display_name: None,

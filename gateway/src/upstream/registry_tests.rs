@@ -14,6 +14,7 @@ fn cluster_config(id: &str, kubeconfig: &Path, context: Option<&str>) -> Cluster
         kubeconfig: Some(kubeconfig.to_path_buf()),
         context: context.map(str::to_string),
         in_cluster: false,
+        agent: None,
         impersonate: true,
         access: Default::default(),
         display_name: None,
