@@ -24,6 +24,7 @@
 //! reads from certificates, [`tap`] the point where a session's output is observed.
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod app;
 pub mod browser;
 pub mod edge;
@@ -34,5 +35,6 @@ pub mod recording;
 pub mod route;
 pub mod session;
 pub mod tap;
+pub mod tunnel;
 pub mod upstream;
 pub mod x509;

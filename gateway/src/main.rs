@@ -1,4 +1,5 @@
-//! `podgate serve --config FILE`, `podgate check-config --config FILE`, `podgate demo`.
+//! `podgate serve --config FILE`, `podgate check-config --config FILE`, `podgate agent ...`,
+//! `podgate demo`.
 
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -41,6 +42,28 @@ enum Command {
     CheckConfig {
         #[arg(long)]
         config: PathBuf,
+    },
+    /// Run in a cluster the gateway cannot reach: dial out to the gateway and serve its
+    /// requests for this cluster through the tunnel (outbound connections only).
+    Agent {
+        /// The gateway, `https://HOST[:PORT]`; one tunnel to every address HOST resolves to.
+        #[arg(long)]
+        gateway: String,
+        /// The cluster id this agent serves (as in the gateway's config).
+        #[arg(long)]
+        cluster: String,
+        /// The cluster's agent token (re-read at every dial, so a rotated Secret is used).
+        #[arg(long)]
+        token_file: PathBuf,
+        /// The CA certificate (PEM) that verifies the gateway; the system's roots without it.
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
+        /// The apiserver and credentials to forward with; the pod's ServiceAccount without it.
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+        /// The context in --kubeconfig; its current-context without it.
+        #[arg(long, requires = "kubeconfig")]
+        context: Option<String>,
     },
     /// The gateway in front of two in-process devclusters (dev-east, dev-west).
     Demo {
@@ -102,6 +125,27 @@ fn main() -> ExitCode {
                 podgate::app::serve::run(&path, config).await
             }
             (Command::Serve { .. }, None) => unreachable_config(),
+            (
+                Command::Agent {
+                    gateway,
+                    cluster,
+                    token_file,
+                    ca_file,
+                    kubeconfig,
+                    context,
+                },
+                _,
+            ) => {
+                let options = podgate::agent::Options {
+                    gateway,
+                    cluster,
+                    token_file,
+                    ca_file,
+                    kubeconfig,
+                    context,
+                };
+                agent(options).await
+            }
             (Command::CheckConfig { config }, _) => podgate::app::check::check(&config)
                 .await
                 .map(|summary| println!("{summary}")),
@@ -124,6 +168,19 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `podgate agent` until SIGTERM or Ctrl+C.
+async fn agent(options: podgate::agent::Options) -> anyhow::Result<()> {
+    let mut signals = podgate::app::serve::StopSignals::new()?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let run = podgate::agent::run(options, stop.clone());
+    let mut run = std::pin::pin!(run);
+    tokio::select! {
+        r = &mut run => return Ok(r?),
+        () = signals.recv() => stop.cancel(),
+    }
+    Ok(run.await?)
 }
 
 /// `serve` always has its config by here; kept total without a panic.

@@ -58,6 +58,7 @@
 //! assert!(!metrics.render().contains("s-1"));
 //! ```
 
+mod agents;
 mod files;
 mod labels;
 mod metrics;
@@ -67,6 +68,7 @@ mod recording;
 mod resume;
 mod session;
 
+pub use agents::{AgentMetrics, TunnelResult};
 pub use files::{FileDirection, FileMetrics, FileResult};
 pub use labels::{
     CertificateUse, Direction, NO_RESPONSE_CODE, OTHER_REASON, Outcome, ReloadResult,

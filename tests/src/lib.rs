@@ -39,9 +39,13 @@
 //! - [`serve`]: `podgate serve` as a process with its files (config, tokens, TLS, kubeconfigs):
 //!   its log line by line, its admin listener, reloads by rewriting a file, signals.
 //!
+//! - [`agent`]: `podgate agent` as a process: a cluster's kubeconfig only it is given, its
+//!   log, SIGKILL.
+//!
 //! Product crates export no fixtures: what only tests need lives here.
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod browser;
 pub mod casts;
 pub mod devcluster;

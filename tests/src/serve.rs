@@ -27,7 +27,10 @@ const START: Duration = Duration::from_secs(30);
 const RELOAD: Duration = Duration::from_secs(15);
 
 /// `find()` once it is `Some`, within `limit` (asked every 20 ms).
-async fn until_some<T>(limit: Duration, mut find: impl FnMut() -> Option<T>) -> Option<T> {
+pub(crate) async fn until_some<T>(
+    limit: Duration,
+    mut find: impl FnMut() -> Option<T>,
+) -> Option<T> {
     let mut found = None;
     wait_for(limit, || {
         found = find();
@@ -89,7 +92,9 @@ pub struct Config {
 #[derive(Clone)]
 struct Entry {
     id: String,
-    kubeconfig: String,
+    /// The kubeconfig's text; `None` for a cluster reached through agents, whose token file
+    /// is `{id}.agent-token` (see [`Files::write_agent_token`]).
+    kubeconfig: Option<String>,
     access: Option<String>,
 }
 
@@ -108,7 +113,7 @@ impl Config {
                 .iter()
                 .map(|(id, dc)| Entry {
                     id: id.to_string(),
-                    kubeconfig: dc.kubeconfig().to_yaml(),
+                    kubeconfig: Some(dc.kubeconfig().to_yaml()),
                     access: None,
                 })
                 .collect(),
@@ -117,6 +122,23 @@ impl Config {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         }
+    }
+
+    /// Adds cluster `id`, reached only through the tunnels of `podgate agent`s that show the
+    /// token in `{id}.agent-token` (the gateway has no address for it).
+    pub fn agent_cluster(mut self, id: &str) -> Config {
+        self.clusters.push(Entry {
+            id: id.into(),
+            kubeconfig: None,
+            access: None,
+        });
+        self
+    }
+
+    /// Without cluster `id`.
+    pub fn without(mut self, id: &str) -> Config {
+        self.clusters.retain(|c| c.id != id);
+        self
     }
 
     /// Cluster `id`'s `access` policy, as YAML (`{users: [admin]}`).
@@ -148,9 +170,12 @@ impl Config {
         yaml.push_str("clusters:\n");
         for c in &self.clusters {
             let id = &c.id;
-            yaml.push_str(&format!(
-                "  - id: {id}\n    kubeconfig: {id}.kubeconfig\n    context: podgate\n"
-            ));
+            yaml.push_str(&match &c.kubeconfig {
+                Some(_) => {
+                    format!("  - id: {id}\n    kubeconfig: {id}.kubeconfig\n    context: podgate\n")
+                }
+                None => format!("  - id: {id}\n    agent: {{token_file: {id}.agent-token}}\n"),
+            });
             if let Some(access) = &c.access {
                 yaml.push_str(&format!("    access: {access}\n"));
             }
@@ -208,12 +233,20 @@ impl Files {
     /// unchanged cluster is not rebuilt at the reload).
     pub fn write_config(&self, config: &Config) {
         for c in &config.clusters {
+            let Some(kubeconfig) = &c.kubeconfig else {
+                continue;
+            };
             let name = format!("{}.kubeconfig", c.id);
-            if std::fs::read_to_string(self.path(&name)).ok().as_deref() != Some(&c.kubeconfig) {
-                self.write(&name, &c.kubeconfig);
+            if std::fs::read_to_string(self.path(&name)).ok().as_deref() != Some(kubeconfig) {
+                self.write(&name, kubeconfig);
             }
         }
         self.write("podgate.yaml", &config.yaml());
+    }
+
+    /// The agent token of cluster `id` (`{id}.agent-token`, which the config names).
+    pub fn write_agent_token(&self, id: &str, token: &str) -> PathBuf {
+        self.write(&format!("{id}.agent-token"), token)
     }
 
     /// The tokens file with `people` (and no one else).
@@ -269,10 +302,13 @@ pub fn check_config(bin: &Path, config: &Path) -> std::process::Output {
 
 /// Lines read off a pipe so far, by a thread of their own.
 #[derive(Clone, Default)]
-struct Lines(Arc<Mutex<Vec<String>>>);
+pub(crate) struct Lines(Arc<Mutex<Vec<String>>>);
 
 impl Lines {
-    fn collect(&self, pipe: impl std::io::Read + Send + 'static) -> std::thread::JoinHandle<()> {
+    pub(crate) fn collect(
+        &self,
+        pipe: impl std::io::Read + Send + 'static,
+    ) -> std::thread::JoinHandle<()> {
         let lines = self.clone();
         std::thread::spawn(move || {
             for line in std::io::BufReader::new(pipe).split(b'\n') {
@@ -284,11 +320,11 @@ impl Lines {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn get(&self) -> Vec<String> {
+    pub(crate) fn get(&self) -> Vec<String> {
         self.lock().clone()
     }
 }
@@ -302,7 +338,7 @@ pub struct Serve {
     pub addr: SocketAddr,
     /// The admin listener (`/metrics`, `/readyz`, ...), as it logged.
     pub admin: SocketAddr,
-    ca_pem: String,
+    pub(crate) ca_pem: String,
     /// The files' directory: kubeconfigs for kubectl, its HOME and cache.
     dir: PathBuf,
     stderr: Lines,

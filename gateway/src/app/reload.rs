@@ -45,6 +45,18 @@ pub struct Reloader {
     live: Arc<LiveSessions>,
     recording: Arc<crate::recording::Recording>,
     operators: Arc<crate::route::operators::Operators>,
+    /// The agent token files the running config names: a rotated token reloads at once, so
+    /// tunnels made with the old one are cut without waiting for another change.
+    agent_tokens: std::sync::Mutex<Vec<PathBuf>>,
+}
+
+/// The agent token files `config` names.
+pub(crate) fn agent_token_files(config: &Config) -> Vec<PathBuf> {
+    config
+        .clusters
+        .iter()
+        .filter_map(|c| c.agent.as_ref()?.token_file.clone())
+        .collect()
 }
 
 impl Reloader {
@@ -57,6 +69,7 @@ impl Reloader {
     ) -> Reloader {
         Reloader {
             path: path.to_path_buf(),
+            agent_tokens: std::sync::Mutex::new(agent_token_files(&started)),
             started,
             clusters: running.clusters().clone(),
             static_tokens,
@@ -70,6 +83,14 @@ impl Reloader {
     /// The tokens file the running config names, to watch it.
     pub fn tokens_file(&self) -> Option<&Path> {
         self.started.auth.tokens_file.as_deref()
+    }
+
+    /// The agent token files the running config names, to watch them.
+    pub fn agent_token_files(&self) -> Vec<PathBuf> {
+        self.agent_tokens
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Reads the file again and applies what can be applied; logs and counts the result.
@@ -116,6 +137,10 @@ impl Reloader {
                 return report;
             }
         };
+        *self
+            .agent_tokens
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = agent_token_files(&config);
         let s = self
             .clusters
             .apply(config.clusters.clone(), &config.upstream)

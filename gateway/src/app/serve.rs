@@ -20,7 +20,11 @@ pub async fn run(path: &Path, loaded: super::config::Loaded) -> anyhow::Result<(
     let mut hup = signal(SignalKind::hangup())?;
     // The files as they were read: a change made while starting is seen by the first check.
     let tokens_seen = loaded.config.auth.tokens_file.as_deref().and_then(modified);
-    let mut seen = (loaded.modified, tokens_seen);
+    let agents_seen: Vec<_> = super::reload::agent_token_files(&loaded.config)
+        .iter()
+        .map(|f| modified(f))
+        .collect();
+    let mut seen = (loaded.modified, tokens_seen, agents_seen);
     let authn = super::authn::from_config(path, &loaded)?;
     let config = loaded.config;
     for ignored in config.ignored_settings() {
@@ -108,7 +112,17 @@ pub async fn run(path: &Path, loaded: super::config::Loaded) -> anyhow::Result<(
 
     let reloader = Reloader::new(path, config, authn.static_tokens, &running);
     let mut watch = tokio::time::interval(WATCH_EVERY);
-    let stamps = || (modified(path), reloader.tokens_file().and_then(modified));
+    let stamps = || {
+        (
+            modified(path),
+            reloader.tokens_file().and_then(modified),
+            reloader
+                .agent_token_files()
+                .iter()
+                .map(|f| modified(f))
+                .collect::<Vec<_>>(),
+        )
+    };
     loop {
         let reason = tokio::select! {
             () = stop.recv() => break,

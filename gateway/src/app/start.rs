@@ -166,6 +166,10 @@ pub async fn start(opts: StartOptions) -> std::io::Result<Running> {
     if let Err(e) = resume.register(metrics.registry()) {
         tracing::warn!("resume metrics are not exported: {e}");
     }
+    let agent_metrics = podgate_metrics::AgentMetrics::new();
+    if let Err(e) = agent_metrics.register(metrics.registry()) {
+        tracing::warn!("agent tunnel metrics are not exported: {e}");
+    }
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
     let sessions = Arc::new(Sessions {
@@ -222,6 +226,12 @@ pub async fn start(opts: StartOptions) -> std::io::Result<Running> {
         audit: opts.audit,
         operators: opts.operators,
         pod_index,
+        agents: Arc::new(crate::tunnel::accept::Accept {
+            clusters: opts.clusters.clone(),
+            metrics: agent_metrics,
+            shutdown: shutdown.clone(),
+            tasks: tasks.clone(),
+        }),
     });
     let edge = Arc::new(Edge {
         router: router.clone(),

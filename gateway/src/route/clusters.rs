@@ -197,7 +197,7 @@ pub fn answer(
 
 fn describe(c: &Cluster) -> serde_json::Value {
     let h = c.health();
-    serde_json::json!({
+    let mut out = serde_json::json!({
         "id": c.id,
         "display_name": c.meta.display_name.as_deref().unwrap_or(&c.id),
         "environment": c.meta.environment,
@@ -207,7 +207,16 @@ fn describe(c: &Cluster) -> serde_json::Value {
         "checked_at": h.checked_at.map(crate::session::audit::timestamp),
         "version": h.version,
         "error": h.error,
-    })
+    });
+    // A cluster behind agents: how many are connected, or since when none is.
+    if let Some(agent) = &c.agent {
+        let status = agent.links.status();
+        out["agent"] = serde_json::json!({
+            "connected": status.connected,
+            "disconnected_since": status.disconnected_since.map(crate::session::audit::timestamp),
+        });
+    }
+    out
 }
 
 #[cfg(test)]

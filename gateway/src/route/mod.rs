@@ -46,6 +46,9 @@ pub struct Router {
     pub files: Arc<crate::files::Files>,
     /// The pod search's per-cluster indexes (`/podgate/pods/search`).
     pub pod_index: Arc<crate::podindex::PodIndex>,
+    /// Agents' tunnels (`/podgate/agent/{cluster}`), which authenticate with their cluster's
+    /// token, not as people.
+    pub agents: Arc<crate::tunnel::accept::Accept>,
 }
 
 /// The router's future, boxed: naming it `Send` here (rather than inferring through the
@@ -98,6 +101,9 @@ impl Router {
         }
         if path.starts_with("/auth/") {
             return crate::browser::handle(&self.pages, req, peer).await;
+        }
+        if path.starts_with(crate::tunnel::PATH_PREFIX) {
+            return crate::tunnel::accept::handle(&self.agents, req, peer).await;
         }
         let who = match self.identify.who(&req).await {
             Ok(who) => who,

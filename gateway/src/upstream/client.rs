@@ -54,8 +54,9 @@ pub struct Upstream {
     handshakes: Arc<Handshakes>,
     /// Keeps the TLS parts this cluster shares with others alive (see `tls.rs`).
     _tls: Option<Arc<super::tls::SharedTls>>,
-    /// Keeps its apiserver's resumption store alive (shared with the ids naming it).
-    _store: super::tls::Store,
+    /// Keeps its apiserver's resumption store alive (shared with the ids naming it); none for
+    /// a cluster reached through agent tunnels.
+    _store: Option<super::tls::Store>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,8 +123,21 @@ impl Upstream {
             idle_timeout: options.idle_timeout,
             handshakes,
             _tls: tls.keep,
-            _store: tls.store,
+            _store: Some(tls.store),
         })
+    }
+
+    /// The upstream path of a cluster reached through its agents' tunnels: the same
+    /// interface, so nothing above it notices (see `crate::tunnel`).
+    pub fn tunnel(links: Arc<crate::tunnel::links::Links>, options: &UpstreamOptions) -> Upstream {
+        Upstream {
+            svc: Svc::new(crate::tunnel::service::Tunnel::new(links)),
+            last_used: Arc::new(AtomicU64::new(0)),
+            idle_timeout: options.idle_timeout,
+            handshakes: Arc::new(Handshakes::default()),
+            _tls: None,
+            _store: None,
+        }
     }
 
     /// Sends one request for a person; the response body streams.
@@ -235,7 +249,8 @@ impl tower::Service<http::Uri> for Counted {
 fn classify(e: BoxError) -> UpstreamError {
     let connect = e
         .downcast_ref::<hyper_util::client::legacy::Error>()
-        .is_some_and(|e| e.is_connect());
+        .is_some_and(|e| e.is_connect())
+        || e.is::<crate::tunnel::service::NoAgent>();
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

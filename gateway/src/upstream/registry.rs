@@ -43,6 +43,11 @@ pub enum ClusterError {
     },
     #[error("cluster {id}: listed more than once")]
     Duplicate { id: String },
+    #[error("cluster {id}: {source}")]
+    AgentToken {
+        id: String,
+        source: crate::tunnel::token::TokenError,
+    },
 }
 
 /// kube's read error repeats the path in Debug form (ours already names the file), and its
@@ -87,9 +92,20 @@ pub struct Cluster {
     /// When the client certificate the kubeconfig gives the gateway expires (Unix seconds),
     /// for `podgate_tls_certificate_expiry_timestamp_seconds`; `None` without one.
     pub client_cert_not_after: Option<u64>,
+    /// For a cluster reached through agent tunnels: what its agents must show, and the
+    /// tunnels they opened.
+    pub agent: Option<AgentAccess>,
     /// To name it when it is what failed.
     connect_timeout: Option<Duration>,
     health: RwLock<Health>,
+}
+
+/// How agents reach a cluster: the digest of its token, and its tunnels (kept across reloads
+/// that do not change the token, so editing a display name cuts nothing).
+#[derive(Clone)]
+pub struct AgentAccess {
+    pub token: crate::tunnel::token::TokenDigest,
+    pub links: Arc<crate::tunnel::links::Links>,
 }
 
 /// A cluster's description for people (the web UI, `/podgate/clusters`).
@@ -155,16 +171,20 @@ impl Cluster {
         config: &ClusterConfig,
         upstream: &UpstreamConfig,
     ) -> Result<Cluster, ClusterError> {
-        Cluster::from_config_with(config, upstream, &mut Kubeconfigs::default()).await
+        Cluster::from_config_with(config, upstream, &mut Kubeconfigs::default(), None).await
     }
 
     async fn from_config_with(
         config: &ClusterConfig,
         upstream: &UpstreamConfig,
         files: &mut Kubeconfigs,
+        previous: Option<&Arc<Cluster>>,
     ) -> Result<Cluster, ClusterError> {
         let id = config.id.clone();
         let mut kube_config = match config.source() {
+            ClusterSource::Agent(token) => {
+                return Cluster::through_agents(config, upstream, token, previous);
+            }
             ClusterSource::Kubeconfig { path, context } => {
                 let kubeconfig_error = |source| ClusterError::Kubeconfig {
                     id: id.clone(),
@@ -196,6 +216,47 @@ impl Cluster {
         cluster.access = config.access.clone();
         cluster.meta = ClusterMeta::of(config);
         Ok(cluster)
+    }
+
+    /// A cluster reached through its agents' tunnels: no credentials, only the digest of what
+    /// its agents must show. The tunnels of `previous` are kept when the token is the same.
+    fn through_agents(
+        config: &ClusterConfig,
+        upstream: &UpstreamConfig,
+        token: podgate_config::AgentToken<'_>,
+        previous: Option<&Arc<Cluster>>,
+    ) -> Result<Cluster, ClusterError> {
+        use crate::tunnel::token::TokenDigest;
+        let id = config.id.clone();
+        let token = match token {
+            podgate_config::AgentToken::File(path) => TokenDigest::from_file(path),
+            podgate_config::AgentToken::Sha256(hex) => TokenDigest::from_hex(hex),
+        }
+        .map_err(|source| ClusterError::AgentToken {
+            id: id.clone(),
+            source,
+        })?;
+        let links = previous
+            .and_then(|c| c.agent.as_ref())
+            .filter(|a| a.token == token && !a.links.is_closed())
+            .map(|a| a.links.clone())
+            .unwrap_or_default();
+        let options = super::UpstreamOptions {
+            connect_timeout: upstream.connect_timeout.get(),
+            idle_timeout: upstream.idle_timeout.get(),
+        };
+        Ok(Cluster {
+            server: format!("agent://{id}"),
+            upstream: super::Upstream::tunnel(links.clone(), &options),
+            id,
+            impersonate: true,
+            access: config.access.clone(),
+            meta: ClusterMeta::of(config),
+            client_cert_not_after: None,
+            agent: Some(AgentAccess { token, links }),
+            connect_timeout: None,
+            health: RwLock::new(Health::default()),
+        })
     }
 
     /// Builds a cluster from a ready `kube::Config` (the demo makes them in memory), with the
@@ -249,6 +310,7 @@ impl Cluster {
             server,
             upstream,
             client_cert_not_after,
+            agent: None,
             connect_timeout: Some(options.connect_timeout),
             health: RwLock::new(Health::default()),
         })
@@ -498,6 +560,8 @@ enum Origin {
         connect_timeout: Duration,
         idle_timeout: Duration,
         kubeconfig: Option<FileStamp>,
+        /// An agent cluster's token file: a new token is a new cluster (its tunnels cut).
+        token_file: Option<FileStamp>,
     },
     Prebuilt,
 }
@@ -509,6 +573,11 @@ impl Origin {
             connect_timeout: upstream.connect_timeout.get(),
             idle_timeout: upstream.idle_timeout.get(),
             kubeconfig: config.kubeconfig.as_deref().and_then(FileStamp::of),
+            token_file: config
+                .agent
+                .as_ref()
+                .and_then(|a| a.token_file.as_deref())
+                .and_then(FileStamp::of),
         }
     }
 }
@@ -689,7 +758,7 @@ impl Registry {
                             continue;
                         }
                         _ => (
-                            Cluster::from_config_with(&config, upstream, &mut files)
+                            Cluster::from_config_with(&config, upstream, &mut files, previous)
                                 .await
                                 .map(Arc::new),
                             origin,
@@ -708,6 +777,18 @@ impl Registry {
                     next_origins.insert(id, origin);
                 }
                 Err(e) => summary.failed.push(e),
+            }
+        }
+        // Tunnels not carried into the new clusters (removed, failed, or a new token) are cut
+        // now, and their links take no more: an agent with the old token is out at once.
+        for c in old.sorted() {
+            let Some(agent) = &c.agent else { continue };
+            let kept = next
+                .get(&c.id)
+                .and_then(|n| n.agent.as_ref())
+                .is_some_and(|a| Arc::ptr_eq(&a.links, &agent.links));
+            if !kept {
+                agent.links.close();
             }
         }
         summary.removed = old
@@ -742,7 +823,8 @@ fn failed_id(e: &ClusterError) -> &str {
         ClusterError::Kubeconfig { id, .. }
         | ClusterError::InCluster { id, .. }
         | ClusterError::Client { id, .. }
-        | ClusterError::Duplicate { id } => id,
+        | ClusterError::Duplicate { id }
+        | ClusterError::AgentToken { id, .. } => id,
     }
 }
 
