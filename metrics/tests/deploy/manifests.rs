@@ -1,4 +1,4 @@
-//! `kubectl kustomize deploy/{base,target-cluster,monitoring}` renders, and every object parses
+//! `kubectl kustomize deploy/{base,target-cluster,monitoring,agent}` renders, and every object parses
 //! into its k8s-openapi type without losing a field (so a misspelt field fails here instead of
 //! being dropped by the API server). Then the objects are checked against each other: selectors,
 //! ports, probes, mounts, the config the ConfigMap carries, the Dockerfile.
@@ -10,7 +10,7 @@ use k8s_openapi::Resource;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Namespace, PersistentVolumeClaim, Service, ServiceAccount,
+    ConfigMap, Namespace, PersistentVolumeClaim, Secret, Service, ServiceAccount,
 };
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
@@ -83,6 +83,8 @@ fn typed(objects: &[Value]) -> BTreeMap<String, Value> {
             strict::<ServiceAccount>(obj)
         } else if is::<ConfigMap>(obj) {
             strict::<ConfigMap>(obj)
+        } else if is::<Secret>(obj) {
+            strict::<Secret>(obj)
         } else if is::<Service>(obj) {
             strict::<Service>(obj)
         } else if is::<Deployment>(obj) {
@@ -150,6 +152,104 @@ fn selects(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String
 fn arr(v: &Value) -> &Vec<Value> {
     v.as_array()
         .unwrap_or_else(|| panic!("expected an array, got {v}"))
+}
+
+/// Non-root, read-only, nothing extra; requests for scheduling and a memory limit. What the
+/// gateway's pod and the agent's pod both hold to.
+fn assert_hardened(what: &str, pod: &Value, c: &Value) {
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{what}");
+    assert!(
+        pod["securityContext"]["runAsUser"].as_i64().unwrap_or(0) > 0,
+        "{what}"
+    );
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault",
+        "{what}"
+    );
+    assert_ne!(pod["hostNetwork"], true, "{what}");
+    assert_ne!(pod["hostPID"], true, "{what}");
+    let sc = &c["securityContext"];
+    assert_eq!(sc["readOnlyRootFilesystem"], true, "{what}");
+    assert_eq!(sc["runAsNonRoot"], true, "{what}");
+    assert_eq!(sc["allowPrivilegeEscalation"], false, "{what}");
+    assert_ne!(sc["privileged"], true, "{what}");
+    assert_eq!(
+        sc["capabilities"]["drop"],
+        serde_json::json!(["ALL"]),
+        "{what}"
+    );
+    assert!(sc["capabilities"]["add"].is_null(), "{what}");
+    for r in ["cpu", "memory"] {
+        assert!(
+            c["resources"]["requests"][r].is_string(),
+            "{what}: requests.{r}"
+        );
+    }
+    assert!(c["resources"]["limits"]["memory"].is_string(), "{what}");
+}
+
+/// Where the file at `file` in container `c` of `pod` comes from: the read-only mount holding
+/// it, and the (kind, name, key) of the Secret or ConfigMap item behind it.
+fn mounted_from(pod: &Value, c: &Value, file: &str) -> (&'static str, String, String) {
+    let (mount, rel) = arr(&c["volumeMounts"])
+        .iter()
+        .find_map(|m| {
+            let dir = m["mountPath"].as_str()?.trim_end_matches('/');
+            let rel = file.strip_prefix(dir)?.strip_prefix('/')?;
+            Some((m, rel))
+        })
+        .unwrap_or_else(|| panic!("nothing is mounted where {file} is"));
+    assert_eq!(mount["readOnly"], true, "{file} is mounted writable");
+    // No subPath: the kubelet refreshes whole-directory mounts in place (rotation).
+    assert!(mount["subPath"].is_null(), "{file} is mounted by subPath");
+    let volume = arr(&pod["volumes"])
+        .iter()
+        .find(|v| v["name"] == mount["name"])
+        .unwrap_or_else(|| panic!("no volume {}", mount["name"]));
+    let (kind, src, name) = if volume["secret"].is_object() {
+        ("Secret", &volume["secret"], &volume["secret"]["secretName"])
+    } else if volume["configMap"].is_object() {
+        (
+            "ConfigMap",
+            &volume["configMap"],
+            &volume["configMap"]["name"],
+        )
+    } else {
+        panic!("{file} comes from neither a Secret nor a ConfigMap: {volume}")
+    };
+    assert_ne!(src["optional"], true, "{file} is optional");
+    let key = match src["items"].as_array() {
+        Some(items) => items
+            .iter()
+            .find(|i| i["path"] == rel)
+            .and_then(|i| i["key"].as_str())
+            .unwrap_or_else(|| panic!("no item of {volume} provides {rel}")),
+        None => rel,
+    };
+    (
+        kind,
+        name.as_str().expect("a name").to_string(),
+        key.to_string(),
+    )
+}
+
+/// The value after `--name` (or in `--name=value`) in `args`.
+fn flag<'a>(args: &'a [Value], name: &str) -> Option<&'a str> {
+    let args: Vec<&str> = args
+        .iter()
+        .map(|a| a.as_str().expect("string arg"))
+        .collect();
+    args.iter().enumerate().find_map(|(i, a)| {
+        if *a == name {
+            Some(
+                *args
+                    .get(i + 1)
+                    .unwrap_or_else(|| panic!("{name} without a value")),
+            )
+        } else {
+            a.strip_prefix(name).and_then(|rest| rest.strip_prefix('='))
+        }
+    })
 }
 
 struct Base {
@@ -367,6 +467,7 @@ fn base_renders_into_typed_objects_in_one_namespace() {
         "Deployment/podgate",
         "Service/podgate",
         "Service/podgate-admin",
+        "Service/podgate-agents",
         "PodDisruptionBudget/podgate",
         "HorizontalPodAutoscaler/podgate",
     ]);
@@ -406,18 +507,9 @@ fn deployment_is_hardened_probed_and_drains() {
         serde_json::json!(["serve", "--config", "/etc/podgate/config.yaml"])
     );
 
-    // Non-root, read-only, nothing extra.
-    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
-    assert!(pod["securityContext"]["runAsUser"].as_i64().unwrap_or(0) > 0);
-    assert_eq!(
-        pod["securityContext"]["seccompProfile"]["type"],
-        "RuntimeDefault"
-    );
-    let sc = &c["securityContext"];
-    assert_eq!(sc["readOnlyRootFilesystem"], true);
-    assert_eq!(sc["runAsNonRoot"], true);
-    assert_eq!(sc["allowPrivilegeEscalation"], false);
-    assert_eq!(sc["capabilities"]["drop"], serde_json::json!(["ALL"]));
+    // Non-root, read-only, nothing extra; requests for scheduling, a memory limit for the
+    // session cap.
+    assert_hardened("the gateway", pod, c);
 
     // Ports, and probes on the admin port.
     assert_eq!(base.port("https"), 8443);
@@ -431,12 +523,6 @@ fn deployment_is_hardened_probed_and_drains() {
         assert_eq!(get["path"], path, "{probe}");
         assert_eq!(get["port"], "admin", "{probe}");
     }
-
-    // Requests for scheduling, a memory limit for the session cap.
-    for r in ["cpu", "memory"] {
-        assert!(c["resources"]["requests"][r].is_string(), "requests.{r}");
-    }
-    assert!(c["resources"]["limits"]["memory"].is_string());
 
     // Drain: preStop sleeps while load balancers deregister, then SIGTERM closes sessions
     // with a message (up to 5s for a client that does not read), all within the grace period.
@@ -509,6 +595,21 @@ fn services_keep_the_admin_port_private() {
     assert_eq!(ports.len(), 1);
     assert_eq!(ports[0]["port"], 9090);
     assert_eq!(ports[0]["targetPort"], "admin");
+
+    // Agents: headless, so the name resolves to every ready replica and an agent keeps a
+    // tunnel to each; they connect to the pods' https port itself (no proxy maps ports).
+    let agents = &base.get("Service/podgate-agents")["spec"];
+    assert_eq!(agents["clusterIP"], "None");
+    assert!(agents["type"].is_null() || agents["type"] == "ClusterIP");
+    assert!(selects(&str_map(&agents["selector"]), &labels));
+    assert_ne!(
+        agents["publishNotReadyAddresses"], true,
+        "only ready replicas take tunnels"
+    );
+    let ports = arr(&agents["ports"]);
+    assert_eq!(ports.len(), 1, "agents reach the https port only");
+    assert_eq!(ports[0]["targetPort"], "https");
+    assert_eq!(ports[0]["port"], base.port("https"));
 }
 
 #[test]
@@ -762,6 +863,170 @@ fn dockerfile_builds_a_minimal_non_root_image_running_serve() {
     assert_eq!(pod_uid, i64::from(uid));
 }
 
+const AGENT_NAMESPACE: &str = "podgate-agent";
+
+/// `deploy/agent`, applied in a cluster behind NAT: agents that dial out to the gateway and
+/// may do nothing in their cluster but impersonate, with the token the gateway knows them by.
+#[test]
+fn agent_deploys_with_impersonation_only_and_its_token() {
+    let Some(objects) = render("agent") else {
+        return;
+    };
+    let kinds: BTreeSet<&str> = objects.keys().map(String::as_str).collect();
+    assert_eq!(
+        kinds,
+        BTreeSet::from([
+            "Namespace/podgate-agent",
+            "ServiceAccount/podgate-agent",
+            "ClusterRole/podgate-agent-impersonator",
+            "ClusterRoleBinding/podgate-agent-impersonator",
+            "Secret/podgate-agent",
+            "ConfigMap/podgate-gateway-ca",
+            "Deployment/podgate-agent",
+            "PodDisruptionBudget/podgate-agent",
+        ]),
+        "no Service: the agent listens on nothing; no other rights"
+    );
+    for (key, obj) in &objects {
+        let cluster_scoped = ["Namespace/", "ClusterRole/", "ClusterRoleBinding/"]
+            .iter()
+            .any(|k| key.starts_with(k));
+        if cluster_scoped {
+            assert!(obj["metadata"]["namespace"].is_null(), "{key}");
+        } else {
+            assert_eq!(obj["metadata"]["namespace"], AGENT_NAMESPACE, "{key}");
+        }
+        assert_eq!(
+            obj["metadata"]["labels"]["app.kubernetes.io/part-of"], "podgate",
+            "{key}"
+        );
+    }
+    assert_eq!(
+        objects["Namespace/podgate-agent"]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
+        "restricted"
+    );
+
+    // Impersonation of users and groups, nothing else: every request it forwards runs with
+    // the rights of the person it is made for.
+    let role = &objects["ClusterRole/podgate-agent-impersonator"];
+    assert!(role["aggregationRule"].is_null());
+    let mut resources = BTreeSet::new();
+    for r in arr(&role["rules"]) {
+        assert_eq!(r["apiGroups"], serde_json::json!([""]), "{r}");
+        assert_eq!(r["verbs"], serde_json::json!(["impersonate"]), "{r}");
+        assert!(r["nonResourceURLs"].is_null(), "{r}");
+        resources.extend(arr(&r["resources"]).iter().map(|v| v.as_str().unwrap()));
+    }
+    assert_eq!(resources, BTreeSet::from(["users", "groups"]));
+    let binding = &objects["ClusterRoleBinding/podgate-agent-impersonator"];
+    assert_eq!(
+        binding["roleRef"],
+        serde_json::json!({
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": "podgate-agent-impersonator",
+        })
+    );
+    assert_eq!(
+        binding["subjects"],
+        serde_json::json!([{
+            "kind": "ServiceAccount",
+            "name": "podgate-agent",
+            "namespace": AGENT_NAMESPACE,
+        }])
+    );
+
+    // The Deployment: at least two agents, on different nodes, as that ServiceAccount.
+    let d = &objects["Deployment/podgate-agent"];
+    let spec = &d["spec"];
+    let pod = &spec["template"]["spec"];
+    let labels = str_map(&spec["template"]["metadata"]["labels"]);
+    assert!(spec["replicas"].as_i64().expect("replicas") >= 2);
+    assert!(selects(&str_map(&spec["selector"]["matchLabels"]), &labels));
+    assert_eq!(spec["strategy"]["rollingUpdate"]["maxUnavailable"], 0);
+    assert_eq!(pod["serviceAccountName"], "podgate-agent");
+    // It authenticates to its API server with the ServiceAccount's token.
+    assert_ne!(pod["automountServiceAccountToken"], false);
+    assert!(
+        arr(&pod["topologySpreadConstraints"]).iter().any(|t| {
+            t["topologyKey"] == "kubernetes.io/hostname"
+                && selects(&str_map(&t["labelSelector"]["matchLabels"]), &labels)
+        }),
+        "agents spread across nodes"
+    );
+    let pdb = &objects["PodDisruptionBudget/podgate-agent"]["spec"];
+    assert!(selects(&str_map(&pdb["selector"]["matchLabels"]), &labels));
+    assert_eq!(pdb["maxUnavailable"], 1);
+
+    let containers = arr(&pod["containers"]);
+    assert_eq!(containers.len(), 1);
+    let c = &containers[0];
+    assert!(
+        c["image"]
+            .as_str()
+            .is_some_and(|i| i.starts_with("podgate:")),
+        "the gateway's image"
+    );
+    assert_hardened("the agent", pod, c);
+    assert!(c["ports"].is_null(), "the agent listens on nothing");
+
+    // `podgate agent --gateway https://HOST --cluster ID --token-file FILE --ca-file FILE`,
+    // in-cluster (no --kubeconfig).
+    let args = arr(&c["args"]);
+    assert_eq!(args[0], "agent");
+    assert!(c["command"].is_null(), "the image's entrypoint");
+    let gateway = flag(args, "--gateway").expect("--gateway");
+    let host = gateway
+        .strip_prefix("https://")
+        .unwrap_or_else(|| panic!("--gateway {gateway} is not https"));
+    assert!(!host.is_empty() && !host.contains('/'), "{gateway}");
+    assert!(flag(args, "--kubeconfig").is_none(), "in-cluster");
+    let cluster = flag(args, "--cluster").expect("--cluster");
+
+    // The token comes read-only from Secret podgate-agent, key token, which is rendered here.
+    let token_file = flag(args, "--token-file").expect("--token-file");
+    assert_eq!(
+        mounted_from(pod, c, token_file),
+        ("Secret", "podgate-agent".into(), "token".into())
+    );
+    let secret = &objects["Secret/podgate-agent"];
+    assert!(
+        secret["stringData"]["token"].is_string() || secret["data"]["token"].is_string(),
+        "Secret podgate-agent has no key token"
+    );
+    // And the gateway's CA from ConfigMap podgate-gateway-ca.
+    let ca_file = flag(args, "--ca-file").expect("--ca-file");
+    let (kind, name, key) = mounted_from(pod, c, ca_file);
+    assert_eq!((kind, name.as_str()), ("ConfigMap", "podgate-gateway-ca"));
+    assert!(
+        objects[&format!("ConfigMap/{name}")]["data"][&key].is_string(),
+        "ConfigMap {name} has no key {key}"
+    );
+
+    // The example installation serves that cluster through agents, impersonating.
+    let text = support::read(&support::deploy("overlays/example/podgate.yaml"));
+    let config = podgate_config::parse_with(Path::new("/etc/podgate/config.yaml"), &text, |p| {
+        Err(std::io::Error::other(format!(
+            "no imports: {}",
+            p.display()
+        )))
+    })
+    .unwrap_or_else(|e| panic!("deploy/overlays/example/podgate.yaml is refused:\n{e}"));
+    let served = config
+        .clusters
+        .iter()
+        .find(|c| c.id == cluster)
+        .unwrap_or_else(|| panic!("the example config has no cluster {cluster}"));
+    assert!(
+        matches!(
+            served.source(),
+            podgate_config::ClusterSource::Agent(podgate_config::AgentToken::Sha256(_))
+        ),
+        "{cluster} is an agent cluster known by its token's SHA-256"
+    );
+    assert!(served.impersonate);
+}
+
 #[test]
 fn target_cluster_grants_impersonation_and_exec() {
     let Some(objects) = render("target-cluster") else {
@@ -871,13 +1136,15 @@ fn monitoring_objects_point_at_the_admin_service() {
         &str_map(&sm["spec"]["selector"]["matchLabels"]),
         &str_map(&admin["metadata"]["labels"])
     ));
-    assert!(
-        !selects(
-            &str_map(&sm["spec"]["selector"]["matchLabels"]),
-            &str_map(&base.get("Service/podgate")["metadata"]["labels"])
-        ),
-        "the ServiceMonitor must not select the public Service"
-    );
+    for public in ["Service/podgate", "Service/podgate-agents"] {
+        assert!(
+            !selects(
+                &str_map(&sm["spec"]["selector"]["matchLabels"]),
+                &str_map(&base.get(public)["metadata"]["labels"])
+            ),
+            "the ServiceMonitor must not select {public}"
+        );
+    }
     assert!(arr(&sm["spec"]["namespaceSelector"]["matchNames"]).contains(&Value::from(NAMESPACE)));
     let endpoints = arr(&sm["spec"]["endpoints"]);
     assert_eq!(endpoints.len(), 1);
