@@ -66,12 +66,7 @@ impl Fixture {
 
     /// Waits until the gateway logged a tunnel for `cluster` past `mark`.
     async fn connected(&self, mark: usize, cluster: &str) {
-        let want = format!("cluster={cluster}");
-        self.gw
-            .line_after(mark, UP, "agent connected", |l| {
-                l.contains("agent connected") && l.contains(&want)
-            })
-            .await;
+        logged(&self.gw, mark, "agent connected", cluster).await;
     }
 
     /// `/podgate/clusters`' entry for `id`, as ADMIN sees it.
@@ -204,6 +199,53 @@ async fn kubectl_reaches_a_cluster_that_only_its_agent_can_reach() {
     .await;
     follow.kill().await.expect("kill kubectl");
 
+    // port-forward (SPDY inside WebSocket, upgraded through the tunnel): HTTP, and 1 MiB
+    // each way byte-exact, over two ports at once.
+    let pf = podgate_testkit::portforward::start(&k, "shop", "web-0", &[80, 7])
+        .await
+        .unwrap_or_else(|e| panic!("port-forward did not start: {e}"));
+    let (status, body) = podgate_testkit::portforward::http_get(pf.local[0], "/")
+        .await
+        .expect("GET / through the forwarded port");
+    assert!(status.contains(" 200 "), "{status}");
+    assert_eq!(body, b"web-0\n");
+    assert_eq!(
+        podgate_testkit::portforward::fetch_pattern(pf.local[0], 1 << 20)
+            .await
+            .expect("1 MiB down"),
+        (1 << 20, true)
+    );
+    let sent = data.clone();
+    assert!(
+        podgate_testkit::portforward::echo(pf.local[1], &sent)
+            .await
+            .expect("1 MiB echoed")
+            == sent
+    );
+    pf.stop().await;
+
+    // apply: a request body through the tunnel, then read back.
+    let manifest = f.files.write(
+        "agent-cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: through-agent\n  namespace: default\ndata:\n  k: \"sent through the tunnel\"\n",
+    );
+    let manifest = manifest.to_str().expect("utf-8 path");
+    let out = k.run(&["apply", "-f", manifest], b"").await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = k
+        .run(
+            &[
+                "get",
+                "configmap",
+                "through-agent",
+                "-o",
+                "jsonpath={.data.k}",
+            ],
+            b"",
+        )
+        .await;
+    assert_eq!(out.text(), "sent through the tunnel", "{}", out.stderr);
+
     // The cluster's RBAC judged the person: bob may not exec there.
     let out =
         f.gw.kubectl("edge", serve::BOB.token)
@@ -217,8 +259,8 @@ async fn kubectl_reaches_a_cluster_that_only_its_agent_can_reach() {
     assert!(listed["agent"]["disconnected_since"].is_null(), "{listed}");
     assert_eq!(
         f.edge.total_sessions(),
-        2,
-        "the two exec sessions ran on edge"
+        3,
+        "two exec sessions and a port-forward ran on edge"
     );
     let metrics = f.gw.admin_get("/metrics").await.body;
     assert_eq!(
@@ -276,6 +318,16 @@ async fn a_killed_agent_ends_its_sessions_readably_and_a_new_one_serves() {
     let mut held = Held::open(&f.kubectl(), "default", "shell-0", "cat").await;
     held.echoes("after the agent came back").await;
     f.up("edge", true).await;
+}
+
+/// Waits until `gw` logged `what` (`agent connected`, `agent disconnected`) for `cluster`
+/// past `mark`; the line.
+async fn logged(gw: &Serve, mark: usize, what: &str, cluster: &str) -> String {
+    let want = format!("cluster={cluster}");
+    gw.line_after(mark, Duration::from_secs(60), what, |l| {
+        l.contains(what) && l.contains(&want)
+    })
+    .await
 }
 
 /// The agent's log line saying the gateway refused its tunnel, past `mark`.
@@ -369,4 +421,173 @@ async fn wrong_foreign_and_revoked_tokens_are_refused_and_a_reload_cuts_the_tunn
         .line_after(agent_mark, UP, "refused the tunnel: HTTP 403")
         .await;
     assert!(line.contains("serves no cluster"), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_keeps_a_tunnel_to_every_replica_and_follows_the_name() {
+    use podgate::agent::{Options, Resolver, run_with};
+    use std::sync::{Arc, Mutex};
+    let edge = serve::cluster("edge").await;
+    let files = serve::setup(&Config::new(&[]).agent_cluster("edge"));
+    files.write_agent_token("edge", TOKEN);
+    // Two replicas of one installation: the same files, each its own port.
+    let a = serve::start(Path::new(PODGATE), &files).await;
+    let b = serve::start(Path::new(PODGATE), &files).await;
+    // What the gateway's name resolves to (a headless Service's records), changed below.
+    let records = Arc::new(Mutex::new(vec![a.addr, b.addr]));
+    let answer = records.clone();
+    let resolver = Resolver {
+        every: Duration::from_millis(200),
+        resolve: Arc::new(move |_, _| {
+            let found = answer.lock().expect("records").clone();
+            Box::pin(async move { Ok(found) })
+        }),
+    };
+    let kubeconfig = files.write("agent.kubeconfig", &edge.kubeconfig().to_yaml());
+    let ca = files.write("agent-ca.crt", &files.ca_pem);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let (mark_a, mark_b) = (a.mark(), b.mark());
+    let agent = tokio::spawn(run_with(
+        Options {
+            gateway: a.url.clone(),
+            cluster: "edge".into(),
+            token_file: files.path("edge.agent-token"),
+            ca_file: Some(ca),
+            kubeconfig: Some(kubeconfig),
+            context: Some("podgate".into()),
+        },
+        stop.clone(),
+        resolver,
+    ));
+    logged(&a, mark_a, "agent connected", "edge").await;
+    logged(&b, mark_b, "agent connected", "edge").await;
+    // Either replica routes to the cluster, with no state shared between them.
+    let mut on_a = Held::open(&a.kubectl("edge", ADMIN.token), "default", "shell-0", "cat").await;
+    on_a.echoes("through replica a").await;
+    let mut on_b = Held::open(&b.kubectl("edge", ADMIN.token), "default", "shell-0", "cat").await;
+    on_b.echoes("through replica b").await;
+
+    // Replica b leaves the name: the agent closes its tunnel there; a keeps serving.
+    let mark = b.mark();
+    *records.lock().expect("records") = vec![a.addr];
+    logged(&b, mark, "agent disconnected", "edge").await;
+    let out = on_b.ended(Duration::from_secs(30)).await;
+    assert_ne!(
+        out.code, 0,
+        "a session on a closed tunnel exited 0: {}",
+        out.stderr
+    );
+    on_a.echoes("replica a still serves").await;
+    // And b comes back into the name: a tunnel again.
+    let mark = b.mark();
+    *records.lock().expect("records") = vec![a.addr, b.addr];
+    logged(&b, mark, "agent connected", "edge").await;
+    let mut on_b = Held::open(&b.kubectl("edge", ADMIN.token), "default", "shell-0", "cat").await;
+    on_b.echoes("replica b again").await;
+
+    stop.cancel();
+    let ended = tokio::time::timeout(Duration::from_secs(20), agent)
+        .await
+        .expect("the agent stops when told");
+    assert!(matches!(ended, Ok(Ok(()))), "{ended:?}");
+}
+
+/// A tunnel whose link goes silent (a NAT that dropped its mapping, a cable pulled) is found
+/// dead by the keepalive pings, within their bound, and its sessions end with an error; the
+/// agent comes back once the link does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_tunnel_is_found_dead_and_its_sessions_end() {
+    let f = fixture().await;
+    let link = podgate_testkit::link::Link::to(f.gw.addr).await;
+    let token = f.agent_token("edge", TOKEN);
+    let mark = f.gw.mark();
+    let _agent = AgentSpec {
+        bin: Path::new(PODGATE),
+        gateway: &f.gw,
+        url: Some(format!("https://{}", link.addr())),
+        cluster: "edge",
+        token_file: &token,
+        kubeconfig: f.edge.kubeconfig().to_yaml(),
+    }
+    .start();
+    f.connected(mark, "edge").await;
+    let mut held = Held::open(&f.kubectl(), "default", "shell-0", "cat").await;
+    held.echoes("before the silence").await;
+
+    let mark = f.gw.mark();
+    link.go_silent().await;
+    let silent_at = std::time::Instant::now();
+    let line = logged(&f.gw, mark, "agent disconnected", "edge").await;
+    let bound = podgate::tunnel::KEEPALIVE + podgate::tunnel::KEEPALIVE_TIMEOUT;
+    assert!(
+        silent_at.elapsed() < bound + Duration::from_secs(10),
+        "found dead after {:?} (bound {bound:?}): {line}",
+        silent_at.elapsed()
+    );
+    let out = held.ended(Duration::from_secs(30)).await;
+    assert_ne!(
+        out.code, 0,
+        "a session on a dead tunnel exited 0: {}",
+        out.stderr
+    );
+
+    let mark = f.gw.mark();
+    link.restore();
+    f.connected(mark, "edge").await;
+    let mut held = Held::open(&f.kubectl(), "default", "shell-0", "cat").await;
+    held.echoes("after the link came back").await;
+}
+
+/// Shells whose readers stopped reading hold only their own streams' windows: other sessions
+/// and requests on the same tunnel go on (HTTP/2's connection window is not theirs to use up).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_readers_do_not_stall_the_tunnel() {
+    /// More than one connection window of hyper's defaults (5 MiB) at their stream window
+    /// (2 MiB): with those, these alone would stop the tunnel.
+    const STALLED: usize = 12;
+    let f = fixture().await;
+    let token = f.agent_token("edge", TOKEN);
+    let mark = f.gw.mark();
+    let _agent = f.agent("edge", &token);
+    f.connected(mark, "edge").await;
+    let mut floods = Vec::new();
+    for _ in 0..STALLED {
+        // Its stdout is piped and never read.
+        let child = f
+            .kubectl()
+            .command(&["exec", "shell-0", "--", "yes", "podgate"])
+            .spawn()
+            .expect("kubectl starts");
+        floods.push(child);
+    }
+    // Stalled: every flood's relayed stdout has stopped growing.
+    let mut last: Option<Vec<u64>> = None;
+    let stalled = wait_until(
+        Duration::from_secs(60),
+        Duration::from_millis(500),
+        async || {
+            let sessions = f.gw.admin_get("/debug/sessions").await.json();
+            let mut now: Vec<u64> = sessions["sessions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|s| s["command"][0] == "yes")
+                .map(|s| s["bytes"]["stdout"].as_u64().unwrap_or(0))
+                .collect();
+            now.sort_unstable();
+            let same = now.len() == STALLED && now[0] > 0 && last.as_ref() == Some(&now);
+            last = Some(now);
+            same
+        },
+    )
+    .await;
+    assert!(stalled, "the floods never stalled: {last:?}");
+    // Another shell on the same tunnel relays, and a request is answered.
+    let mut held = Held::open(&f.kubectl(), "default", "shell-0", "cat").await;
+    held.echoes("past twelve stalled readers").await;
+    let out = f.kubectl().run(&["get", "pods"], b"").await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for mut flood in floods {
+        let _ = flood.kill().await;
+    }
 }

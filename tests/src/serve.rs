@@ -550,7 +550,9 @@ impl Serve {
     /// files' directory.
     pub fn kubectl(&self, cluster: &str, token: &str) -> Kubectl {
         let kc = crate::kubeconfig::for_gateway(&self.url, &self.ca_pem, &[cluster], token);
-        let path = crate::kubeconfig::write_for(&kc, &self.dir, &format!("{cluster}-{token}"));
+        // Named for the replica too: replicas of one installation share its directory.
+        let name = format!("{cluster}-{token}-{}", self.addr.port());
+        let path = crate::kubeconfig::write_for(&kc, &self.dir, &name);
         Kubectl::new(kubectl::DEFAULT, path, &self.dir)
     }
 }

@@ -133,8 +133,51 @@ async fn cluster_config(options: &Options) -> Result<kube::Config, AgentError> {
     }
 }
 
+/// The addresses of the gateway's host and port, asked again every `every`.
+#[derive(Clone)]
+pub struct Resolver {
+    pub every: Duration,
+    #[allow(clippy::type_complexity)]
+    pub resolve: Arc<
+        dyn Fn(
+                String,
+                u16,
+            )
+                -> std::pin::Pin<Box<dyn Future<Output = std::io::Result<Vec<SocketAddr>>> + Send>>
+            + Send
+            + Sync,
+    >,
+}
+
+impl Resolver {
+    /// The system's resolver (`/etc/hosts`, DNS: a headless Service gives every replica),
+    /// every [`RESOLVE_EVERY`].
+    pub fn system() -> Resolver {
+        Resolver {
+            every: RESOLVE_EVERY,
+            resolve: Arc::new(|host, port| {
+                Box::pin(async move {
+                    Ok(tokio::net::lookup_host((host.as_str(), port))
+                        .await?
+                        .collect())
+                })
+            }),
+        }
+    }
+}
+
 /// Runs the agent until `stop`: one tunnel per address of the gateway's name.
 pub async fn run(options: Options, stop: CancellationToken) -> Result<(), AgentError> {
+    run_with(options, stop, Resolver::system()).await
+}
+
+/// [`run`] with the gateway's addresses from `resolver` (tests give replicas that no name
+/// resolves to).
+pub async fn run_with(
+    options: Options,
+    stop: CancellationToken,
+    resolver: Resolver,
+) -> Result<(), AgentError> {
     let (host, port) = gateway_address(&options.gateway)?;
     let server_name = rustls::pki_types::ServerName::try_from(host.clone())
         .map_err(|e| AgentError::Gateway(options.gateway.clone(), e.to_string()))?;
@@ -161,9 +204,8 @@ pub async fn run(options: Options, stop: CancellationToken) -> Result<(), AgentE
     tracing::info!(cluster = %options.cluster, gateway = %options.gateway, apiserver = %config.cluster_url, "podgate agent starting");
     let mut dialling: HashMap<SocketAddr, CancellationToken> = HashMap::new();
     loop {
-        match tokio::net::lookup_host((host.as_str(), port)).await {
+        match (resolver.resolve)(host.clone(), port).await {
             Ok(found) => {
-                let found: Vec<SocketAddr> = found.collect();
                 dialling.retain(|addr, token| {
                     let keep = found.contains(addr);
                     if !keep {
@@ -186,7 +228,7 @@ pub async fn run(options: Options, stop: CancellationToken) -> Result<(), AgentE
             }
         }
         tokio::select! {
-            () = tokio::time::sleep(RESOLVE_EVERY) => {}
+            () = tokio::time::sleep(resolver.every) => {}
             () = stop.cancelled() => break,
         }
     }

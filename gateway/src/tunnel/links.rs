@@ -147,3 +147,99 @@ impl Links {
         self.lock().open.iter().filter_map(|l| l.peer).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use http_body_util::BodyExt as _;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    /// A tunnel over an in-memory pipe to an HTTP/2 server that answers with `name`.
+    async fn tunnel(name: &'static str) -> SendRequest<RequestBody> {
+        let (client, server) = tokio::io::duplex(64 << 10);
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |_req| async move {
+                Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(
+                    Bytes::from(name),
+                )))
+            });
+            let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(server), service)
+                .await;
+        });
+        let (send, conn) = super::super::accept::client_builder()
+            .handshake(TokioIo::new(client))
+            .await
+            .expect("an HTTP/2 handshake");
+        tokio::spawn(conn);
+        send
+    }
+
+    async fn ask(links: &Links) -> String {
+        let mut send = links.pick().expect("a tunnel");
+        send.ready().await.expect("ready");
+        let req = http::Request::get("http://podgate-agent/version")
+            .body(crate::upstream::empty_body())
+            .expect("a request");
+        let resp = send.send_request(req).await.expect("an answer");
+        let body = resp.into_body().collect().await.expect("a body").to_bytes();
+        String::from_utf8_lossy(&body).into_owned()
+    }
+
+    #[tokio::test]
+    async fn requests_take_turns_over_the_tunnels_and_close_cuts_them_all() {
+        let links = Arc::new(Links::default());
+        assert!(links.pick().is_none());
+        assert!(links.status().disconnected_since.is_some());
+        let (cut_a, cut_b) = (CancellationToken::new(), CancellationToken::new());
+        let a = links
+            .join(tunnel("a").await, None, cut_a.clone())
+            .expect("joins");
+        let b = links
+            .join(tunnel("b").await, None, cut_b.clone())
+            .expect("joins");
+        assert_eq!(
+            links.status(),
+            AgentStatus {
+                connected: 2,
+                disconnected_since: None
+            }
+        );
+        let mut answers = Vec::new();
+        for _ in 0..4 {
+            answers.push(ask(&links).await);
+        }
+        assert_eq!(
+            answers.iter().filter(|a| *a == "a").count(),
+            2,
+            "{answers:?}"
+        );
+        assert_eq!(
+            answers.iter().filter(|a| *a == "b").count(),
+            2,
+            "{answers:?}"
+        );
+        assert_ne!(answers[0], answers[1], "{answers:?}");
+
+        // One leaves: every request goes to the other.
+        drop(a);
+        assert_eq!(links.status().connected, 1);
+        for _ in 0..2 {
+            assert_eq!(ask(&links).await, "b");
+        }
+        // Closed: the rest are cut, and no tunnel may join any more.
+        links.close();
+        assert!(cut_b.is_cancelled());
+        assert!(!cut_a.is_cancelled(), "a had left before");
+        assert!(
+            links
+                .join(tunnel("c").await, None, CancellationToken::new())
+                .is_err()
+        );
+        drop(b);
+        let status = links.status();
+        assert_eq!(status.connected, 0);
+        assert!(status.disconnected_since.is_some());
+    }
+}
