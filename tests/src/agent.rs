@@ -26,6 +26,8 @@ pub struct AgentSpec<'a> {
     /// The cluster's kubeconfig, YAML (the devcluster's, context `podgate`: impersonation
     /// only).
     pub kubeconfig: String,
+    /// Run inside this network namespace (with the cluster), not beside the gateway.
+    pub netns: Option<&'a crate::netns::Netns>,
 }
 
 impl AgentSpec<'_> {
@@ -37,7 +39,11 @@ impl AgentSpec<'_> {
         std::fs::write(&kubeconfig, &self.kubeconfig).expect("the cluster's kubeconfig");
         std::fs::write(&ca, &self.gateway.ca_pem).expect("the gateway's CA");
         let url = self.url.unwrap_or_else(|| self.gateway.url.clone());
-        let mut child = std::process::Command::new(self.bin)
+        let mut command = match self.netns {
+            Some(ns) => ns.command(self.bin),
+            None => std::process::Command::new(self.bin),
+        };
+        let mut child = command
             .arg("agent")
             .args(["--gateway", &url, "--cluster", self.cluster])
             .arg("--token-file")

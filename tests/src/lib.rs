@@ -39,6 +39,8 @@
 //! - [`serve`]: `podgate serve` as a process with its files (config, tokens, TLS, kubeconfigs):
 //!   its log line by line, its admin listener, reloads by rewriting a file, signals.
 //!
+//! - [`netns`]: a network namespace of the test's own (veth to this side), a devcluster on its
+//!   loopback that nothing outside can reach;
 //! - [`agent`]: `podgate agent` as a process: a cluster's kubeconfig only it is given, its
 //!   log, SIGKILL.
 //!
@@ -58,6 +60,7 @@ pub mod kubectl;
 pub mod link;
 pub mod link_control;
 pub mod metrics;
+pub mod netns;
 pub mod oidc;
 pub mod pod_fleet;
 pub mod portforward;

@@ -198,8 +198,14 @@ pub struct Files {
 /// A directory with a certificate for `127.0.0.1`, the tokens file of [`PEOPLE`] and
 /// `config`.
 pub fn setup(config: &Config) -> Files {
+    setup_for(config, &["127.0.0.1"])
+}
+
+/// [`setup`] with a certificate for `names` (an address in a test's network namespace too).
+pub fn setup_for(config: &Config, names: &[&str]) -> Files {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let pem = podgate_devcluster::tls::generate_pem(&["127.0.0.1".into()]).expect("a cert");
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let pem = podgate_devcluster::tls::generate_pem(&names).expect("a cert");
     let files = Files {
         config: dir.path().join("podgate.yaml"),
         tokens: dir.path().join("tokens.yaml"),
