@@ -8,7 +8,7 @@ use podgate_testkit::agent::{Agent, AgentSpec};
 use podgate_testkit::kubectl;
 use podgate_testkit::serve::{self, ADMIN, Config, Files, Held, Serve};
 use podgate_testkit::tty::until_size;
-use podgate_testkit::wait::{read_until, wait_until};
+use podgate_testkit::wait::{read_until, wait_for, wait_until};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt as _;
@@ -297,6 +297,8 @@ async fn kubectl_reaches_a_cluster_that_only_its_agent_can_reach() {
 async fn a_killed_agent_ends_its_sessions_readably_and_a_new_one_serves() {
     let f = fixture().await;
     let token = f.agent_token("edge", TOKEN);
+    let gateway = podgate_testkit::process::Process::pid(f.gw.pid());
+    let fds_before = gateway.fds();
     let mark = f.gw.mark();
     let mut agent = f.agent("edge", &token);
     f.connected(mark, "edge").await;
@@ -341,6 +343,36 @@ async fn a_killed_agent_ends_its_sessions_readably_and_a_new_one_serves() {
     let mut held = Held::open(&f.kubectl(), "default", "shell-0", "cat").await;
     held.echoes("after the agent came back").await;
     f.up("edge", true).await;
+    drop(held);
+    drop(_again);
+    // Everything the tunnels and their sessions held is given back.
+    let back = wait_for(Duration::from_secs(20), || gateway.fds() <= fds_before).await;
+    assert!(
+        back,
+        "the gateway holds {} fds, {fds_before} before any tunnel",
+        gateway.fds()
+    );
+}
+
+/// A gateway stopping with agents connected drains and exits; the agents try again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_stops_cleanly_with_agents_connected() {
+    let mut f = fixture().await;
+    let token = f.agent_token("edge", TOKEN);
+    let mark = f.gw.mark();
+    let agent = f.agent("edge", &token);
+    f.connected(mark, "edge").await;
+    let mut held = Held::open(&f.kubectl(), "default", "shell-0", "cat").await;
+    held.echoes("before the stop").await;
+    let agent_mark = agent.mark();
+    f.gw.sigterm();
+    let status = f.gw.exit_within(Duration::from_secs(40)).await;
+    assert!(status.success(), "{status:?}");
+    let out = held.ended(Duration::from_secs(10)).await;
+    assert_ne!(out.code, 0, "{}", out.stderr);
+    agent
+        .line_after(agent_mark, Duration::from_secs(20), "tunnel ended")
+        .await;
 }
 
 /// Waits until `gw` logged `what` (`agent connected`, `agent disconnected`) for `cluster`

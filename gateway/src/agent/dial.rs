@@ -195,6 +195,7 @@ fn server_builder() -> hyper::server::conn::http2::Builder<TokioExecutor> {
         .max_frame_size(h2::MAX_FRAME)
         .max_send_buf_size(h2::MAX_SEND_BUFFER)
         .max_concurrent_streams(h2::MAX_STREAMS)
+        .max_header_list_size(h2::MAX_REQUEST_HEADERS)
         .keep_alive_interval(tunnel::KEEPALIVE)
         .keep_alive_timeout(tunnel::KEEPALIVE_TIMEOUT);
     b

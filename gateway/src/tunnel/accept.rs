@@ -121,6 +121,18 @@ pub async fn handle(
             peer,
         );
     }
+    if agent.links.status().connected >= super::MAX_TUNNELS_PER_CLUSTER {
+        return refuse(
+            m,
+            TunnelResult::Failed,
+            503,
+            format!(
+                "cluster {id:?} has {} agent tunnels here already, the most it may hold",
+                super::MAX_TUNNELS_PER_CLUSTER
+            ),
+            peer,
+        );
+    }
     if agent.links.is_closed() || accept.shutdown.is_cancelled() {
         return refuse(
             m,
@@ -164,6 +176,7 @@ pub fn client_builder() -> hyper::client::conn::http2::Builder<TokioExecutor> {
         .initial_connection_window_size(h2::CONNECTION_WINDOW)
         .max_frame_size(h2::MAX_FRAME)
         .max_send_buf_size(h2::MAX_SEND_BUFFER)
+        .max_header_list_size(h2::MAX_RESPONSE_HEADERS)
         .keep_alive_interval(super::KEEPALIVE)
         .keep_alive_timeout(super::KEEPALIVE_TIMEOUT)
         .keep_alive_while_idle(true);

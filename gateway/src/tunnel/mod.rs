@@ -45,7 +45,15 @@ pub mod h2 {
     pub const MAX_FRAME: u32 = 16 << 10;
     /// What one stream may queue to send before its writer waits.
     pub const MAX_SEND_BUFFER: usize = 256 << 10;
+    /// The largest header block either end takes: requests carry a person's groups as
+    /// `Impersonate-Group` headers, answers are the apiserver's (a few hundred bytes).
+    pub const MAX_REQUEST_HEADERS: u32 = 1 << 20;
+    pub const MAX_RESPONSE_HEADERS: u32 = 256 << 10;
 }
+
+/// Tunnels one cluster may hold at once (on one gateway replica): a Deployment's agents, with
+/// room for rollouts; a token holder cannot make the gateway hold more.
+pub const MAX_TUNNELS_PER_CLUSTER: usize = 64;
 
 /// How often an idle tunnel is pinged, and how long a ping may go unanswered before the
 /// tunnel counts as dead: a cut link is noticed within `KEEPALIVE + KEEPALIVE_TIMEOUT`.
