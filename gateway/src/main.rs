@@ -45,26 +45,7 @@ enum Command {
     },
     /// Run in a cluster the gateway cannot reach: dial out to the gateway and serve its
     /// requests for this cluster through the tunnel (outbound connections only).
-    Agent {
-        /// The gateway, `https://HOST[:PORT]`; one tunnel to every address HOST resolves to.
-        #[arg(long)]
-        gateway: String,
-        /// The cluster id this agent serves (as in the gateway's config).
-        #[arg(long)]
-        cluster: String,
-        /// The cluster's agent token (re-read at every dial, so a rotated Secret is used).
-        #[arg(long)]
-        token_file: PathBuf,
-        /// The CA certificate (PEM) that verifies the gateway; the system's roots without it.
-        #[arg(long)]
-        ca_file: Option<PathBuf>,
-        /// The apiserver and credentials to forward with; the pod's ServiceAccount without it.
-        #[arg(long)]
-        kubeconfig: Option<PathBuf>,
-        /// The context in --kubeconfig; its current-context without it.
-        #[arg(long, requires = "kubeconfig")]
-        context: Option<String>,
-    },
+    Agent(podgate::agent::Options),
     /// The gateway in front of two in-process devclusters (dev-east, dev-west).
     Demo {
         #[arg(long, default_value = "127.0.0.1:8443")]
@@ -125,27 +106,7 @@ fn main() -> ExitCode {
                 podgate::app::serve::run(&path, config).await
             }
             (Command::Serve { .. }, None) => unreachable_config(),
-            (
-                Command::Agent {
-                    gateway,
-                    cluster,
-                    token_file,
-                    ca_file,
-                    kubeconfig,
-                    context,
-                },
-                _,
-            ) => {
-                let options = podgate::agent::Options {
-                    gateway,
-                    cluster,
-                    token_file,
-                    ca_file,
-                    kubeconfig,
-                    context,
-                };
-                agent(options).await
-            }
+            (Command::Agent(options), _) => agent(options).await,
             (Command::CheckConfig { config }, _) => podgate::app::check::check(&config)
                 .await
                 .map(|summary| println!("{summary}")),

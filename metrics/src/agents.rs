@@ -115,12 +115,7 @@ mod tests {
         let m = AgentMetrics::new();
         let r = Registry::new();
         m.register(&r).expect("registers");
-        let text = || {
-            let mut out = Vec::new();
-            prometheus::Encoder::encode(&prometheus::TextEncoder::new(), &r.gather(), &mut out)
-                .expect("encodes");
-            String::from_utf8(out).expect("utf-8")
-        };
+        let text = || crate::exposition(&r);
         assert!(text().contains(r#"podgate_agent_tunnel_attempts_total{result="wrong_token"} 0"#));
         m.attempt(TunnelResult::WrongToken);
         m.set_tunnels("edge", 2);

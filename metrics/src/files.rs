@@ -143,12 +143,7 @@ mod tests {
         let m = FileMetrics::new();
         let r = Registry::new();
         m.register(&r).expect("registers");
-        let text = || {
-            let mut out = Vec::new();
-            prometheus::Encoder::encode(&prometheus::TextEncoder::new(), &r.gather(), &mut out)
-                .expect("encodes");
-            String::from_utf8(out).expect("utf-8")
-        };
+        let text = || crate::exposition(&r);
         let before = text();
         assert!(
             before.contains(

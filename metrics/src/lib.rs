@@ -83,3 +83,16 @@ pub use session::{SessionLabels, SessionMetrics, SessionSeries};
 
 #[cfg(test)]
 mod tests;
+
+/// `registry`'s exposition text, as `/metrics` serves it (for the series' unit tests).
+#[cfg(test)]
+pub(crate) fn exposition(registry: &prometheus::Registry) -> String {
+    let mut out = Vec::new();
+    prometheus::Encoder::encode(
+        &prometheus::TextEncoder::new(),
+        &registry.gather(),
+        &mut out,
+    )
+    .expect("encodes");
+    String::from_utf8(out).expect("utf-8")
+}

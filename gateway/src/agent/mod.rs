@@ -27,17 +27,26 @@ use tokio_util::task::TaskTracker;
 /// How often the gateway's name is resolved again (new replicas, replicas gone).
 pub const RESOLVE_EVERY: Duration = Duration::from_secs(30);
 
-/// What `podgate agent` is told.
-#[derive(Debug, Clone)]
+/// What `podgate agent` is told (its command-line flags).
+#[derive(Debug, Clone, clap::Args)]
 pub struct Options {
-    /// `https://HOST[:PORT]` of the gateway.
+    /// The gateway, `https://HOST[:PORT]`; one tunnel to every address HOST resolves to.
+    #[arg(long)]
     pub gateway: String,
+    /// The cluster id this agent serves (as in the gateway's config).
+    #[arg(long)]
     pub cluster: String,
+    /// The cluster's agent token (re-read at every dial, so a rotated Secret is used).
+    #[arg(long)]
     pub token_file: PathBuf,
-    /// The CA that signed the gateway's certificate (PEM); the system's roots without it.
+    /// The CA certificate (PEM) that verifies the gateway; the system's roots without it.
+    #[arg(long)]
     pub ca_file: Option<PathBuf>,
-    /// The apiserver and credentials; the pod's ServiceAccount without it.
+    /// The apiserver and credentials to forward with; the pod's ServiceAccount without it.
+    #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
+    /// The context in --kubeconfig; its current-context without it.
+    #[arg(long, requires = "kubeconfig")]
     pub context: Option<String>,
 }
 
