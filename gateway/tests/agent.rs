@@ -354,6 +354,23 @@ async fn a_killed_agent_ends_its_sessions_readably_and_a_new_one_serves() {
     );
 }
 
+/// An agent told to stop (its pod deleted in a rollout) says goodbye on its tunnel rather
+/// than cutting it, and exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_agent_closes_its_tunnel_cleanly() {
+    let f = fixture().await;
+    let token = f.agent_token("edge", TOKEN);
+    let mark = f.gw.mark();
+    let mut agent = f.agent("edge", &token);
+    f.connected(mark, "edge").await;
+    let mark = f.gw.mark();
+    agent.sigterm();
+    let status = agent.exit_within(Duration::from_secs(20)).await;
+    assert!(status.success(), "{status:?}: {}", agent.log().join("\n"));
+    let line = logged(&f.gw, mark, "agent disconnected", "edge").await;
+    assert!(line.contains("the agent closed it"), "{line}");
+}
+
 /// A gateway stopping with agents connected drains and exits; the agents try again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_stops_cleanly_with_agents_connected() {

@@ -104,6 +104,23 @@ impl Agent {
         let _ = self.child.wait();
     }
 
+    /// SIGTERM: the agent's pod is stopped (a rollout): it drains its tunnels and exits.
+    pub fn sigterm(&self) {
+        rustix::process::kill_process(
+            rustix::process::Pid::from_child(&self.child),
+            rustix::process::Signal::TERM,
+        )
+        .unwrap_or_else(|e| panic!("SIGTERM to the agent: {e}"));
+    }
+
+    /// How it exited, within `limit`.
+    pub async fn exit_within(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let child = &mut self.child;
+        until_some(limit, || child.try_wait().ok().flatten())
+            .await
+            .unwrap_or_else(|| panic!("the agent still runs after {limit:?}"))
+    }
+
     /// Whether it still runs.
     pub fn running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

@@ -58,10 +58,12 @@ impl Dialer {
         let mut backoff = Backoff::default();
         loop {
             let started = Instant::now();
-            let outcome = tokio::select! {
-                r = self.once(addr, &stop) => r,
-                () = stop.cancelled() => return,
-            };
+            // `once` itself answers `stop` (a tunnel that is up drains first), so it is not
+            // raced against it here.
+            let outcome = self.once(addr, &stop).await;
+            if stop.is_cancelled() {
+                return;
+            }
             match outcome {
                 Ok(why) => {
                     tracing::warn!(cluster = %self.cluster, gateway = %addr, "tunnel ended: {why}")
@@ -101,9 +103,12 @@ impl Dialer {
     /// One tunnel, from dialling to its end (`Ok`: why it ended once it had been up).
     async fn once(&self, addr: SocketAddr, stop: &CancellationToken) -> Result<String, DialError> {
         let token = self.token()?;
-        let upgraded = tokio::time::timeout(CONNECT, self.open(addr, token))
-            .await
-            .map_err(|_| DialError::Timeout(addr, CONNECT))??;
+        let upgraded = tokio::select! {
+            r = tokio::time::timeout(CONNECT, self.open(addr, token)) => {
+                r.map_err(|_| DialError::Timeout(addr, CONNECT))??
+            }
+            () = stop.cancelled() => return Ok("the agent is stopping".into()),
+        };
         tracing::info!(cluster = %self.cluster, gateway = %addr, "tunnel up");
         let forward = self.forward.clone();
         let service = hyper::service::service_fn(move |req| {
