@@ -47,6 +47,7 @@ bench:
 	$(BENCH_DIR)/release/podgate-load --spawn --profile quick --out $(BENCH_DIR)/bench/summary.json
 	$(BENCH_DIR)/release/podgate-load --spawn --profile quick --scenario throughput,interactive --recording best_effort --out $(BENCH_DIR)/bench/summary-recording.json
 	$(BENCH_DIR)/release/podgate-fleet --clusters 1000 --settle 15s --rest 20s --heap-clusters 200 --out $(BENCH_DIR)/bench/fleet.json
+	$(BENCH_DIR)/release/podgate-agents --agents 1000 --out $(BENCH_DIR)/bench/agents.json
 	$(BENCH_DIR)/release/podgate-portforward --bytes 67108864 --requests 500 --out $(BENCH_DIR)/bench/portforward.json
 	$(BENCH_DIR)/release/podgate-resume --sessions 1000 --out $(BENCH_DIR)/bench/resume.json
 	$(CARGO) test --release -p podgate-testkit --test ui_search -- --ignored --nocapture
