@@ -113,8 +113,10 @@ async fn kubectl_reaches_a_cluster_that_only_its_agent_can_reach() {
     let inside = netns.devcluster("edge");
     assert!(inside.addr.ip().is_loopback(), "{}", inside.addr);
     let host = netns.host_ip.to_string();
+    // The edge policy applies to it as to any cluster: alice is not among its users.
     let config = Config::new(&[])
         .agent_cluster("edge")
+        .access("edge", "{users: [admin, bob]}")
         .set("listen", &format!("{host}:0"));
     let files = serve::setup_for(&config, &["127.0.0.1", &host]);
     files.write_agent_token("edge", TOKEN);
@@ -273,6 +275,30 @@ async fn kubectl_reaches_a_cluster_that_only_its_agent_can_reach() {
         )
         .await;
     assert_eq!(out.text(), "sent through the tunnel", "{}", out.stderr);
+
+    // attach, upgraded through the tunnel too; stdin's end ends the echo with 0.
+    let out = k
+        .run(
+            &["attach", "-i", "-n", "load", "echo-0"],
+            b"hello through the agent\n",
+        )
+        .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.text().contains("hello through the agent\n"),
+        "{}",
+        out.text()
+    );
+
+    // The edge policy, before anything reaches the tunnel.
+    let out =
+        f.gw.kubectl("edge", serve::ALICE.token)
+            .run(&["get", "pods"], b"")
+            .await;
+    out.assert_fails_saying(
+        &[r#"podgate: user "alice" may not use cluster "edge""#],
+        "alice at the edge",
+    );
 
     // The cluster's RBAC judged the person: bob may not exec there.
     let out =
