@@ -63,6 +63,7 @@ impl Fixture {
             token_file,
             kubeconfig: self.kubeconfig.clone(),
             netns: self.netns.as_ref(),
+            ca_pem: None,
         }
         .start()
     }
@@ -607,6 +608,7 @@ async fn a_silent_tunnel_is_found_dead_and_its_sessions_end() {
         token_file: &token,
         kubeconfig: f.kubeconfig.clone(),
         netns: None,
+        ca_pem: None,
     }
     .start();
     f.connected(mark, "edge").await;
@@ -689,4 +691,76 @@ async fn stalled_readers_do_not_stall_the_tunnel() {
     for mut flood in floods {
         let _ = flood.kill().await;
     }
+}
+
+/// The agent verifies the gateway: one that trusts another CA (a gateway impostor, a
+/// misconfigured ConfigMap) never opens a tunnel and says why; two agents for one cluster both
+/// serve it, and losing one leaves it served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_verify_the_gateway_and_several_serve_one_cluster() {
+    let f = fixture().await;
+    let token = f.agent_token("edge", TOKEN);
+    let other_ca = podgate_devcluster::tls::generate_pem(&["127.0.0.1".into()])
+        .expect("a cert")
+        .ca_pem;
+    let mark = f.gw.mark();
+    let distrustful = AgentSpec {
+        bin: Path::new(PODGATE),
+        gateway: &f.gw,
+        url: None,
+        cluster: "edge",
+        token_file: &token,
+        kubeconfig: f.kubeconfig.clone(),
+        netns: None,
+        ca_pem: Some(other_ca),
+    }
+    .start();
+    let line = distrustful.line_after(0, UP, "cannot connect").await;
+    assert!(
+        line.contains("TLS") && line.contains("certificate"),
+        "{line}"
+    );
+    assert!(
+        !f.gw
+            .log()
+            .iter()
+            .skip(mark)
+            .any(|l| l.contains("agent connected")),
+        "an agent that does not trust the gateway got a tunnel"
+    );
+    drop(distrustful);
+
+    let mark = f.gw.mark();
+    let mut one = f.agent("edge", &token);
+    f.connected(mark, "edge").await;
+    let mark = f.gw.mark();
+    let _two = f.agent("edge", &token);
+    f.connected(mark, "edge").await;
+    assert_eq!(f.listed("edge").await["agent"]["connected"], 2);
+    // Sessions over the two tunnels (requests take turns: `links.rs` tests the order), then
+    // one agent dies: the sessions it carried end with an error, the others go on.
+    let mut held = Vec::new();
+    for i in 0..4 {
+        let mut h = Held::open(&f.kubectl(), "default", "shell-0", "cat").await;
+        h.echoes(&format!("session {i}")).await;
+        held.push(h);
+    }
+    let mark = f.gw.mark();
+    one.kill();
+    logged(&f.gw, mark, "agent disconnected", "edge").await;
+    for (i, mut h) in held.into_iter().enumerate() {
+        // Each either still relays or has ended (or ends now) with a failure, never exit 0.
+        if h.running() && h.try_echo(&format!("session {i} after the kill")).await {
+            continue;
+        }
+        let out = h.ended(Duration::from_secs(30)).await;
+        assert_ne!(
+            out.code, 0,
+            "session {i} on the killed agent exited 0: {}",
+            out.stderr
+        );
+    }
+    let mut after = Held::open(&f.kubectl(), "default", "shell-0", "cat").await;
+    after.echoes("a new session on the agent left").await;
+    assert_eq!(f.listed("edge").await["agent"]["connected"], 1);
 }

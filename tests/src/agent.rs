@@ -28,6 +28,8 @@ pub struct AgentSpec<'a> {
     pub kubeconfig: String,
     /// Run inside this network namespace (with the cluster), not beside the gateway.
     pub netns: Option<&'a crate::netns::Netns>,
+    /// The CA it verifies the gateway with, PEM: the gateway's own unless a test gives another.
+    pub ca_pem: Option<String>,
 }
 
 impl AgentSpec<'_> {
@@ -37,7 +39,8 @@ impl AgentSpec<'_> {
         let kubeconfig = dir.path().join("cluster.kubeconfig");
         let ca = dir.path().join("gateway-ca.crt");
         std::fs::write(&kubeconfig, &self.kubeconfig).expect("the cluster's kubeconfig");
-        std::fs::write(&ca, &self.gateway.ca_pem).expect("the gateway's CA");
+        let ca_pem = self.ca_pem.as_deref().unwrap_or(&self.gateway.ca_pem);
+        std::fs::write(&ca, ca_pem).expect("the gateway's CA");
         let url = self.url.unwrap_or_else(|| self.gateway.url.clone());
         let mut command = match self.netns {
             Some(ns) => ns.command(self.bin),

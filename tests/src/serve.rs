@@ -668,6 +668,33 @@ impl Held {
         self.seen.clear();
     }
 
+    /// Sends `line` and says whether it came back within 10 s (false: the session ended or
+    /// went quiet instead; [`Held::ended`] tells how).
+    pub async fn try_echo(&mut self, line: &str) -> bool {
+        use tokio::io::AsyncReadExt as _;
+        if self
+            .stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .is_err()
+        {
+            return false;
+        }
+        let want = format!("{line}\n");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let mut buf = [0u8; 4096];
+        loop {
+            if String::from_utf8_lossy(&self.seen).contains(&want) {
+                self.seen.clear();
+                return true;
+            }
+            match tokio::time::timeout_at(deadline, self.stdout.read(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => self.seen.extend_from_slice(&buf[..n]),
+                _ => return false,
+            }
+        }
+    }
+
     /// Waits for kubectl to exit, within `limit`, its stdin still open: how it ended.
     pub async fn ended(self, limit: Duration) -> kubectl::Output {
         let Held {
