@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod launch;
 pub mod procfs;
 pub mod relay;
 pub mod report;

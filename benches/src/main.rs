@@ -123,11 +123,7 @@ struct Args {
     out: Option<PathBuf>,
 }
 
-fn duration(s: &str) -> Result<Duration, String> {
-    s.parse::<podgate_config::Duration>()
-        .map(|d| d.get())
-        .map_err(|e| e.to_string())
-}
+use podgate_benches::launch::duration;
 
 fn main() -> ExitCode {
     let args = Args::parse();

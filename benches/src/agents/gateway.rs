@@ -3,12 +3,10 @@
 //! `edge-{i}` (each its own token file) and one ordinary cluster `direct` over the
 //! devcluster's kubeconfig.
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt as _, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 pub const TOKEN: &str = "podgate-agents-bench-token";
 /// The ordinary cluster, reached by the gateway over the devcluster's kubeconfig.
@@ -20,46 +18,7 @@ pub fn edge(i: usize) -> String {
 }
 
 /// A child process, SIGKILLed when dropped.
-pub struct Proc {
-    pub pid: u32,
-    child: Child,
-}
-
-impl Proc {
-    /// SIGKILL, and wait until it is gone (its sockets closed by the kernel).
-    pub async fn kill(mut self) {
-        let _ = self.child.start_kill();
-        let _ = self.child.wait().await;
-    }
-}
-
-/// Starts `cmd` (which prints `listening on URL` on stdout), its stderr into `log`.
-pub async fn launch(mut cmd: Command, log: &Path) -> anyhow::Result<Proc> {
-    let file = std::fs::File::create(log).with_context(|| format!("{}", log.display()))?;
-    cmd.stdout(Stdio::piped())
-        .stderr(Stdio::from(file))
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    let mut child = cmd.spawn().context("cannot start it (build it first)")?;
-    let pid = child.id().context("no pid")?;
-    let stdout = child.stdout.take().context("no stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
-    tokio::time::timeout(Duration::from_secs(120), async {
-        while let Some(line) = lines.next_line().await? {
-            if line.trim().starts_with("listening on ") {
-                return Ok(());
-            }
-        }
-        bail!(
-            "exited before saying where it listens; see {}",
-            log.display()
-        )
-    })
-    .await
-    .map_err(|_| anyhow::anyhow!("did not start within 120 s; see {}", log.display()))??;
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Ok(Proc { pid, child })
-}
+pub use podgate_benches::launch::{Proc, launch};
 
 /// A free loopback port now (bound and let go: the gateway binds it next, and again after
 /// its restart).

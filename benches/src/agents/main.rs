@@ -80,11 +80,7 @@ struct Args {
     out: Option<PathBuf>,
 }
 
-fn duration(s: &str) -> Result<Duration, String> {
-    s.parse::<podgate_config::Duration>()
-        .map(|d| d.get())
-        .map_err(|e| e.to_string())
-}
+use podgate_benches::launch::duration;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {

@@ -9,52 +9,13 @@ use podgate_benches::target::{SourceAddrs, Target, TlsOptions};
 use serde::Serialize;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt as _, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 pub const TOKEN: &str = "podgate-fleet-bench-token";
 
-/// A child process, killed when dropped.
-pub struct Proc {
-    pub pid: u32,
-    pub url: String,
-    _child: Child,
-}
-
-/// Starts `cmd` (which prints `listening on URL`), its stderr into `log`.
-pub async fn launch(mut cmd: Command, log: &Path) -> anyhow::Result<Proc> {
-    let file = std::fs::File::create(log).with_context(|| format!("{}", log.display()))?;
-    cmd.stdout(Stdio::piped())
-        .stderr(Stdio::from(file))
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    let mut child = cmd.spawn().context("cannot start it (build it first)")?;
-    let pid = child.id().context("no pid")?;
-    let stdout = child.stdout.take().context("no stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
-    let url = tokio::time::timeout(Duration::from_secs(120), async {
-        while let Some(line) = lines.next_line().await? {
-            if let Some(url) = line.trim().strip_prefix("listening on ") {
-                return Ok(url.to_string());
-            }
-        }
-        bail!(
-            "exited before saying where it listens; see {}",
-            log.display()
-        )
-    })
-    .await
-    .map_err(|_| anyhow::anyhow!("did not start within 120 s; see {}", log.display()))??;
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Ok(Proc {
-        pid,
-        url,
-        _child: child,
-    })
-}
+pub use podgate_benches::launch::{Proc, launch};
 
 /// `devcluster` processes, each with its kubeconfig in `dir`.
 pub async fn devclusters(bin: &Path, dir: &Path, n: usize) -> anyhow::Result<Vec<(Proc, PathBuf)>> {
