@@ -14,22 +14,9 @@ use tokio_util::task::TaskTracker;
 
 pub type ReplyBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
 
+/// The `Status` answer podgate writes everywhere, in the agent's body type.
 fn reply(s: &Status) -> Response<ReplyBody> {
-    let code = s
-        .code
-        .and_then(|c| StatusCode::from_u16(c).ok())
-        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut resp = Response::new(
-        http_body_util::Full::new(Bytes::from(s.to_json()))
-            .map_err(|never| match never {})
-            .boxed_unsync(),
-    );
-    *resp.status_mut() = code;
-    resp.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
-    resp
+    crate::http::status(s).map(|b| b.map_err(BoxError::from).boxed_unsync())
 }
 
 /// What forwarding uses: the apiserver client (credentials refreshed by kube as the

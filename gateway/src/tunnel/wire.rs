@@ -13,7 +13,7 @@
 //! for (`Impersonate-User`): a request the gateway did not make on a person's behalf never
 //! runs with the agent's rights.
 
-use crate::upstream::headers::HOP_BY_HOP;
+use crate::upstream::headers::{HOP_BY_HOP, listed_in_connection};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use podgate_protocol::Status;
@@ -28,15 +28,8 @@ const AUTHORITY: &str = "podgate-agent";
 /// Headers that never cross a tunnel: hop-by-hop ones (HTTP/2 forbids them), those named by
 /// `Connection`, and `Host` (`:authority` replaces it).
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let listed: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .collect();
-    for name in listed {
-        headers.remove(name);
+    for name in listed_in_connection(headers) {
+        headers.remove(name.as_str());
     }
     for name in HOP_BY_HOP {
         headers.remove(*name);

@@ -35,10 +35,15 @@ pub struct UpstreamOptions {
 
 impl Default for UpstreamOptions {
     fn default() -> Self {
-        let d = podgate_config::UpstreamConfig::default();
+        UpstreamOptions::from(&podgate_config::UpstreamConfig::default())
+    }
+}
+
+impl From<&podgate_config::UpstreamConfig> for UpstreamOptions {
+    fn from(c: &podgate_config::UpstreamConfig) -> Self {
         UpstreamOptions {
-            connect_timeout: d.connect_timeout.get(),
-            idle_timeout: d.idle_timeout.get(),
+            connect_timeout: c.connect_timeout.get(),
+            idle_timeout: c.idle_timeout.get(),
         }
     }
 }

@@ -20,17 +20,23 @@ pub const HOP_BY_HOP: &[&str] = &[
     "proxy-authenticate",
 ];
 
-/// The headers to send upstream for a client request made by `identity`. For an impersonating
-/// cluster the identity is written whole (see [`Identity::write_impersonation`]): there is no
-/// path on which part of it could be left out.
-pub fn forward(incoming: &HeaderMap, identity: &Identity, impersonate: bool) -> HeaderMap {
-    let listed_in_connection: Vec<String> = incoming
+/// The header names a `Connection` header lists (RFC 9110 §7.6.1: hop-by-hop too),
+/// lowercased.
+pub fn listed_in_connection(headers: &HeaderMap) -> Vec<String> {
+    headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(|t| t.trim().to_ascii_lowercase())
-        .collect();
+        .collect()
+}
+
+/// The headers to send upstream for a client request made by `identity`. For an impersonating
+/// cluster the identity is written whole (see [`Identity::write_impersonation`]): there is no
+/// path on which part of it could be left out.
+pub fn forward(incoming: &HeaderMap, identity: &Identity, impersonate: bool) -> HeaderMap {
+    let listed_in_connection = listed_in_connection(incoming);
     let mut out = HeaderMap::with_capacity(incoming.len() + 2);
     for (name, value) in incoming {
         let n = name.as_str();

@@ -208,10 +208,7 @@ impl Cluster {
             }
         };
         kube_config.connect_timeout = Some(upstream.connect_timeout.get());
-        let options = super::UpstreamOptions {
-            connect_timeout: upstream.connect_timeout.get(),
-            idle_timeout: upstream.idle_timeout.get(),
-        };
+        let options = super::UpstreamOptions::from(upstream);
         let mut cluster = Cluster::build(id, kube_config, config.impersonate, &options)?;
         cluster.access = config.access.clone();
         cluster.meta = ClusterMeta::of(config);
@@ -241,10 +238,7 @@ impl Cluster {
             .filter(|a| a.token == token && !a.links.is_closed())
             .map(|a| a.links.clone())
             .unwrap_or_default();
-        let options = super::UpstreamOptions {
-            connect_timeout: upstream.connect_timeout.get(),
-            idle_timeout: upstream.idle_timeout.get(),
-        };
+        let options = super::UpstreamOptions::from(upstream);
         Ok(Cluster {
             server: format!("agent://{id}"),
             upstream: super::Upstream::tunnel(links.clone(), &options),
