@@ -135,11 +135,17 @@ pub fn inbound<B>(req: Request<B>) -> Result<Inbound<B>, Status> {
     let upgrade = match (&parts.method, protocol) {
         (&Method::CONNECT, Some(protocol)) => {
             let token = protocol.as_str().to_string();
+            // Said by the gateway on every upgrade: without it (or unreadable) the agent
+            // would have to guess what the apiserver is to act on.
             let method = parts
                 .headers
                 .remove(UPGRADE_METHOD)
                 .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
-                .unwrap_or(Method::GET);
+                .ok_or_else(|| {
+                    Status::bad_request(format!(
+                        "an upgrade through the tunnel names its method in {UPGRADE_METHOD}"
+                    ))
+                })?;
             if method != Method::GET && method != Method::POST {
                 return Err(Status::bad_request(format!(
                     "an upgrade through the tunnel is a GET or a POST, not {method}"
@@ -311,6 +317,14 @@ mod tests {
         *req.method_mut() = Method::DELETE;
         let (down, _) = to_tunnel(req).expect("translates");
         assert_eq!(inbound(down).expect_err("refused").code, Some(400));
+        // An upgrade that does not say its method is refused, not taken for a GET.
+        let (mut down, _) = to_tunnel(exec_request()).expect("translates");
+        down.headers_mut().remove(UPGRADE_METHOD);
+        assert_eq!(inbound(down).expect_err("no method").code, Some(400));
+        let (mut down, _) = to_tunnel(exec_request()).expect("translates");
+        down.headers_mut()
+            .insert(UPGRADE_METHOD, HeaderValue::from_static("G E T"));
+        assert_eq!(inbound(down).expect_err("unreadable").code, Some(400));
     }
 
     #[test]
