@@ -119,8 +119,14 @@ async function devLogin(page, url, token) {
 /// Opens a terminal with the pickers; returns its tab index.
 async function pick(page, { cluster, namespace, pod, container }) {
   if (await page.locator('#pick-cluster').isHidden()) await page.locator('#tab-new').click();
+  // On a timeout, say what the picker showed instead (a note such as "Pods could not be
+  // listed (...)" or its error), so a failure names its cause.
   const opt = (sel, value) => until(`${sel} offers ${value}`, async () =>
-    (await page.locator(`${sel} option[value="${value}"]`).count()) > 0);
+    (await page.locator(`${sel} option[value="${value}"]`).count()) > 0).catch(async (e) => {
+    const shown = await page.locator('.picker .note, .picker .error').allInnerTexts().catch(() => []);
+    const options = await page.locator(`${sel} option`).allInnerTexts().catch(() => []);
+    throw new Error(`${e.message}; options: ${JSON.stringify(options)}; picker says: ${JSON.stringify(shown.filter((t) => t.trim()))}`);
+  });
   // The picker shows one page of clusters: search for one that is not on it.
   if ((await page.locator(`#pick-cluster option[value="${cluster}"]`).count()) === 0) {
     await page.locator('#pick-cluster-search').fill(cluster);
