@@ -137,7 +137,7 @@ pub async fn open(
         TokioIo::new(upgraded),
         fastwebsockets::Role::Client,
     );
-    let (read, write) = ws.split(tokio::io::split);
+    let (read, write) = io::split(ws, fastwebsockets::Role::Client);
     let writer = Arc::new(Writer::new(write));
     let (tx, events) = mpsc::channel(16);
     let reader = tokio::spawn(read_events(read, writer.clone(), protocol, tx));

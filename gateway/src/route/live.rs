@@ -350,7 +350,7 @@ async fn pump(
     mut joined: crate::recording::recorder::Joined,
     keepalive: std::time::Duration,
 ) -> &'static str {
-    let (mut rx, mut tx) = ws.split(tokio::io::split);
+    let (mut rx, mut tx) = crate::session::relay::io::split(ws, fastwebsockets::Role::Server);
     let (reader, len) = &mut joined.so_far;
     // The recording so far, line by line (it is whole lines up to `len`).
     let mut so_far = tokio::io::BufReader::new(reader.take(*len));

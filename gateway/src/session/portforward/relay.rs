@@ -15,10 +15,11 @@ use crate::session::SessionSettings;
 use crate::session::registry::{Clock, LiveSession};
 use crate::session::relay::deadlines::{self, Next, Now, Words, close_reason};
 use crate::session::relay::io::{
-    ClientWriteError, Io, Liveness, ReadError, Reader, Writer, keepalive, next_message, to_client,
+    ClientWriteError, Io, Liveness, ReadError, Reader, Writer, keepalive, next_message, split,
+    to_client,
 };
 use crate::session::relay::{CLOSE_GRACE, Ending};
-use fastwebsockets::{Frame, OpCode, Payload, WebSocket, WebSocketError};
+use fastwebsockets::{Frame, OpCode, Payload, Role, WebSocket, WebSocketError};
 use podgate_metrics::Direction;
 use podgate_protocol::message::Assembler;
 use podgate_protocol::portforward::Tunnel;
@@ -78,8 +79,8 @@ pub async fn run<C: Io, U: Io>(
     upstream: WebSocket<U>,
     p: Params<'_>,
 ) -> Ended {
-    let (mut c_read, c_write) = client.split(tokio::io::split);
-    let (mut u_read, u_write) = upstream.split(tokio::io::split);
+    let (mut c_read, c_write) = split(client, Role::Server);
+    let (mut u_read, u_write) = split(upstream, Role::Client);
     // fastwebsockets refuses a frame of `max` bytes or more; the assembler bounds messages.
     c_read.set_max_message_size(p.settings.max_message.saturating_add(1));
     u_read.set_max_message_size(p.settings.max_message.saturating_add(1));

@@ -1,7 +1,8 @@
 //! Reading whole messages, bounded, and writing frames to a side shared by several writers.
 
 use super::super::registry::Clock;
-use fastwebsockets::{Frame, OpCode, Payload, WebSocketError, WebSocketRead, WebSocketWrite};
+use super::reader::FrameReader;
+use fastwebsockets::{Frame, OpCode, Payload, Role, WebSocket, WebSocketError, WebSocketWrite};
 use podgate_protocol::message::{AssembleError, Assembler, Kind, Opcode, Step};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadHalf, WriteHalf};
@@ -12,7 +13,16 @@ use tokio::time::Instant;
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
 
-pub type Reader<S> = WebSocketRead<ReadHalf<S>>;
+pub type Reader<S> = FrameReader<ReadHalf<S>>;
+
+/// A WebSocket whose handshake is done, as its two halves: our reader (no buffer while idle)
+/// and fastwebsockets' writer. `role` is this end's. The WebSocket must not have read a frame
+/// yet: what its own buffer holds is not carried over.
+pub fn split<S: Io>(ws: WebSocket<S>, role: Role) -> (Reader<S>, WebSocketWrite<WriteHalf<S>>) {
+    let (r, w) = tokio::io::split(ws.into_inner());
+    let (_, writer) = fastwebsockets::after_handshake_split(tokio::io::empty(), w, role);
+    (FrameReader::new(r, role), writer)
+}
 
 /// One side's write half, shared by the frames relayed to that side and the gateway's own
 /// pings, pongs and closes. tokio's lock is FIFO and, the session being one task, only orders

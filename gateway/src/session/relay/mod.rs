@@ -5,9 +5,11 @@
 //! timers; [`run`] polls them in one `select!`, and once the first of them ends, finishes the
 //! session by the rules in [`ending`]: the client is told what it was not told yet, the
 //! cluster is sent a close, and the client's close reply is awaited (bounded) so the last
-//! frames are not lost to a TCP reset while the client still sends. Readers are never raced
-//! per frame (fastwebsockets' `read_frame` is not cancel-safe); everything of a session is
-//! dropped together when `run` returns, so nothing of it outlives it.
+//! frames are not lost to a TCP reset while the client still sends. Frames are read by
+//! [`reader::FrameReader`], which takes a frame out of its buffer only when it is whole (so a
+//! cancelled read loses nothing) and holds no buffer between frames (so an idle shell costs no
+//! read buffer); everything of a session is dropped together when `run` returns, so nothing of
+//! it outlives it.
 //!
 //! A message read is written to the other side before the next one is read: at most one
 //! message per direction is in the gateway's hands, and it is never larger than
@@ -23,6 +25,7 @@ pub mod deadlines;
 pub mod ending;
 pub(crate) mod frames;
 pub mod io;
+pub(crate) mod reader;
 
 pub use ending::{Ending, Policy, Verdict};
 pub use frames::encoded;
@@ -32,7 +35,7 @@ use super::SessionSettings;
 use super::registry::{Clock, LiveSession};
 use crate::tap::{Stream, Tap};
 use deadlines::{Next, Now, Words, close_reason};
-use fastwebsockets::{Frame, OpCode, WebSocket, WebSocketError};
+use fastwebsockets::{Frame, OpCode, Role, WebSocket, WebSocketError};
 use frames::{Forward, relay_frame};
 use io::{
     ClientWriteError, Liveness, ReadError, Reader, Writer, keepalive, next_message, to_client,
@@ -79,10 +82,10 @@ pub async fn run<C: Io, U: Io>(
     upstream: WebSocket<U>,
     p: Params<'_>,
 ) -> Ending {
-    let (mut c_read, c_write) = client.split(tokio::io::split);
-    let (mut u_read, u_write) = upstream.split(tokio::io::split);
-    // fastwebsockets refuses a frame of `max` bytes or more before reading its payload; the
-    // assembler bounds the whole message at exactly `max_message`.
+    let (mut c_read, c_write) = io::split(client, Role::Server);
+    let (mut u_read, u_write) = io::split(upstream, Role::Client);
+    // The reader refuses a frame of `max` bytes or more before reading its payload (as
+    // fastwebsockets does); the assembler bounds the whole message at exactly `max_message`.
     let per_frame = p.settings.max_message.saturating_add(1);
     c_read.set_max_message_size(per_frame);
     u_read.set_max_message_size(per_frame);

@@ -26,14 +26,14 @@ use crate::session::relay::deadlines::{self, Next, Now, Words, close_reason};
 use crate::session::relay::ending::{self, Ending, Verdict};
 use crate::session::relay::io::{
     self, ClientWriteError, Io, Liveness, ReadError, Reader, Writer, keepalive, next_message,
-    to_client,
+    split, to_client,
 };
 use crate::session::relay::{
     CLOSE_GRACE, client_read_error, encoded, finish_client, forward_input, upstream_read_error,
     wait_for_tap,
 };
 use crate::tap::{Stream, Tap};
-use fastwebsockets::{Frame, OpCode, WebSocket, WebSocketError};
+use fastwebsockets::{Frame, OpCode, Role, WebSocket, WebSocketError};
 use podgate_metrics::{Direction, ResumeFailure, ResumeMetrics};
 use podgate_protocol::message::Assembler;
 use podgate_protocol::{Protocol, frame};
@@ -75,7 +75,7 @@ pub async fn run<C: Io, U: Io>(
     upstream: WebSocket<U>,
     p: Params<'_, C>,
 ) -> Ending {
-    let (mut u_read, u_write) = upstream.split(tokio::io::split);
+    let (mut u_read, u_write) = split(upstream, Role::Client);
     u_read.set_max_message_size(p.settings.max_message.saturating_add(1));
     let Params {
         upstream_protocol,
@@ -366,7 +366,7 @@ impl<U: Io> Relay<'_, U> {
         from: u64,
         attached: &mut tokio::sync::mpsc::Receiver<Attach<C>>,
     ) -> Attachment<C> {
-        let (mut reader, writer) = conn.split(tokio::io::split);
+        let (mut reader, writer) = split(conn, Role::Server);
         reader.set_max_message_size(self.settings.max_message.saturating_add(1));
         let page = Page {
             writer: Writer::new(writer),
@@ -774,7 +774,7 @@ fn lost(e: ClientWriteError) -> &'static str {
 /// Tells a resume it cannot be served (in-band: a browser cannot read a refused handshake),
 /// then closes it with 1008.
 pub async fn refuse<C: Io>(client: WebSocket<C>, reason: ResumeFailure, message: &str) {
-    let (_, writer) = client.split(tokio::io::split);
+    let (_, writer) = split(client, Role::Server);
     let writer = Writer::new(writer);
     let m = ToPage::Refused {
         reason: reason.as_str(),
