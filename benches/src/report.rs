@@ -206,7 +206,7 @@ pub fn goals(scenarios: &Scenarios) -> Vec<Goal> {
     let rss = idle.and_then(|r| r.gateway.as_ref()?.rss_per_session_bytes);
     out.push(Goal {
         name: "idle_rss_per_session",
-        goal: "10,000 idle sessions, TLS both sides, gateway RSS <= 48 KiB per session",
+        goal: "10,000 idle sessions, TLS both sides, gateway RSS <= 24 KiB per session",
         measured: rss.map(|b| {
             format!(
                 "{:.1} KiB per session over {} sessions",
@@ -215,7 +215,7 @@ pub fn goals(scenarios: &Scenarios) -> Vec<Goal> {
                     .map_or(0, |g| g.sessions)
             )
         }),
-        met: judged(sessions(idle), rss.map(|b| b <= 48.0 * 1024.0)),
+        met: judged(sessions(idle), rss.map(|b| b <= 24.0 * 1024.0)),
         at_full_size: idle
             .and_then(|r| r.gateway.as_ref())
             .is_some_and(|g| g.sessions >= 10_000),
@@ -317,6 +317,23 @@ pub fn goals(scenarios: &Scenarios) -> Vec<Goal> {
             churned,
             rate.map(|r| kept(r) && p99.is_some_and(|p| p <= 50.0)),
         ),
+        at_full_size: true,
+        note: String::new(),
+    });
+    let setup = get(Scenario::Churn).and_then(|r| r.ratios.get("cpu_ms_per_session").copied());
+    out.push(Goal {
+        name: "setup_cpu_ratio",
+        goal: "CPU per session setup via gateway <= 1.8x the devcluster's, same run",
+        measured: setup.map(|r| {
+            let side = |t: Option<&TargetResult>| opt(t.and_then(|t| t.cpu_ms_per_session), 3);
+            let c = get(Scenario::Churn);
+            format!(
+                "{r:.2}x ({} vs {} CPU-ms per session)",
+                side(c.and_then(|c| c.gateway.as_ref())),
+                side(c.and_then(|c| c.direct.as_ref()))
+            )
+        }),
+        met: judged(churned, setup.map(|r| r <= 1.8)),
         at_full_size: true,
         note: String::new(),
     });
@@ -675,6 +692,31 @@ mod tests {
         assert_eq!(goal(&judged, "churn_rate_and_setup").met, Some(true));
         let leaky = Scenarios(vec![("churn", report(Scenario::Churn, 5000, 3))]);
         assert_eq!(goal(&goals(&leaky), "no_leaks").met, Some(false));
+    }
+
+    #[test]
+    fn setup_cpu_is_judged_against_the_devcluster_in_the_same_run() {
+        let churn = |gateway_ms: f64| {
+            let side = |ms: f64| TargetResult {
+                sessions: 5000,
+                cpu_ms_per_session: Some(ms),
+                ..TargetResult::default()
+            };
+            let r = ScenarioReport::new(
+                crate::run::Profile::Quick.plan(Scenario::Churn),
+                Some(side(gateway_ms)),
+                Some(side(0.3)),
+            );
+            let judged = goals(&Scenarios(vec![("churn", r)]));
+            let g = goal(&judged, "setup_cpu_ratio");
+            (g.met, g.measured.clone().unwrap_or_default())
+        };
+        let (met, measured) = churn(0.51);
+        assert_eq!(met, Some(true), "{measured}");
+        assert!(measured.starts_with("1.70x"), "{measured}");
+        assert_eq!(churn(0.6).0, Some(false));
+        let none = goals(&Scenarios(vec![("churn", report(Scenario::Churn, 0, 0))]));
+        assert_eq!(goal(&none, "setup_cpu_ratio").met, None);
     }
 
     #[test]

@@ -104,12 +104,8 @@ impl Upstream {
         let https = Counted {
             inner: builder.enable_http1().wrap_connector(http),
             handshakes: handshakes.clone(),
+            connect_timeout: options.connect_timeout,
         };
-        // The bound covers TCP and the TLS handshake, so a cluster that accepts and then
-        // stalls is "unreachable" in bounded time. No read or write timeouts: relayed
-        // sessions and watches are long and quiet, and their liveness is the relay's job.
-        let mut https = hyper_timeout::TimeoutConnector::new(https);
-        https.set_connect_timeout(Some(options.connect_timeout));
         // The timer makes the pool close idle connections on time, not only when the next
         // request finds them stale: an unused cluster holds no file descriptor.
         let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
@@ -214,11 +210,18 @@ struct Handshakes {
 type Https = hyper_rustls::HttpsConnector<HttpConnector>;
 type HttpsStream = hyper_rustls::MaybeHttpsStream<hyper_util::rt::TokioIo<tokio::net::TcpStream>>;
 
-/// The TLS connector, counting how each connection's handshake went.
+/// The TLS connector, bounding and counting each connection's handshake.
+///
+/// The bound covers TCP and the TLS handshake, so a cluster that accepts and then stalls is
+/// "unreachable" in bounded time. No read or write timeouts: relayed sessions and watches are
+/// long and quiet, and their liveness is the relay's job. (hyper-timeout's connector did the
+/// same, but wrapped every connection for its life in two timers it never armed: 250 bytes
+/// per session.)
 #[derive(Clone)]
 struct Counted {
     inner: Https,
     handshakes: Arc<Handshakes>,
+    connect_timeout: Duration,
 }
 
 impl tower::Service<http::Uri> for Counted {
@@ -237,8 +240,14 @@ impl tower::Service<http::Uri> for Counted {
     fn call(&mut self, uri: http::Uri) -> Self::Future {
         let connect = self.inner.call(uri);
         let handshakes = self.handshakes.clone();
+        let bound = self.connect_timeout;
         Box::pin(async move {
-            let stream = connect.await?;
+            let stream = tokio::time::timeout(bound, connect).await.map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no TCP connection and TLS handshake within {bound:?}"),
+                )
+            })??;
             if let hyper_rustls::MaybeHttpsStream::Https(tls) = &stream {
                 let counter = match tls.inner().get_ref().1.handshake_kind() {
                     Some(rustls::HandshakeKind::Resumed) => &handshakes.resumed,

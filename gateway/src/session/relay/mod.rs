@@ -77,11 +77,14 @@ pub struct Params<'a> {
 }
 
 /// Runs a session until it ends and says how.
-pub async fn run<C: Io, U: Io>(
+///
+/// Not an `async fn`: the two WebSockets are split before the future is made, so the future
+/// holds their halves only, not room for the WebSockets too (an idle session's size).
+pub fn run<C: Io, U: Io>(
     client: WebSocket<C>,
     upstream: WebSocket<U>,
     p: Params<'_>,
-) -> Ending {
+) -> impl Future<Output = Ending> {
     let (mut c_read, c_write) = io::split(client, Role::Server);
     let (mut u_read, u_write) = io::split(upstream, Role::Client);
     // The reader refuses a frame of `max` bytes or more before reading its payload (as
@@ -103,7 +106,7 @@ pub async fn run<C: Io, U: Io>(
         output_offset: AtomicU64::new(0),
         p,
     };
-    relay.drive(c_read, u_read).await
+    async move { relay.drive(c_read, u_read).await }
 }
 
 pub struct Relay<'a, C: Io, U: Io> {
@@ -143,7 +146,7 @@ impl<C: Io, U: Io> Relay<'_, C, U> {
                 // let the client's reader run until its close reply (it discards stdin
                 // meanwhile).
                 let ending = Ending::decide(first, self.verdict());
-                self.finish_client(&ending).await;
+                Box::pin(self.finish_client(&ending)).await;
                 self.close_upstream(1000).await;
                 let _ = tokio::time::timeout(CLOSE_GRACE, &mut c2u).await;
                 return self.ended(ending);
@@ -397,8 +400,10 @@ impl<C: Io, U: Io> Relay<'_, C, U> {
             };
             match deadlines::next(settings, &now, &EXEC_WORDS) {
                 Next::End(policy, message) => break (policy, message),
+                // The ping and the notice are boxed: they are rare, and inline they would
+                // be most of the session's resting size (see BENCHMARKS.md, idle memory).
                 Next::Ping => {
-                    if let Err(e) = keepalive(&self.client, &self.live).await {
+                    if let Err(e) = Box::pin(keepalive(&self.client, &self.live)).await {
                         return e.ending();
                     }
                     next_ping = Instant::now().max(next_ping) + settings.keepalive;
@@ -408,7 +413,7 @@ impl<C: Io, U: Io> Relay<'_, C, U> {
                     _ = self.p.shutdown.cancelled() => break deadlines::shutdown(&EXEC_WORDS),
                     (stop, why) = control.stopped() => break (deadlines::stopped(stop), why),
                     text = control.next_notice() => {
-                        self.tell(&text).await;
+                        Box::pin(self.tell(&text)).await;
                     }
                 },
             }

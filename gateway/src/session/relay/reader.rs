@@ -200,7 +200,9 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         loop {
             let handled = handle(self.next_frame().await?);
             if let Some(f) = handled.obligated {
-                send(f)
+                // Boxed: a pong or a close echo is rare, and the write it awaits is most of
+                // this future's size, which every session would otherwise hold while idle.
+                Box::pin(send(f))
                     .await
                     .map_err(|e| WebSocketError::SendError(e.into()))?;
             }
