@@ -106,7 +106,9 @@ pub fn run<C: Io, U: Io>(
         output_offset: AtomicU64::new(0),
         p,
     };
-    async move { relay.drive(c_read, u_read).await }
+    // The readers live here and the relay's futures borrow them: moved into `drive` they
+    // would take room twice (an argument's slot is not reused).
+    async move { relay.drive(&mut c_read, &mut u_read).await }
 }
 
 pub struct Relay<'a, C: Io, U: Io> {
@@ -132,9 +134,9 @@ fn from_upstream(e: &Ending) -> bool {
 }
 
 impl<C: Io, U: Io> Relay<'_, C, U> {
-    async fn drive(&self, mut c_read: Reader<C>, u_read: Reader<U>) -> Ending {
+    async fn drive(&self, c_read: &mut Reader<C>, u_read: &mut Reader<U>) -> Ending {
         let first = {
-            let mut c2u = std::pin::pin!(self.client_to_upstream(&mut c_read));
+            let mut c2u = std::pin::pin!(self.client_to_upstream(&mut *c_read));
             let u2c = self.upstream_to_client(u_read);
             let first = tokio::select! {
                 e = &mut c2u => e,
@@ -176,7 +178,7 @@ impl<C: Io, U: Io> Relay<'_, C, U> {
             // until its close reply. After a frame refused by its header the stream is out of
             // step and cannot be read: hold the connection a moment instead.
             if *consumed {
-                let _ = tokio::time::timeout(CLOSE_GRACE, io::drain(&mut c_read)).await;
+                let _ = tokio::time::timeout(CLOSE_GRACE, io::drain(c_read)).await;
             } else {
                 tokio::time::sleep(OUT_OF_STEP_HOLD).await;
             }
@@ -306,7 +308,7 @@ impl<C: Io, U: Io> Relay<'_, C, U> {
     }
 
     /// Cluster → client: every message, in order, until the cluster's stream ends.
-    async fn upstream_to_client(&self, mut reader: Reader<U>) -> Ending {
+    async fn upstream_to_client(&self, reader: &mut Reader<U>) -> Ending {
         let mut assembler = Assembler::new(self.p.settings.max_message);
         // Pongs the cluster is owed, and the echo of its close (unless ours went first). Best
         // effort: a connection that cannot take them fails the next read, and the cluster's
@@ -323,7 +325,7 @@ impl<C: Io, U: Io> Relay<'_, C, U> {
                 self.p.settings.keepalive,
             )
             .await;
-            let f = match next_message(&mut reader, &mut assembler, &mut obligated).await {
+            let f = match next_message(reader, &mut assembler, &mut obligated).await {
                 Ok(f) => f,
                 Err(ReadError::Message(e)) => {
                     self.close_upstream(e.close_code()).await;
