@@ -163,8 +163,34 @@ fn random_stream(seed: u64) -> Vec<u8> {
     out
 }
 
+/// Reads frames with `reader` until its first error, recording what it hands over, what it
+/// obliges the caller to send, and the error: the same loop for ours and fastwebsockets'.
+macro_rules! events_of {
+    ($reader:expr) => {{
+        let events = RefCell::new(Vec::new());
+        let mut send = |f: Frame<'_>| {
+            events
+                .borrow_mut()
+                .push(Event::Sent(f.opcode as u8, f.payload.to_vec()));
+            async { Ok::<(), io::Error>(()) }
+        };
+        loop {
+            match $reader.read_frame(&mut send).await {
+                Ok(f) => {
+                    let e = frame_event(&f);
+                    events.borrow_mut().push(e);
+                }
+                Err(e) => {
+                    events.borrow_mut().push(Event::Error(format!("{e:?}")));
+                    break;
+                }
+            }
+        }
+        events.into_inner()
+    }};
+}
+
 async fn ours(data: Vec<u8>, seed: u64, role: Role, max: usize) -> Vec<Event> {
-    let events = RefCell::new(Vec::new());
     let mut reader = FrameReader::new(
         Pieces {
             data,
@@ -174,50 +200,13 @@ async fn ours(data: Vec<u8>, seed: u64, role: Role, max: usize) -> Vec<Event> {
         role,
     );
     reader.set_max_message_size(max);
-    let mut send = |f: Frame<'static>| {
-        events
-            .borrow_mut()
-            .push(Event::Sent(f.opcode as u8, f.payload.to_vec()));
-        async { Ok::<(), io::Error>(()) }
-    };
-    loop {
-        match reader.read_frame(&mut send).await {
-            Ok(f) => {
-                let e = frame_event(&f);
-                events.borrow_mut().push(e);
-            }
-            Err(e) => {
-                events.borrow_mut().push(Event::Error(format!("{e:?}")));
-                break;
-            }
-        }
-    }
-    events.into_inner()
+    events_of!(reader)
 }
 
 async fn theirs(data: Vec<u8>, role: Role, max: usize) -> Vec<Event> {
-    let events = RefCell::new(Vec::new());
     let (mut reader, _) = fastwebsockets::after_handshake_split(&data[..], tokio::io::sink(), role);
     reader.set_max_message_size(max);
-    let mut send = |f: Frame<'_>| {
-        events
-            .borrow_mut()
-            .push(Event::Sent(f.opcode as u8, f.payload.to_vec()));
-        async { Ok::<(), io::Error>(()) }
-    };
-    loop {
-        match reader.read_frame(&mut send).await {
-            Ok(f) => {
-                let e = frame_event(&f);
-                events.borrow_mut().push(e);
-            }
-            Err(e) => {
-                events.borrow_mut().push(Event::Error(format!("{e:?}")));
-                break;
-            }
-        }
-    }
-    events.into_inner()
+    events_of!(reader)
 }
 
 /// The relay's endings depend on what the reader hands over and refuses: on any stream,
