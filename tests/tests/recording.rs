@@ -794,6 +794,64 @@ async fn operators_watch_and_end_other_peoples_sessions_and_nobody_else_may() {
     env.shutdown().await;
 }
 
+/// An observer's frames are dropped unread, so they are bounded: one of 64 KiB or more ends
+/// that observation with 1009 and the reason, and nothing else (the session goes on).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_observer_that_sends_a_large_frame_is_closed_and_the_session_goes_on() {
+    let dir = tempfile::tempdir().expect("dir");
+    let env = gateway(
+        recording(
+            dir_sink(&dir.path().join("rec")),
+            RecordingMode::BestEffort,
+            |_| {},
+        ),
+        None,
+    )
+    .await;
+    let mut shell = alices_shell(&env).await;
+    let mut seen = String::new();
+    ws::send_stdin(&mut shell, b"echo before-$((1+1))\n").await;
+    stdout_until(&mut shell, &mut seen, "before-2").await;
+    let a = http::get(&env, "/podgate/sessions", ADMIN).await;
+    assert_eq!(a.code, 200, "{}", a.body);
+    let id = a.json()["items"][0]["id"].as_str().expect("id").to_string();
+    let path = format!("/podgate/sessions/{id}/observe");
+    let (mut watch, _) = ws::open(&env, ADMIN, &path, &[], &[])
+        .await
+        .expect("observe");
+    stdout_until(&mut shell, &mut seen, "admin started watching this session").await;
+    // Just under the bound is dropped like any typing; at the bound the observation ends.
+    watch
+        .send(Message::binary(vec![b'x'; (64 << 10) - 1]))
+        .await
+        .expect("a frame under the bound");
+    watch
+        .send(Message::binary(vec![b'x'; 64 << 10]))
+        .await
+        .expect("a frame at the bound");
+    let close = loop {
+        match tokio::time::timeout(LONG, watch.next())
+            .await
+            .expect("the close in time")
+        {
+            Some(Ok(Message::Close(c))) => break c,
+            Some(Ok(_)) => {}
+            other => panic!("no close frame: {other:?}"),
+        }
+    };
+    let close = close.expect("a close with a code");
+    assert_eq!(u16::from(close.code), 1009, "{close:?}");
+    assert_eq!(
+        close.reason.as_str(),
+        "the observer sent a frame of 64 KiB or more"
+    );
+    // Alice's session is untouched.
+    ws::send_stdin(&mut shell, b"echo after-$((2+2))\n").await;
+    stdout_until(&mut shell, &mut seen, "after-4").await;
+    assert!(!seen.contains("xxxx"));
+    env.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_that_is_not_recorded_cannot_be_watched() {
     let env = Builder::new()

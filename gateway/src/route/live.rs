@@ -343,6 +343,9 @@ fn reason(query: Option<&str>) -> Option<String> {
 
 type Upgraded = fastwebsockets::WebSocket<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>;
 
+/// The largest frame an observer may send (its frames are dropped: only its close matters).
+const OBSERVER_FRAME_LIMIT: usize = 64 << 10;
+
 /// Sends the recording so far, then each new line, until the session ends, the observer
 /// leaves or falls behind; says why it stopped.
 async fn pump(
@@ -351,6 +354,9 @@ async fn pump(
     keepalive: std::time::Duration,
 ) -> &'static str {
     let (mut rx, mut tx) = crate::session::relay::io::split(ws, fastwebsockets::Role::Server);
+    // An observer's frames are dropped unread, so none needs to be large: a bound keeps what
+    // one can make the gateway buffer small (the reader refuses a larger frame by its header).
+    rx.set_max_message_size(OBSERVER_FRAME_LIMIT);
     let (reader, len) = &mut joined.so_far;
     // The recording so far, line by line (it is whole lines up to `len`).
     let mut so_far = tokio::io::BufReader::new(reader.take(*len));
@@ -379,13 +385,17 @@ async fn pump(
         let mut nothing = |_: Frame<'static>| async { Ok::<(), std::io::Error>(()) };
         loop {
             match rx.read_frame(&mut nothing).await {
-                Ok(f) if f.opcode == OpCode::Close => return,
+                Ok(f) if f.opcode == OpCode::Close => return None,
                 Ok(_) => {}
-                Err(_) => return,
+                Err(fastwebsockets::WebSocketError::FrameTooLarge) => {
+                    return Some("the observer sent a frame of 64 KiB or more");
+                }
+                Err(_) => return None,
             }
         }
     };
     tokio::pin!(reading);
+    let mut refused = false;
     let why = loop {
         tokio::select! {
             next = joined.lines.next() => match next {
@@ -403,15 +413,26 @@ async fn pump(
                     return "the connection failed";
                 }
             }
-            () = &mut reading => return "the observer closed",
+            too_large = &mut reading => match too_large {
+                Some(why) => {
+                    refused = true;
+                    break why;
+                }
+                None => return "the observer closed",
+            },
         }
     };
-    let code = if why == "the session ended" {
-        1000
-    } else {
-        1013
+    let code = match why {
+        "the session ended" => 1000,
+        _ if refused => 1009,
+        _ => 1013,
     };
     let _ = tx.write_frame(Frame::close(code, why.as_bytes())).await;
+    if refused {
+        // The refused frame's payload is unread: dropping the connection now would answer
+        // with a TCP reset, on which the observer's kernel may discard our close unread.
+        tokio::time::sleep(crate::session::relay::OUT_OF_STEP_HOLD).await;
+    }
     why
 }
 

@@ -56,7 +56,7 @@ pub const CLOSE_GRACE: Duration = Duration::from_secs(5);
 const UPSTREAM_CLOSE: Duration = Duration::from_secs(1);
 /// How long a client's connection is held after a frame refused by its header (the stream
 /// cannot be read on), so the client reads our close before the connection is dropped.
-const OUT_OF_STEP_HOLD: Duration = Duration::from_secs(1);
+pub(crate) const OUT_OF_STEP_HOLD: Duration = Duration::from_secs(1);
 /// How an exec or attach session names itself in its endings.
 const EXEC_WORDS: Words = Words {
     closed: "podgate: session closed",
