@@ -92,7 +92,33 @@ pub fn repo() -> PathBuf {
 
 /// A loopback port that was free a moment ago, for programs that cannot be told to pick one
 /// (the OpenID provider, Prometheus).
+///
+/// Taken below the kernel's ephemeral range: a port from `bind(0)` is one the kernel also
+/// hands out as the source port of any outgoing connection, so between our check and the
+/// program's own bind another test's connection could take it (EADDRINUSE, seen in CI).
+/// Below the range only another `free_port` competes, and each call tries a different port.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768)
+        .clamp(2048, 65535);
+    let base = 1024u32;
+    let span = low - base;
+    // Test processes run side by side: start each at its own place in the span.
+    let start = (std::process::id().wrapping_mul(7919)) % span;
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = base + (start + n * 13) % span;
+        let Ok(port) = u16::try_from(port) else {
+            continue;
+        };
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port on 127.0.0.1")
