@@ -6,12 +6,15 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod idle_cache;
+
 /// jemalloc with its background purging thread rather than glibc's malloc: freed memory goes
 /// back to the kernel within seconds (dirty pages decay after 10 s), where glibc keeps a
 /// peak's arenas for the life of the process: after 2,000 idle shells closed, RSS stayed at
 /// 92 MiB with glibc and came down to 26 MiB with this, at the same CPU per session and per
-/// byte (BENCHMARKS.md, "Memory after load"). Only the binary: tests and benches that run the
-/// gateway in-process keep the system allocator.
+/// byte (BENCHMARKS.md, "Memory after load"); idle workers hand their thread caches back
+/// ([`idle_cache`]). Only the binary: tests and benches that run the gateway in-process keep
+/// the system allocator.
 #[cfg(not(feature = "dhat-heap"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
@@ -92,6 +95,7 @@ fn main() -> ExitCode {
     let _ = podgate::edge::tls::provider().install_default();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .on_thread_park(idle_cache::on_park)
         .build()
     {
         Ok(rt) => rt,
