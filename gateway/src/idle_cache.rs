@@ -71,7 +71,7 @@ mod tests {
         assert!(!take_turn(&last, t0 + Duration::from_millis(999)));
         assert!(take_turn(&last, t0 + EVERY));
         assert!(!take_turn(&last, t0 + EVERY + Duration::from_millis(1)));
-        // A clock read that went backwards (another core's) does not sweep or move the mark.
+        // An earlier instant than the mark (saturating: never a panic) neither sweeps nor moves it.
         assert!(!take_turn(&last, t0));
         assert_eq!(last.get(), Some(t0 + EVERY));
     }
