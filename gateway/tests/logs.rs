@@ -226,6 +226,29 @@ async fn text_log_lines_cannot_be_forged() {
         ended.contains(&format!("command=\"sh -c echo hi {escaped}\"")),
         "{ended}"
     );
+    // Both of the session's own lines name it in full, under `session{...}:`.
+    let started = gw
+        .line_after(0, SHOWS, "the session's start", |l| {
+            l.contains("session started")
+        })
+        .await;
+    for line in [&started, &ended] {
+        let fields = line
+            .split_once(" session{session_id=")
+            .and_then(|(_, rest)| rest.split_once("}: "))
+            .map(|(fields, _)| fields)
+            .unwrap_or_else(|| panic!("no session{{...}} fields: {line}"));
+        for want in [
+            " user=admin ",
+            " cluster=east ",
+            " namespace=default ",
+            " pod=shell-0 ",
+            " client_protocol=",
+            " upstream_protocol=",
+        ] {
+            assert!(fields.contains(want), "{want:?} not in {line}");
+        }
+    }
 
     // In a pod name, which podgate logs with the cluster's refusal.
     let pod = in_path(&hostile);

@@ -6,6 +6,7 @@
 //! plain thread rather than tokio's async stdout/file, which hop through the blocking pool on
 //! every write and so keep pool threads alive.
 
+use super::log_scope::session_log;
 use serde::Serialize;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -185,7 +186,8 @@ impl Audit {
                 m.audit_line_dropped();
             }
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            tracing::warn!(
+            session_log!(
+                WARN,
                 dropped_total = n,
                 "audit queue full: an audit line was dropped"
             );

@@ -11,6 +11,7 @@ use super::Sessions;
 use super::audit::{Audit, SessionEnd, SessionRecord, timestamp};
 use super::handshake::Caller;
 use super::limits::SessionPermit;
+use super::log_scope::session_log;
 use super::registry::{Clock, Control, LiveSession, Registered, Stop};
 use super::relay::Ending;
 use crate::recording::{Prepared, Recorder};
@@ -96,7 +97,7 @@ impl SessionGuard {
     /// Both upgrades are done and frames flow.
     pub fn established(&self, setup: Duration) {
         self.session.metrics.established(setup);
-        tracing::info!(setup_ms = setup.as_millis() as u64, "session started");
+        session_log!(INFO, setup_ms = setup.as_millis() as u64, "session started");
     }
 
     /// A port-forward session's ports and forwarded connections, for its end line.
@@ -131,7 +132,8 @@ impl Drop for SessionGuard {
             s.bytes(Direction::Stdout),
             s.bytes(Direction::Stderr),
         );
-        tracing::info!(
+        session_log!(
+            INFO,
             outcome = outcome.as_str(),
             exit_code,
             stdin_bytes = stdin,

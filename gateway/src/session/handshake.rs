@@ -9,6 +9,7 @@ use super::Sessions;
 use super::audit::{SessionRecord, timestamp};
 use super::guard::SessionGuard;
 use super::limits::SessionPermit;
+use super::log_scope::{self, SessionLog, session_log};
 use super::refusal::{Answer, Refusal, from_browser};
 use super::registry::Credential;
 use super::relay::{self, Ending};
@@ -505,87 +506,76 @@ impl Established {
             recording,
             resume,
         } = self;
-        let span = tracing::info_span!("session",
-            session_id = %record.session_id,
-            user = %record.user,
-            cluster = %record.cluster,
-            namespace = %record.namespace,
-            pod = %record.pod,
-            container = %record.container,
-            command = %record.command.join(" "),
-            client_protocol = client_protocol.name(),
-            upstream_protocol = upstream_protocol.name(),
-        );
         let (guard, recorder) = SessionGuard::open(ctx, permit, record, caller, recording);
+        let log = SessionLog::exec(
+            guard.session().clone(),
+            client_protocol.name(),
+            upstream_protocol.name(),
+        );
         let ctx2 = ctx.clone();
-        ctx.tasks.spawn(tracing::Instrument::instrument(
-            async move {
-                let ctx = ctx2;
-                let tap = recorder.as_ref().map(|r| r as &dyn crate::tap::Tap);
-                let (client, upstream) = match tokio::join!(client_upgrade, upstream_upgrade) {
-                    (Ok(c), Ok(u)) => (c, u),
-                    (Err(e), _) => {
-                        tracing::info!("client upgrade failed: {e}");
-                        return guard.finish(told_tap(tap, Ending::ClientClosed));
-                    }
-                    (_, Err(e)) => {
-                        return guard.finish(told_tap(
+        ctx.tasks.spawn(log_scope::scope(log, async move {
+            let ctx = ctx2;
+            let tap = recorder.as_ref().map(|r| r as &dyn crate::tap::Tap);
+            let (client, upstream) = match tokio::join!(client_upgrade, upstream_upgrade) {
+                (Ok(c), Ok(u)) => (c, u),
+                (Err(e), _) => {
+                    session_log!(INFO, "client upgrade failed: {e}");
+                    return guard.finish(told_tap(tap, Ending::ClientClosed));
+                }
+                (_, Err(e)) => {
+                    return guard.finish(told_tap(
+                        tap,
+                        Ending::UpstreamLost(format!("podgate: the cluster's upgrade failed: {e}")),
+                    ));
+                }
+            };
+            let upstream = fastwebsockets::WebSocket::after_handshake(
+                hyper_util::rt::TokioIo::new(upstream),
+                fastwebsockets::Role::Client,
+            );
+            guard.established(setup_started.elapsed());
+            // Each relay in a box of its own: inline, the two relays' states and the
+            // upgrades' were laid out side by side in this task (9.7 KB per session, dhat);
+            // boxed, the task is under 1 KB and the relay taken 4.6 KB.
+            let ending = match resume {
+                Some(registration) => {
+                    Box::pin(super::resume::relay::run(
+                        client,
+                        upstream,
+                        super::resume::relay::Params {
+                            upstream_protocol,
+                            settings: &ctx.settings,
+                            resume: &ctx.settings.resume,
+                            metrics: &ctx.resume.metrics,
+                            audit: &ctx.audit,
+                            session: guard.session(),
                             tap,
-                            Ending::UpstreamLost(format!(
-                                "podgate: the cluster's upgrade failed: {e}"
-                            )),
-                        ));
-                    }
-                };
-                let upstream = fastwebsockets::WebSocket::after_handshake(
-                    hyper_util::rt::TokioIo::new(upstream),
-                    fastwebsockets::Role::Client,
-                );
-                guard.established(setup_started.elapsed());
-                // Each relay in a box of its own: inline, the two relays' states and the
-                // upgrades' were laid out side by side in this task (9.7 KB per session, dhat);
-                // boxed, the task is under 1 KB and the relay taken 4.6 KB.
-                let ending = match resume {
-                    Some(registration) => {
-                        Box::pin(super::resume::relay::run(
-                            client,
-                            upstream,
-                            super::resume::relay::Params {
-                                upstream_protocol,
-                                settings: &ctx.settings,
-                                resume: &ctx.settings.resume,
-                                metrics: &ctx.resume.metrics,
-                                audit: &ctx.audit,
-                                session: guard.session(),
-                                tap,
-                                shutdown: &ctx.shutdown,
-                                cluster: &cluster.id,
-                                registration,
-                            },
-                        ))
-                        .await
-                    }
-                    None => {
-                        Box::pin(relay::run(
-                            client,
-                            upstream,
-                            relay::Params {
-                                client_protocol,
-                                upstream_protocol,
-                                settings: &ctx.settings,
-                                session: guard.session(),
-                                tap,
-                                shutdown: &ctx.shutdown,
-                                cluster: &cluster.id,
-                            },
-                        ))
-                        .await
-                    }
-                };
-                guard.finish(ending);
-            },
-            span,
-        ));
+                            shutdown: &ctx.shutdown,
+                            cluster: &cluster.id,
+                            registration,
+                        },
+                    ))
+                    .await
+                }
+                None => {
+                    Box::pin(relay::run(
+                        client,
+                        upstream,
+                        relay::Params {
+                            client_protocol,
+                            upstream_protocol,
+                            settings: &ctx.settings,
+                            session: guard.session(),
+                            tap,
+                            shutdown: &ctx.shutdown,
+                            cluster: &cluster.id,
+                        },
+                    ))
+                    .await
+                }
+            };
+            guard.finish(ending);
+        }));
         response
     }
 }

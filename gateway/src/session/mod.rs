@@ -9,7 +9,8 @@
 //!   outcome whatever ends it;
 //! - [`relay`]: the frames, both ways, with keepalive, timers and the ending rules;
 //! - [`limits`], [`registry`] (live sessions, revocation, what ends a session from outside),
-//!   [`audit`], [`refusal`].
+//!   [`audit`], [`refusal`], [`log_scope`] (the session fields on a running session's log
+//!   lines).
 //!
 //! A session's recording ([`crate::recording`]) is started in the handshake (a `required` one
 //! that cannot start refuses the session) and fed by the relay through the [`crate::tap`].
@@ -23,6 +24,7 @@ pub mod audit;
 pub mod guard;
 pub mod handshake;
 pub mod limits;
+pub mod log_scope;
 pub mod portforward;
 pub mod refusal;
 pub mod registry;

@@ -21,6 +21,7 @@ use super::Sessions;
 use super::audit::{SessionRecord, timestamp};
 use super::guard::SessionGuard;
 use super::handshake::{Caller, Upgrade, session_id, upgrade_upstream};
+use super::log_scope::{self, SessionLog, session_log};
 use super::refusal::Refusal;
 use super::relay::Ending;
 use crate::http::Body;
@@ -247,55 +248,45 @@ impl Established {
             permit,
             setup_started,
         } = self;
-        let span = tracing::info_span!("portforward",
-            session_id = %record.session_id,
-            user = %record.user,
-            cluster = %record.cluster,
-            namespace = %record.namespace,
-            pod = %record.pod,
-            protocol = tunnel.name(),
-        );
         // Not recorded (see the module doc): no recording is prepared.
         let (mut guard, _no_recorder) = SessionGuard::open(ctx, permit, record, caller, None);
+        let log = SessionLog::port_forward(guard.session().clone(), tunnel.name());
         let ctx2 = ctx.clone();
-        ctx.tasks.spawn(tracing::Instrument::instrument(
-            async move {
-                let ctx = ctx2;
-                let (client, upstream) = match tokio::join!(client_upgrade, upstream_upgrade) {
-                    (Ok(c), Ok(u)) => (c, u),
-                    (Err(e), _) => {
-                        tracing::info!("client upgrade failed: {e}");
-                        return guard.finish(Ending::ClientClosed);
-                    }
-                    (_, Err(e)) => {
-                        return guard.finish(Ending::UpstreamLost(format!(
-                            "podgate: the cluster's upgrade failed: {e}"
-                        )));
-                    }
-                };
-                let upstream = fastwebsockets::WebSocket::after_handshake(
-                    hyper_util::rt::TokioIo::new(upstream),
-                    fastwebsockets::Role::Client,
-                );
-                guard.established(setup_started.elapsed());
-                let ended = relay::run(
-                    client,
-                    upstream,
-                    relay::Params {
-                        tunnel,
-                        query_ports,
-                        settings: &ctx.settings,
-                        session: guard.session(),
-                        shutdown: &ctx.shutdown,
-                        cluster: &cluster.id,
-                    },
-                )
-                .await;
-                guard.forwarded(ended.ports, ended.connections);
-                guard.finish(ended.ending);
-            },
-            span,
-        ));
+        ctx.tasks.spawn(log_scope::scope(log, async move {
+            let ctx = ctx2;
+            let (client, upstream) = match tokio::join!(client_upgrade, upstream_upgrade) {
+                (Ok(c), Ok(u)) => (c, u),
+                (Err(e), _) => {
+                    session_log!(INFO, "client upgrade failed: {e}");
+                    return guard.finish(Ending::ClientClosed);
+                }
+                (_, Err(e)) => {
+                    return guard.finish(Ending::UpstreamLost(format!(
+                        "podgate: the cluster's upgrade failed: {e}"
+                    )));
+                }
+            };
+            let upstream = fastwebsockets::WebSocket::after_handshake(
+                hyper_util::rt::TokioIo::new(upstream),
+                fastwebsockets::Role::Client,
+            );
+            guard.established(setup_started.elapsed());
+            let ended = relay::run(
+                client,
+                upstream,
+                relay::Params {
+                    tunnel,
+                    query_ports,
+                    settings: &ctx.settings,
+                    session: guard.session(),
+                    shutdown: &ctx.shutdown,
+                    cluster: &cluster.id,
+                },
+            )
+            .await;
+            guard.forwarded(ended.ports, ended.connections);
+            guard.finish(ended.ending);
+        }));
         response
     }
 }

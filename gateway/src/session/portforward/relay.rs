@@ -12,6 +12,7 @@
 
 use super::watch::{FromClient, FromCluster};
 use crate::session::SessionSettings;
+use crate::session::log_scope::session_log;
 use crate::session::registry::{Clock, LiveSession};
 use crate::session::relay::deadlines::{self, Next, Now, Words, close_reason};
 use crate::session::relay::io::{
@@ -265,7 +266,7 @@ impl<C: Io, U: Io> Relay<'_, C, U> {
                         }
                     }
                     if let Err(e) = self.upstream.send(f).await {
-                        tracing::debug!("tunnel bytes to the cluster not delivered: {e}");
+                        session_log!(DEBUG, "tunnel bytes to the cluster not delivered: {e}");
                         self.upstream.mark_closed().await;
                     }
                 }
@@ -329,7 +330,7 @@ impl<C: Io, U: Io> Relay<'_, C, U> {
             "podgate: lost the connection to cluster \"{}\" during the port-forward ({e})",
             self.p.cluster
         );
-        tracing::info!("{message}");
+        session_log!(INFO, "{message}");
         match e {
             WebSocketError::UnexpectedEOF
             | WebSocketError::IoError(_)
@@ -370,7 +371,7 @@ impl<C: Io, U: Io> Relay<'_, C, U> {
                 },
             }
         };
-        tracing::info!("{message}");
+        session_log!(INFO, "{message}");
         Ending::Policy { policy, message }
     }
 }

@@ -6,6 +6,7 @@
 //! type (the official Python client sends stdin and resizes as text frames on the binary
 //! protocols), and the next hop should not have to be as lenient.
 
+use crate::session::log_scope::session_log;
 use fastwebsockets::{Frame, OpCode, Payload};
 use podgate_protocol::Protocol;
 use podgate_protocol::frame::{self, ChannelFrame};
@@ -49,7 +50,7 @@ pub fn relay_frame(
         Ok(d) => d,
         Err(frame::FrameError::Empty) => return Forward::Drop,
         Err(e) => {
-            tracing::debug!("dropping a malformed channel frame: {e}");
+            session_log!(DEBUG, "dropping a malformed channel frame: {e}");
             return Forward::Drop;
         }
     };

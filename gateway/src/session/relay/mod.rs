@@ -33,6 +33,7 @@ pub use io::Io;
 
 use super::SessionSettings;
 use super::registry::{Clock, LiveSession};
+use crate::session::log_scope::session_log;
 use crate::tap::{Stream, Tap};
 use deadlines::{Next, Now, Words, close_reason};
 use fastwebsockets::{Frame, OpCode, Role, WebSocket, WebSocketError};
@@ -420,7 +421,7 @@ impl<C: Io, U: Io> Relay<'_, C, U> {
                 },
             }
         };
-        tracing::info!("{message}");
+        session_log!(INFO, "{message}");
         Ending::Policy { policy, message }
     }
 }
@@ -457,7 +458,7 @@ pub(crate) async fn forward_input<U: Io>(
         Forward::Drop => Ok(true),
     };
     if let Err(e) = sent {
-        tracing::debug!("stdin to the cluster not delivered: {e}");
+        session_log!(DEBUG, "stdin to the cluster not delivered: {e}");
         upstream.mark_closed().await;
     }
 }
@@ -504,7 +505,7 @@ pub(crate) fn upstream_read_error(cluster: &str, e: &WebSocketError) -> Ending {
     let message = format!(
         "podgate: lost the connection to cluster \"{cluster}\" before the command's exit status arrived ({cause})"
     );
-    tracing::info!("{message}");
+    session_log!(INFO, "{message}");
     match e {
         WebSocketError::UnexpectedEOF
         | WebSocketError::IoError(_)
@@ -579,4 +580,4 @@ pub(crate) fn client_read_error(e: &WebSocketError, limit: usize) -> Ending {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

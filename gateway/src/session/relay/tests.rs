@@ -23,7 +23,7 @@ fn settings() -> SessionSettings {
     }
 }
 
-fn live_session() -> Arc<LiveSession> {
+pub(crate) fn live_session() -> Arc<LiveSession> {
     let metrics = podgate_metrics::Metrics::new(["c"], Default::default());
     let record = SessionRecord {
         session_id: "s-1".into(),

@@ -21,6 +21,7 @@ use super::store::Registration;
 use super::{Attach, ResumeSettings};
 use crate::session::SessionSettings;
 use crate::session::audit::Audit;
+use crate::session::log_scope::session_log;
 use crate::session::registry::{Clock, LiveSession};
 use crate::session::relay::deadlines::{self, Next, Now, Words, close_reason};
 use crate::session::relay::ending::{self, Ending, Verdict};
@@ -259,7 +260,8 @@ impl<U: Io> Relay<'_, U> {
                             window_seconds: window.as_secs(),
                         },
                     );
-                    tracing::info!(
+                    session_log!(
+                        INFO,
                         "client connection dropped ({why}); waiting {window:?} for a resume"
                     );
                     self.metrics.waiting(1);
@@ -285,7 +287,8 @@ impl<U: Io> Relay<'_, U> {
                     replayed,
                 },
             );
-            tracing::info!(
+            session_log!(
+                INFO,
                 offset = next.offset,
                 gap = resumption.gap,
                 replayed,
@@ -734,7 +737,7 @@ impl<U: Io> Relay<'_, U> {
                 },
             }
         };
-        tracing::info!("{message}");
+        session_log!(INFO, "{message}");
         Timer::End(Ending::Policy { policy, message })
     }
 }
