@@ -124,39 +124,12 @@ pub(crate) use session_log;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::app::logging::tests::Captured;
     use crate::session::relay::tests::live_session;
-    use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tracing::span;
     use tracing_subscriber::filter::LevelFilter;
     use tracing_subscriber::layer::{Context, Layer, SubscriberExt as _};
-
-    /// What a subscriber wrote, line by line.
-    #[derive(Clone, Default)]
-    struct Lines(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Lines {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl Lines {
-        fn take(&self) -> Vec<String> {
-            let bytes = std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()));
-            String::from_utf8_lossy(&bytes)
-                .lines()
-                .map(str::to_string)
-                .collect()
-        }
-    }
 
     /// Counts the spans made.
     #[derive(Clone, Default)]
@@ -174,9 +147,9 @@ mod tests {
         }
     }
 
-    /// The gateway's text format at INFO, into `Lines`.
-    fn capture() -> (Lines, Spans, tracing::subscriber::DefaultGuard) {
-        let lines = Lines::default();
+    /// The gateway's text format at INFO, into `Captured`.
+    fn capture() -> (Captured, Spans, tracing::subscriber::DefaultGuard) {
+        let lines = Captured::default();
         let spans = Spans::default();
         let w = lines.clone();
         let subscriber = tracing_subscriber::registry()
@@ -219,7 +192,7 @@ mod tests {
         session_log!(INFO, "outside any session");
         // One span per line in the session, made for it; none outside.
         assert_eq!(spans.made(), 2);
-        let got = lines.take();
+        let got: Vec<String> = lines.text().lines().map(str::to_string).collect();
         assert_eq!(got.len(), 3, "{got:#?}");
         assert!(
             got[0].contains(&format!(
@@ -251,7 +224,7 @@ mod tests {
         // Started (the guard is held), then dropped mid-session, as a task at shutdown.
         assert!(poll_once(task.as_mut()).is_pending());
         drop(task);
-        let got = lines.take();
+        let got: Vec<String> = lines.text().lines().map(str::to_string).collect();
         assert_eq!(got.len(), 1, "{got:#?}");
         assert!(
             got[0].contains(
@@ -272,7 +245,7 @@ mod tests {
         })
         .await;
         assert_eq!(spans.made(), 0);
-        assert_eq!(lines.take(), Vec::<String>::new());
+        assert_eq!(lines.text(), "");
     }
 
     fn poll_once<F: Future>(f: std::pin::Pin<&mut F>) -> std::task::Poll<F::Output> {
