@@ -121,8 +121,8 @@ impl Plan {
 pub struct Setup {
     pub gateway: Option<Arc<Target>>,
     pub direct: Option<Arc<Target>>,
-    /// The reference relay in front of the cluster: the throughput scenario runs through it
-    /// too, for the floor podgate's CPU per byte is judged against.
+    /// The reference relay in front of the cluster: throughput, churn and interactive run
+    /// through it too ([`Scenario::has_reference`]), for the floor of a second TLS hop.
     pub reference: Option<Arc<Target>>,
     /// The reference relay's process (measured like podgate's).
     pub reference_pid: Option<u32>,
@@ -201,7 +201,7 @@ pub async fn run_all(setup: &Setup, plans: &[Plan]) -> (Scenarios, Vec<String>) 
             None => None,
         };
         let reference = match &setup.reference {
-            Some(t) if plan.scenario == Scenario::Throughput => {
+            Some(t) if plan.scenario.has_reference() => {
                 eprintln!("podgate-load: {name}: reference relay ...");
                 let watch = Watch {
                     main: setup.reference_pid,

@@ -29,6 +29,16 @@ pub enum Scenario {
 }
 
 impl Scenario {
+    /// Whether the run also goes through the reference relay: the floor of a relay that
+    /// terminates TLS on both legs, for the figures a second hop costs (CPU per byte, per
+    /// setup, and the echo's extra round trip).
+    pub fn has_reference(self) -> bool {
+        matches!(
+            self,
+            Scenario::Throughput | Scenario::Churn | Scenario::Interactive
+        )
+    }
+
     pub const ALL: [Scenario; 5] = [
         Scenario::Idle,
         Scenario::Interactive,
