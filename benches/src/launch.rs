@@ -1,6 +1,7 @@
 //! A bench's child process (a devcluster, `podgate serve`): started with its stderr in a log
 //! file, ready once it prints `listening on URL`, killed when dropped. And the one parser of
-//! the benches' duration flags. One copy for `podgate-fleet` and `podgate-agents`.
+//! the benches' duration flags. One copy for `podgate-load --spawn`, `podgate-fleet` and
+//! `podgate-agents`.
 
 use anyhow::{Context as _, bail};
 use std::path::Path;
@@ -23,6 +24,21 @@ impl Proc {
         let _ = self.child.start_kill();
         let _ = self.child.wait().await;
     }
+
+    /// SIGTERM, then up to `grace` for a clean exit: its exit status, or `None` when it had to
+    /// be killed.
+    pub async fn stop(mut self, grace: Duration) -> Option<std::process::ExitStatus> {
+        if let Some(pid) = rustix::process::Pid::from_raw(self.pid as i32) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+        match tokio::time::timeout(grace, self.child.wait()).await {
+            Ok(Ok(status)) => Some(status),
+            _ => {
+                let _ = self.child.kill().await;
+                None
+            }
+        }
+    }
 }
 
 /// Starts `cmd` (which prints `listening on URL` on stdout), its stderr into `log`.
@@ -32,7 +48,13 @@ pub async fn launch(mut cmd: Command, log: &Path) -> anyhow::Result<Proc> {
         .stderr(Stdio::from(file))
         .stdin(Stdio::null())
         .kill_on_drop(true);
-    let mut child = cmd.spawn().context("cannot start it (build it first)")?;
+    let program = cmd.as_std().get_program().to_owned();
+    let mut child = cmd.spawn().with_context(|| {
+        format!(
+            "cannot start {} (build it first: cargo build --release -p podgate -p podgate-devcluster -p podgate-benches)",
+            Path::new(&program).display()
+        )
+    })?;
     let pid = child.id().context("no pid")?;
     let stdout = child.stdout.take().context("no stdout")?;
     let mut lines = BufReader::new(stdout).lines();

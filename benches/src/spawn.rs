@@ -4,10 +4,8 @@
 
 use anyhow::{Context as _, bail};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt as _, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 pub const CLUSTER_ID: &str = "bench";
 pub const TOKEN: &str = "podgate-bench-admin-token";
@@ -17,21 +15,15 @@ pub const TOKEN: &str = "podgate-bench-admin-token";
 pub struct Proc {
     pub name: &'static str,
     pub pid: u32,
-    child: Child,
+    started: crate::launch::Proc,
 }
 
 impl Proc {
     /// SIGTERM, then up to `grace` for a clean exit, then SIGKILL.
-    pub async fn stop(mut self, grace: Duration) -> String {
-        if let Some(pid) = rustix::process::Pid::from_raw(self.pid as i32) {
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-        }
-        match tokio::time::timeout(grace, self.child.wait()).await {
-            Ok(Ok(status)) => format!("{} exited: {status}", self.name),
-            _ => {
-                let _ = self.child.kill().await;
-                format!("{} did not stop within {grace:?} and was killed", self.name)
-            }
+    pub async fn stop(self, grace: Duration) -> String {
+        match self.started.stop(grace).await {
+            Some(status) => format!("{} exited: {status}", self.name),
+            None => format!("{} did not stop within {grace:?} and was killed", self.name),
         }
     }
 }
@@ -241,47 +233,20 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
 /// `work_dir/NAME.log`. Returns it and the URL.
 async fn launch(
     name: &'static str,
-    mut cmd: Command,
+    cmd: Command,
     work_dir: &Path,
 ) -> anyhow::Result<(Proc, String)> {
-    let log_path = work_dir.join(format!("{name}.log"));
-    let log = std::fs::File::create(&log_path)
-        .with_context(|| format!("cannot create {}", log_path.display()))?;
-    let program = cmd.as_std().get_program().to_owned();
-    cmd.stdout(Stdio::piped())
-        .stderr(Stdio::from(log))
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    let mut child = cmd.spawn().with_context(|| {
-        format!(
-            "cannot start {} (build it first: cargo build --release -p podgate -p podgate-devcluster)",
-            Path::new(&program).display()
-        )
-    })?;
-    let pid = child.id().context("the child has no pid")?;
-    let stdout = child.stdout.take().context("no stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
-    let url = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Some(line) = lines.next_line().await? {
-            if let Some(url) = line.trim().strip_prefix("listening on ") {
-                return Ok(url.to_string());
-            }
-        }
-        bail!(
-            "{name} exited before saying where it listens; see {}",
-            log_path.display()
-        )
-    })
-    .await
-    .map_err(|_| {
-        anyhow::anyhow!(
-            "{name} did not start within 60 s; see {}",
-            log_path.display()
-        )
-    })??;
-    // Keep draining stdout so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Ok((Proc { name, pid, child }, url))
+    let log = work_dir.join(format!("{name}.log"));
+    let started = crate::launch::launch(cmd, &log).await.context(name)?;
+    let url = started.url.clone();
+    Ok((
+        Proc {
+            name,
+            pid: started.pid,
+            started,
+        },
+        url,
+    ))
 }
 
 #[cfg(test)]

@@ -309,41 +309,7 @@ mod tests {
     }
 
     fn session(id: &str, login: Option<&str>, expires_at: u64) -> Arc<LiveSession> {
-        let metrics = podgate_metrics::Metrics::new(["c"], Default::default());
-        Arc::new(LiveSession {
-            metrics: metrics.session_started(podgate_metrics::SessionLabels {
-                session_id: id,
-                user: "u",
-                cluster: "c",
-                namespace: "n",
-                pod: "p",
-                container: "",
-            }),
-            record: SessionRecord {
-                session_id: id.into(),
-                user: "u".into(),
-                groups: vec![],
-                source: String::new(),
-                cluster: "c".into(),
-                namespace: "n".into(),
-                pod: "p".into(),
-                container: String::new(),
-                command: vec![],
-                tty: false,
-                protocol: String::new(),
-                start: String::new(),
-                recording: None,
-            },
-            credential: Credential {
-                identity: Identity::new("u", Vec::<String>::new()).expect("identity"),
-                static_token: None,
-                browser_session: login.map(str::to_string),
-            },
-            activity: Clock::new(Instant::now()),
-            control: Arc::new(Control::new(Some(expires_at))),
-            recording: None,
-            client: "kubectl",
-        })
+        crate::session::relay::tests::live_session_as(id, login, Some(expires_at))
     }
 
     #[test]

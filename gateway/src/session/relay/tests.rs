@@ -24,9 +24,20 @@ fn settings() -> SessionSettings {
 }
 
 pub(crate) fn live_session() -> Arc<LiveSession> {
+    live_session_as("s-1", None, None)
+}
+
+/// A live session `id` of alice's (kubectl, v5, a tty on default/shell-0), logged in through
+/// the browser as `login` if given, its credential expiring at `expires_at` (seconds) if given.
+/// The one such fixture for the session module's tests.
+pub(crate) fn live_session_as(
+    id: &str,
+    login: Option<&str>,
+    expires_at: Option<u64>,
+) -> Arc<LiveSession> {
     let metrics = podgate_metrics::Metrics::new(["c"], Default::default());
     let record = SessionRecord {
-        session_id: "s-1".into(),
+        session_id: id.into(),
         user: "alice".into(),
         groups: vec![],
         source: String::new(),
@@ -42,7 +53,7 @@ pub(crate) fn live_session() -> Arc<LiveSession> {
     };
     Arc::new(LiveSession {
         metrics: metrics.session_started(podgate_metrics::SessionLabels {
-            session_id: "s-1",
+            session_id: id,
             user: "alice",
             cluster: "c",
             namespace: "default",
@@ -53,10 +64,10 @@ pub(crate) fn live_session() -> Arc<LiveSession> {
         credential: Credential {
             identity: podgate_auth::Identity::new("alice", ["dev"]).expect("identity"),
             static_token: None,
-            browser_session: None,
+            browser_session: login.map(str::to_string),
         },
         activity: Clock::new(Instant::now()),
-        control: Arc::new(Control::new(None)),
+        control: Arc::new(Control::new(expires_at)),
         recording: None,
         client: "kubectl",
     })
