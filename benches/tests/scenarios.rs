@@ -128,8 +128,8 @@ async fn every_scenario_through_podgate_and_directly() {
             .map(|s| s.min > 0.0),
         Some(true)
     );
-    // The throughput scenario ran through the reference relay too, byte-exact and measured;
-    // no other scenario did.
+    // Throughput, churn and interactive ran through the reference relay too (throughput
+    // byte-exact and measured); idle and soak did not.
     let floor = tp
         .reference_relay
         .as_ref()
@@ -139,10 +139,26 @@ async fn every_scenario_through_podgate_and_directly() {
     assert_eq!(floor.stdout_bytes, 2 << 20);
     assert!(tp.ratios_to_reference.contains_key("throughput_mb_s"));
     for (name, r) in reports.iter() {
-        if *name != Scenario::Throughput.name() {
-            assert!(r.reference_relay.is_none(), "{name}");
+        let through_relay = [Scenario::Throughput, Scenario::Churn, Scenario::Interactive]
+            .iter()
+            .any(|s| s.name() == *name);
+        match &r.reference_relay {
+            Some(f) => {
+                assert!(through_relay, "{name} ran through the reference relay");
+                assert_eq!(f.errors, 0, "{name}: {:?}", f.error_samples);
+                assert!(f.sessions > 0, "{name}: no session through the relay");
+            }
+            None => assert!(
+                !through_relay,
+                "{name} did not run through the reference relay"
+            ),
         }
     }
+    let floor = get(Scenario::Interactive)
+        .reference_relay
+        .as_ref()
+        .expect("interactive through the reference relay");
+    assert!(floor.echo_p99_ms.is_some_and(|p| p > 0.0));
     let churn = get(Scenario::Churn).gateway.as_ref().unwrap();
     assert_eq!(churn.sessions, 30);
     assert!(churn.sessions_per_s.unwrap() > 0.0);
