@@ -371,7 +371,6 @@ pub fn goals(scenarios: &Scenarios) -> Vec<Goal> {
     out
 }
 
-/// Sessions the gateway completed in a scenario (0 when it did not run there).
 /// Where the reference relay stands on a figure judged against the direct path: a target
 /// below the floor cannot be met by any relay that terminates TLS on both legs here, and
 /// what the gateway costs above the floor is its own.
@@ -392,6 +391,7 @@ fn floor_note(r: &ScenarioReport, key: &str, of: fn(&TargetResult) -> Option<f64
     )
 }
 
+/// Sessions the gateway completed in a scenario (0 when it did not run there).
 fn sessions(r: Option<&ScenarioReport>) -> usize {
     r.and_then(|r| r.gateway.as_ref()).map_or(0, |g| g.sessions)
 }
