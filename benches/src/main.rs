@@ -178,8 +178,8 @@ async fn main_async(args: Args, nofile: u64) -> anyhow::Result<bool> {
         let s = spawn::start(&bin_dir, &args.work_dir, &args.recording).await?;
         eprintln!(
             "podgate-load: devcluster pid {}, podgate pid {} at {} (logs in {})",
-            s.devcluster.pid,
-            s.gateway.pid,
+            s.devcluster.pid(),
+            s.gateway.pid(),
             s.gateway_url,
             s.work_dir.display()
         );
@@ -196,9 +196,9 @@ async fn main_async(args: Args, nofile: u64) -> anyhow::Result<bool> {
         let d = Target::direct(&kc, tls, sources.clone()).await?;
         reference = Some((
             Target::relay(&s.relay_url, &s.gateway_ca_pem, &kc, tls, sources.clone()).await?,
-            s.relay.pid,
+            s.relay.pid(),
         ));
-        let ids = (Some(s.gateway.pid), Some(s.devcluster.pid));
+        let ids = (Some(s.gateway.pid()), Some(s.devcluster.pid()));
         let urls = (Some(s.gateway_url.clone()), Some(kc.server.clone()));
         spawned = Some(s);
         (Some(g), Some(d), ids.0, ids.1, urls.0, urls.1)

@@ -14,11 +14,14 @@ pub const TOKEN: &str = "podgate-bench-admin-token";
 /// when dropped.
 pub struct Proc {
     pub name: &'static str,
-    pub pid: u32,
     started: crate::launch::Proc,
 }
 
 impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.started.pid
+    }
+
     /// SIGTERM, then up to `grace` for a clean exit, then SIGKILL.
     pub async fn stop(self, grace: Duration) -> String {
         match self.started.stop(grace).await {
@@ -239,14 +242,7 @@ async fn launch(
     let log = work_dir.join(format!("{name}.log"));
     let started = crate::launch::launch(cmd, &log).await.context(name)?;
     let url = started.url.clone();
-    Ok((
-        Proc {
-            name,
-            pid: started.pid,
-            started,
-        },
-        url,
-    ))
+    Ok((Proc { name, started }, url))
 }
 
 #[cfg(test)]

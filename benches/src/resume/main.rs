@@ -136,8 +136,8 @@ async fn main_async(args: Args, nofile: u64) -> anyhow::Result<bool> {
     let spawned = spawn::start(&bin_dir, &work, "off").await?;
     eprintln!(
         "podgate-resume: devcluster pid {}, podgate pid {} at {} (logs in {})",
-        spawned.devcluster.pid,
-        spawned.gateway.pid,
+        spawned.devcluster.pid(),
+        spawned.gateway.pid(),
         spawned.gateway_url,
         spawned.work_dir.display()
     );
@@ -307,7 +307,7 @@ fn echo_line(i: usize) -> Vec<u8> {
 async fn measure(args: &Args, spawned: &Spawned) -> anyhow::Result<Report> {
     let n = args.sessions as usize;
     let admin = spawned.admin_addr().await?;
-    let pid = spawned.gateway.pid;
+    let pid = spawned.gateway.pid();
     let sources = Arc::new(SourceAddrs::new(args.source_addrs));
     let target = Arc::new(
         Target::gateway(
