@@ -4,8 +4,10 @@
 //! opens TLS to the cluster with the same provider, and copies bytes both ways: one task per
 //! direction, 16 KiB reads (one full TLS record per write), no HTTP, no WebSocket. What
 //! podgate spends per relayed byte above this is its own work (framing, copies, wakeups); the
-//! throughput scenario runs through it in the same run as through podgate and directly
-//! (`scenarios.throughput.reference_relay` in `summary.json`).
+//! throughput, churn and interactive scenarios run through it in the same run as through
+//! podgate and directly (`scenarios.{throughput,churn,interactive}.reference_relay` in
+//! `summary.json`): the floor for CPU per byte, CPU per session setup and the echo's extra
+//! hop.
 
 use anyhow::Context as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject as _};
