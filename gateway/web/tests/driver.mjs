@@ -78,6 +78,13 @@ export async function type(page, text) {
   await page.keyboard.type(text);
 }
 
+/// Presses a key in the active terminal, as `type` types: whatever had the focus (a resume
+/// redraws the pane), the key goes to the shell.
+export async function press(page, key) {
+  await page.locator('.pane:not([hidden]) .xterm-helper-textarea').focus();
+  await page.keyboard.press(key);
+}
+
 export async function shot(page, name) {
   await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: false });
 }

@@ -11,8 +11,8 @@
 //   PODGATE_ONLY         optional: a substring of the scenario names to run
 // Prints "ok - NAME" / "FAIL - NAME: why" and "N passed, N failed".
 import {
-  BASE, GROUP, devLogin, finish, firstPage, hasLine, launch, lines, ready, scenario, shot, tab, type, until, view,
-  waitText, watchErrors,
+  BASE, GROUP, devLogin, finish, firstPage, hasLine, launch, lines, press, ready, scenario, shot, tab, type, until,
+  view, waitText, watchErrors,
 } from './driver.mjs';
 
 const ADMIN = 'podgate-demo-admin';
@@ -138,9 +138,7 @@ async function dropAndResume(breakLink, how) {
     // Live again: the counter goes on past where it was.
     const resumedAt = await lastNumber(page, 'n=');
     await waitText(page, 0, 'numbers counting after the resume', (text) => (numbered(text, 'n=').at(-1) ?? 0) >= resumedAt + 20);
-    // The interrupt goes where typing goes (xterm's textarea), whatever had the focus.
-    await page.locator('.pane:not([hidden]) .xterm-helper-textarea').focus();
-    await page.keyboard.press('Control+C');
+    await press(page, 'Control+C');
     const after = await pid(page, 'after');
     if (after !== before) throw new Error(`the shell was PID ${before}, now ${after}: not the same process`);
     const t = await tab(page, 0);
@@ -315,7 +313,7 @@ async function overflowGroup() {
         const ns = numbered(text, 'f=');
         return ns.length > 0 && ns.at(-1) > (numbered(t.text, 'f=').at(-1) ?? 0) + 100;
       });
-      await page.keyboard.press('Control+C');
+      await press(page, 'Control+C');
       await type(page, 'echo flood-stopped\r');
       await waitText(page, 0, 'the flood stopped', hasLine('flood-stopped'));
       // The numbers: in order, none twice, one run missing where the gap was, about as many
