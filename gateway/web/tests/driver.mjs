@@ -1,4 +1,4 @@
-// What a browser scenario file needs (importable; ui.mjs keeps its own copies for now): waits
+// What a browser scenario file needs (every scenario file imports it, ui.mjs too): waits
 // on conditions with deadlines, Chromium contexts of their own, the demo login, the pickers,
 // typing, the terminal's buffer through `window.podgate.view()`, and scenario bookkeeping
 // ("ok - NAME" / "FAIL - NAME: why", "N passed, N failed").
@@ -126,8 +126,19 @@ export async function devLogin(page, url, token) {
 /// Opens a terminal with the pickers; returns its tab index.
 export async function pick(page, { cluster, namespace, pod, container }) {
   if (await page.locator('#pick-cluster').isHidden()) await page.locator('#tab-new').click();
+  // On a timeout, say what the picker showed instead (a note such as "Pods could not be
+  // listed (...)" or its error), so a failure names its cause.
   const opt = (sel, value) => until(`${sel} offers ${value}`, async () =>
-    (await page.locator(`${sel} option[value="${value}"]`).count()) > 0);
+    (await page.locator(`${sel} option[value="${value}"]`).count()) > 0).catch(async (e) => {
+    const shown = await page.locator('.picker .note, .picker .error').allInnerTexts().catch(() => []);
+    const options = await page.locator(`${sel} option`).allInnerTexts().catch(() => []);
+    throw new Error(`${e.message}; options: ${JSON.stringify(options)}; picker says: ${JSON.stringify(shown.filter((t) => t.trim()))}`);
+  });
+  // The picker shows one page of clusters: once it is there, search for one that is not on it.
+  await until('the cluster list', async () => (await page.locator('#pick-cluster option:not([value=""])').count()) > 0);
+  if ((await page.locator(`#pick-cluster option[value="${cluster}"]`).count()) === 0) {
+    await page.locator('#pick-cluster-search').fill(cluster);
+  }
   await opt('#pick-cluster', cluster);
   await page.locator('#pick-cluster').selectOption(cluster);
   await opt('#pick-namespace', namespace);

@@ -14,140 +14,16 @@
 //   PODGATE_ONLY         optional: a substring of the scenario names to run
 // Prints "ok - NAME" or "FAIL - NAME: why" per scenario and "N passed, N failed" at the end;
 // exits 1 when any failed. Every wait polls a condition with a deadline.
-import { chromium } from 'playwright-core';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import {
+  BASE, GROUP, devLogin, finish, firstPage, hasLine, launch, lines, pick, ready, scenario, shot, tab, type,
+  until, view, waitOpen, waitText, WAIT_MS,
+} from './driver.mjs';
 
-const BASE = process.env.PODGATE_URL;
-const SHOTS = process.env.PODGATE_SCREENSHOTS || join(process.cwd(), 'ui-screenshots');
-const ONLY = process.env.PODGATE_ONLY || '';
-const GROUP = process.env.PODGATE_GROUP || 'main';
-const CHROMIUM = process.env.PODGATE_CHROMIUM || '/usr/bin/chromium';
-if (!BASE) {
-  console.error('PODGATE_URL is not set');
-  process.exit(2);
-}
-mkdirSync(SHOTS, { recursive: true });
-
-// Generous: a fresh shell runs the machine's rc files, and pyenv's, for one, waits up to 60 s
-// for a lock a killed shell left behind. Waits end as soon as their condition holds.
-const WAIT_MS = 90_000;
-
-/// Polls `fn` (async) until it returns a truthy value or the deadline passes.
-async function until(what, fn, ms = WAIT_MS) {
-  const deadline = Date.now() + ms;
-  let last;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what} (last: ${String(last)})`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-const view = (page) => page.evaluate(() => window.podgate.view());
-const tab = async (page, i) => (await view(page)).tabs[i];
 const activeTab = async (page) => {
   const v = await view(page);
   return v.tabs[v.active];
 };
-const lines = (text) => text.split('\n').map((l) => l.trimEnd());
-
-async function waitText(page, i, what, pred, ms) {
-  return until(`tab ${i}: ${what}`, async () => {
-    const t = await tab(page, i);
-    return t && pred(t.text, t) ? t : null;
-  }, ms).catch(async (e) => {
-    const t = await tab(page, i).catch(() => null);
-    throw new Error(`${e.message}\n--- terminal ${i} ---\n${t ? t.text.trimEnd() : '(no tab)'}\n---`);
-  });
-}
-const hasLine = (want) => (text) => lines(text).includes(want);
-
-async function waitOpen(page, i) {
-  await until(`tab ${i} open`, async () => (await tab(page, i))?.state === 'open');
-}
-
-let readyCount = 0;
-/// Waits until tab `i`'s shell runs commands (its rc files are done).
-async function ready(page, i) {
-  await waitOpen(page, i);
-  const marker = `ready-${++readyCount}`;
-  await page.locator('.tab-select').nth(i).click();
-  await type(page, `echo ${marker}\r`);
-  await waitText(page, i, marker, hasLine(marker), 90_000);
-}
-
-/// Types into the active terminal (xterm's hidden textarea has the focus).
-async function type(page, text) {
-  await page.locator('.pane:not([hidden]) .xterm-helper-textarea').focus();
-  await page.keyboard.type(text);
-}
-
-async function shot(page, name) {
-  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: false });
-}
-
-const browserDirs = [];
-async function launch() {
-  const dir = mkdtempSync(join(tmpdir(), 'podgate-ui-chromium-'));
-  browserDirs.push(dir);
-  const ctx = await chromium.launchPersistentContext(dir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    ignoreHTTPSErrors: true,
-    viewport: { width: 1100, height: 700 },
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-  return ctx;
-}
-
-async function devLogin(page, url, token) {
-  await page.goto(url);
-  await page.locator('#login-token').fill(token);
-  await page.locator('#login-dev').click();
-  await until('logged in', async () => (await page.locator('.who').count()) > 0);
-}
-
-/// Opens a terminal with the pickers; returns its tab index.
-async function pick(page, { cluster, namespace, pod, container }) {
-  if (await page.locator('#pick-cluster').isHidden()) await page.locator('#tab-new').click();
-  // On a timeout, say what the picker showed instead (a note such as "Pods could not be
-  // listed (...)" or its error), so a failure names its cause.
-  const opt = (sel, value) => until(`${sel} offers ${value}`, async () =>
-    (await page.locator(`${sel} option[value="${value}"]`).count()) > 0).catch(async (e) => {
-    const shown = await page.locator('.picker .note, .picker .error').allInnerTexts().catch(() => []);
-    const options = await page.locator(`${sel} option`).allInnerTexts().catch(() => []);
-    throw new Error(`${e.message}; options: ${JSON.stringify(options)}; picker says: ${JSON.stringify(shown.filter((t) => t.trim()))}`);
-  });
-  // The picker shows one page of clusters: search for one that is not on it.
-  if ((await page.locator(`#pick-cluster option[value="${cluster}"]`).count()) === 0) {
-    await page.locator('#pick-cluster-search').fill(cluster);
-  }
-  await opt('#pick-cluster', cluster);
-  await page.locator('#pick-cluster').selectOption(cluster);
-  await opt('#pick-namespace', namespace);
-  await page.locator('#pick-namespace').selectOption(namespace);
-  await opt('#pick-pod', pod);
-  await page.locator('#pick-pod').selectOption(pod);
-  if (container) {
-    await opt('#pick-container', container);
-    await page.locator('#pick-container').selectOption(container);
-  }
-  const before = (await view(page)).tabs.length;
-  await page.locator('#pick-open').click();
-  // The picker asks the cluster first (its pre-flight): a new tab, or its refusal, follows.
-  await until('a new terminal or the picker\'s refusal', async () =>
-    (await view(page)).tabs.length > before || (await page.locator('.picker .error').innerText()) !== '');
-  return (await view(page)).active;
-}
 
 /// A TCP forwarder to the gateway whose connections the test can cut (a dropped network).
 function forwarder(target) {
@@ -172,25 +48,9 @@ function forwarder(target) {
 
 // ---------------------------------------------------------------------------------------
 
-const results = [];
-async function scenario(name, fn) {
-  if (ONLY && !name.includes(ONLY)) return;
-  const started = Date.now();
-  try {
-    await fn();
-    results.push([name, null]);
-    console.log(`ok - ${name} (${Date.now() - started} ms)`);
-  } catch (e) {
-    results.push([name, e]);
-    console.log(`FAIL - ${name}: ${e && e.stack ? e.stack : e}`);
-  }
-}
-
 const admin = await launch();
-const page = admin.pages()[0] ?? (await admin.newPage());
 const consoleErrors = [];
-page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
-page.on('pageerror', (e) => consoleErrors.push(String(e)));
+const page = await firstPage(admin, consoleErrors);
 
 async function mainGroup() {
   await scenario('serves the page with a strict CSP', async () => {
@@ -866,8 +726,4 @@ await scenario('no errors in the page console', async () => {
   if (relevant.length) throw new Error(relevant.join('\n'));
 });
 
-await admin.close();
-for (const d of browserDirs) rmSync(d, { recursive: true, force: true });
-const failed = results.filter(([, e]) => e).length;
-console.log(`${results.length - failed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+await finish([admin]);
