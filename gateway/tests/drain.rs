@@ -155,3 +155,61 @@ async fn sigterm_drains_with_readyz_503_until_the_process_exits() {
     }
     let _ = watch.kill().await;
 }
+
+/// The `session_end` lines a shutdown wrote (`close_reason: shutdown`), by session id.
+fn ended_by_shutdown(gw: &serve::Serve) -> std::collections::BTreeSet<String> {
+    gw.stdout()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"] == "session_end" && v["close_reason"] == "shutdown")
+        .filter_map(|v| v["session_id"].as_str().map(String::from))
+        .collect()
+}
+
+/// The audit writer batches lines (it lingers after a write); the shutdown waits for it, so
+/// the ends of the sessions it closed are written before the process exits, all of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_audits_the_end_of_every_session_it_closes() {
+    if !kubectl::available() {
+        return;
+    }
+    let mut site = serve::one_cluster(Path::new(PODGATE), |c| c).await;
+    let gw = &mut site.gw;
+    let admin = gw.kubectl("east", ADMIN.token);
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(Held::open(&admin, "default", "shell-0", "sleep 600").await);
+    }
+    let started = || {
+        gw.stdout()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["event"] == "session_start")
+            .filter_map(|v| v["session_id"].as_str().map(String::from))
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    assert!(
+        wait_for(Duration::from_secs(10), || started().len() == 4).await,
+        "four session_start lines; stdout:\n{}",
+        gw.stdout().join("\n")
+    );
+    let ids = started();
+    gw.sigterm();
+    let status = gw.exit_within(Duration::from_secs(15)).await;
+    assert!(status.success(), "podgate exited with {status}");
+    for s in held {
+        let out = s.ended(Duration::from_secs(5)).await;
+        out.assert_fails_saying(
+            &["the gateway is shutting down"],
+            "a session open at SIGTERM",
+        );
+    }
+    // The process is gone: what it wrote is in the pipe, or was never written.
+    wait_for(Duration::from_secs(5), || ended_by_shutdown(gw) == ids).await;
+    assert_eq!(
+        ended_by_shutdown(gw),
+        ids,
+        "a session_end line for every session the shutdown closed; stdout:\n{}",
+        gw.stdout().join("\n")
+    );
+}

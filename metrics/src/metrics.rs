@@ -387,8 +387,9 @@ impl Metrics {
         }
     }
 
-    pub fn audit_write_failure(&self) {
-        self.inner.audit_write_failures.inc();
+    /// `lines` audit lines that could not be written.
+    pub fn audit_write_failures(&self, lines: u64) {
+        self.inner.audit_write_failures.inc_by(lines);
     }
 
     pub fn audit_line_dropped(&self) {

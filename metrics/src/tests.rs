@@ -205,7 +205,7 @@ fn names_types_and_labels_are_exactly_the_interface() {
     m.set_build_info("0.1.0", "abc123");
     m.set_certificate_expiry(CertificateUse::Serving, "", Some(1_800_000_000));
     m.set_certificate_expiry(CertificateUse::ClusterClient, "prod", Some(1_900_000_000));
-    m.audit_write_failure();
+    m.audit_write_failures(1);
     m.audit_line_dropped();
     m.unauthenticated_request();
     let e = Exposition::parse(&m.render());

@@ -18,6 +18,9 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+/// How long a shutdown waits for the audit output to take the last lines.
+const AUDIT_FLUSH: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub struct StartOptions {
     pub listen: SocketAddr,
     /// The public listener's certificate (its expiry is exported as a gauge).
@@ -108,6 +111,13 @@ impl Running {
         let _ = self.server.await;
         self.sessions.tasks.close();
         self.sessions.tasks.wait().await;
+        // The sessions' last lines (their ends) are written before the process exits.
+        if !self.sessions.audit.flush(AUDIT_FLUSH).await {
+            tracing::warn!(
+                "the audit output did not take the last lines within {}s; they may be lost",
+                AUDIT_FLUSH.as_secs()
+            );
+        }
         if let Some((admin, handle, tasks)) = self.admin {
             admin.stop.cancel();
             let _ = handle.await;
