@@ -178,10 +178,17 @@ impl Audit {
 
     fn emit(&self, event: &str, record: &impl Serialize) {
         let Some(tx) = &self.tx else { return };
-        let mut value = serde_json::to_value(record).unwrap_or_default();
-        value["event"] = serde_json::Value::from(event);
-        let mut line = serde_json::to_vec(&value).unwrap_or_default();
-        line.push(b'\n');
+        let line = match audit_line(event, record) {
+            Ok(line) => line,
+            Err(e) => {
+                // Not written is not silently thinned out: counted as a line that failed.
+                session_log!(ERROR, event, "audit line not written: {e}");
+                if let Some(m) = self.metrics.get() {
+                    m.audit_write_failures(1);
+                }
+                return;
+            }
+        };
         if tx.try_send(Msg::Line(line)).is_err() {
             if let Some(m) = self.metrics.get() {
                 m.audit_line_dropped();
@@ -235,6 +242,30 @@ impl Audit {
         .await
         .unwrap_or(false)
     }
+}
+
+/// One audit line: `{"event":EVENT,` then `record`'s fields, then a newline. Serialized
+/// straight into the line (no `serde_json::Value` map built and sorted per line).
+fn audit_line(event: &str, record: &impl Serialize) -> Result<Vec<u8>, serde_json::Error> {
+    let mut line = Vec::with_capacity(512);
+    line.extend_from_slice(b"{\"event\":");
+    serde_json::to_writer(&mut line, event)?;
+    let fields = line.len();
+    serde_json::to_writer(&mut line, record)?;
+    match line.get(fields..) {
+        Some(b"{}") => {
+            line.truncate(fields);
+            line.push(b'}');
+        }
+        Some([b'{', ..]) => line[fields] = b',',
+        _ => {
+            return Err(serde::ser::Error::custom(
+                "an audit record is not a JSON object",
+            ));
+        }
+    }
+    line.push(b'\n');
+    Ok(line)
 }
 
 /// The writer thread: until every sender is gone, waits for a line, writes it and what is
@@ -430,6 +461,40 @@ mod tests {
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
+    }
+
+    #[test]
+    fn a_line_is_the_event_then_the_record_s_fields_as_one_json_object() {
+        let identity = podgate_auth::Identity::new("al\"ice", ["dev"]).expect("identity");
+        let record = RequestRecord {
+            identity: &identity,
+            source: "127.0.0.1:1",
+            cluster: "c",
+            method: "POST",
+            path: "/api/v1/namespaces/default/config\nmaps",
+            code: 201,
+            time: "2026-12-04T05:00:00.000Z".into(),
+        };
+        let text = audit_line("request", &record).expect("serializes");
+        assert!(text.starts_with(b"{\"event\":\"request\",\"user\":"));
+        assert_eq!(text.iter().filter(|&&b| b == b'\n').count(), 1, "one line");
+        assert_eq!(text.last(), Some(&b'\n'));
+        let v: serde_json::Value = serde_json::from_slice(&text).expect("JSON");
+        assert_eq!(v["user"], "al\"ice", "escaped, and read back as sent");
+        assert_eq!(v["path"], "/api/v1/namespaces/default/config\nmaps");
+        assert_eq!(v["groups"], serde_json::json!(["dev"]));
+        assert_eq!(
+            (v["code"].as_u64(), v["cluster"].as_str()),
+            (Some(201), Some("c"))
+        );
+        // A record without fields is the event alone; one that is not an object is refused.
+        #[derive(Serialize)]
+        struct Nothing {}
+        assert_eq!(
+            audit_line("ping", &Nothing {}).expect("serializes"),
+            b"{\"event\":\"ping\"}\n"
+        );
+        assert!(audit_line("odd", &5).is_err());
     }
 
     #[test]
